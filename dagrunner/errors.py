@@ -1,0 +1,129 @@
+"""One exception tree for dagrunner: a root, then one subtree per layer.
+
+Every message says what was wrong, where (file, line, value) and what to do, because the CLI prints
+`str(error)` as the one line a user sees. `SkipTask` and `FailTask` are not errors of ours: they are
+signals a task raises on purpose, so they live outside the `DagRunnerError` tree.
+"""
+
+from __future__ import annotations
+
+
+class DagRunnerError(Exception):
+    """Root of every error dagrunner raises on purpose (the CLI shows these without a traceback)."""
+
+
+# --- configuration ---------------------------------------------------------------------------------
+
+
+class ConfigError(DagRunnerError):
+    """A setting has a value we cannot use (names the setting, its source and the value)."""
+
+
+# --- authoring ---------------------------------------------------------------------------------------
+
+
+class AuthoringError(DagRunnerError):
+    """A DAG or task definition is invalid. Raised while the DAG file is being imported."""
+
+
+class InvalidArgumentError(AuthoringError, ValueError):
+    """A DAG or operator argument has a bad value."""
+
+
+class DuplicateTaskIdError(AuthoringError):
+    """Two tasks in one DAG share a task_id."""
+
+
+class CycleError(AuthoringError):
+    """The task graph has a cycle; the message names it as `a -> b -> a`."""
+
+
+class InvalidScheduleError(AuthoringError, ValueError):
+    """A schedule (cron string, preset, timedelta, timetable) cannot be understood."""
+
+
+class InvalidTimezoneError(AuthoringError, ValueError):
+    """A timezone name is unknown."""
+
+
+# --- loading -----------------------------------------------------------------------------------------
+
+
+class LoadingError(DagRunnerError):
+    """Finding or importing DAG files failed in a way that is not one file's import error."""
+
+
+class DagNotFoundError(LoadingError):
+    """A dag_id was asked for that no parsed file defines."""
+
+
+# --- scheduling --------------------------------------------------------------------------------------
+
+
+class SchedulingError(DagRunnerError):
+    """The scheduler cannot create or advance a run as asked."""
+
+
+class DuplicateRunError(SchedulingError):
+    """A run with this run_id or logical date already exists for the DAG."""
+
+
+class InvalidRunIdError(SchedulingError, ValueError):
+    """A user-given run id does not match the allowed pattern."""
+
+
+class InvalidConfError(SchedulingError, ValueError):
+    """A `--conf` value is not a JSON object."""
+
+
+# --- execution ---------------------------------------------------------------------------------------
+
+
+class ExecutionError(DagRunnerError):
+    """An executor failed to run a work item (not the task's own failure)."""
+
+
+class XComError(ExecutionError):
+    """A task returned a value that cannot be stored as XCom (not JSON-serializable)."""
+
+
+# --- persistence -------------------------------------------------------------------------------------
+
+
+class PersistenceError(DagRunnerError):
+    """The metadata database cannot be used as asked."""
+
+
+class DatabaseNotInitializedError(PersistenceError):
+    """The database has no dagrunner schema yet (run `dagrunner db init`)."""
+
+
+class SchemaNotCurrentError(PersistenceError):
+    """The schema is older (or newer) than this version of dagrunner expects."""
+
+
+class DatabaseLockedError(PersistenceError):
+    """Another process holds the SQLite write lock for longer than the busy timeout."""
+
+
+class IllegalTransitionError(PersistenceError):
+    """A state change that `states.TRANSITIONS` does not allow."""
+
+
+class NotFoundError(PersistenceError):
+    """A row that was asked for (run, task instance, try) does not exist."""
+
+
+# --- signals raised by task code -------------------------------------------------------------------
+
+
+class TaskSignal(Exception):  # noqa: N818 - these are signals, named as Airflow users expect
+    """Base of the exceptions a task raises on purpose to control its own outcome."""
+
+
+class SkipTask(TaskSignal):  # noqa: N818
+    """Raise inside a task to mark it `skipped` (Airflow's AirflowSkipException)."""
+
+
+class FailTask(TaskSignal):  # noqa: N818
+    """Raise inside a task to fail it without further retries (Airflow's AirflowFailException)."""
