@@ -1,3 +1,70 @@
-"""dagrunner: an Airflow-style DAG scheduler. This module exports the public authoring API only."""
+"""dagrunner: an Airflow-style DAG scheduler. This module exports the public authoring API only.
+
+    from dagrunner import DAG, dag, task, TaskGroup, TriggerRule, chain, cross_downstream, SkipTask, FailTask
+
+The names are loaded on first use (PEP 562), so `import dagrunner.settings` in the scheduler or the CLI
+does not pay for Jinja, networkx and the timetables until a DAG is actually defined.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "DAG": "dagrunner.authoring.dag",
+    "dag": "dagrunner.authoring.dag",
+    "task": "dagrunner.authoring.taskflow",
+    "TaskGroup": "dagrunner.authoring.task_group",
+    "task_group": "dagrunner.authoring.task_group",
+    "TriggerRule": "dagrunner.authoring.trigger_rule",
+    "WeightRule": "dagrunner.authoring.trigger_rule",
+    "chain": "dagrunner.authoring.dependencies",
+    "cross_downstream": "dagrunner.authoring.dependencies",
+    "BaseOperator": "dagrunner.authoring.baseoperator",
+    "XComArg": "dagrunner.authoring.xcom_arg",
+    "SkipTask": "dagrunner.errors",
+    "FailTask": "dagrunner.errors",
+}
+
+__all__ = [
+    "DAG",
+    "BaseOperator",
+    "FailTask",
+    "SkipTask",
+    "TaskGroup",
+    "TriggerRule",
+    "WeightRule",
+    "XComArg",
+    "__version__",
+    "chain",
+    "cross_downstream",
+    "dag",
+    "task",
+    "task_group",
+]
+
+if TYPE_CHECKING:
+    from dagrunner.authoring.baseoperator import BaseOperator
+    from dagrunner.authoring.dag import DAG, dag
+    from dagrunner.authoring.dependencies import chain, cross_downstream
+    from dagrunner.authoring.task_group import TaskGroup, task_group
+    from dagrunner.authoring.taskflow import task
+    from dagrunner.authoring.trigger_rule import TriggerRule, WeightRule
+    from dagrunner.authoring.xcom_arg import XComArg
+    from dagrunner.errors import FailTask, SkipTask
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dagrunner' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -46,6 +46,21 @@ class InvalidTimezoneError(AuthoringError, ValueError):
     """A timezone name is unknown."""
 
 
+class TaskNotFoundError(AuthoringError, KeyError):
+    """A task_id (or group id) was asked of a DAG that does not define it."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted, like a repr
+        return str(self.args[0]) if self.args else ""
+
+
+class TemplateRenderError(AuthoringError):
+    """A templated field failed to render (undefined variable, syntax error, missing template file)."""
+
+
+class InvalidBranchError(AuthoringError, ValueError):
+    """A branch callable chose a task that is not directly downstream of the branching task."""
+
+
 # --- loading -----------------------------------------------------------------------------------------
 
 
@@ -100,6 +115,10 @@ class DatabaseNotInitializedError(PersistenceError):
 
 class SchemaNotCurrentError(PersistenceError):
     """The schema is older (or newer) than this version of dagrunner expects."""
+
+
+class DatabaseUnavailableError(PersistenceError):
+    """The metadata database cannot be opened or reached (names the URL with its password masked)."""
 
 
 class DatabaseLockedError(PersistenceError):

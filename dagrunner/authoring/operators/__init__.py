@@ -1,0 +1,22 @@
+"""The built-in operators."""
+
+from dagrunner.authoring.operators.bash import BashCommandError, BashOperator
+from dagrunner.authoring.operators.empty import EmptyOperator
+from dagrunner.authoring.operators.python import (
+    BranchMixin,
+    BranchPythonOperator,
+    PythonOperator,
+    ShortCircuitOperator,
+    determine_kwargs,
+)
+
+__all__ = [
+    "BashCommandError",
+    "BashOperator",
+    "BranchMixin",
+    "BranchPythonOperator",
+    "EmptyOperator",
+    "PythonOperator",
+    "ShortCircuitOperator",
+    "determine_kwargs",
+]

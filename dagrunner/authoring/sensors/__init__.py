@@ -1,0 +1,8 @@
+"""Sensors: tasks that wait for a condition (see base.py for how waiting is declared)."""
+
+from dagrunner.authoring.sensors.base import BaseSensorOperator, SensorTimeout, run_poke_loop
+from dagrunner.authoring.sensors.filesystem import FileSensor
+from dagrunner.authoring.sensors.python import PythonSensor
+from dagrunner.authoring.sensors.time_delta import TimeDeltaSensor
+
+__all__ = ["BaseSensorOperator", "FileSensor", "PythonSensor", "SensorTimeout", "TimeDeltaSensor", "run_poke_loop"]

@@ -1,0 +1,273 @@
+"""BaseOperator: a task's definition — its id, retry and scheduling arguments, callbacks and `execute`.
+
+Construction goes through `OperatorMeta.__call__`, which does what Airflow's `apply_defaults` does and a
+little more, before the class's own `__init__` runs:
+
+1. capture the user's `file:line` (errors and `dagrunner tasks list` show it);
+2. find the DAG and TaskGroup (explicit `dag=` / `task_group=`, else the current `with` blocks);
+3. fill arguments the call left out from `default_args` (explicit > group > DAG > the class default),
+   only for arguments the operator accepts, as Airflow does, so `default_args={"owner": ...}` is harmless;
+4. refuse unknown and missing arguments with one clear message;
+
+and after `__init__`, registers the task in its DAG and adds an edge from every XComArg found in its
+templated fields. Subclasses declare `template_fields` and implement `execute(context)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import networkx as nx
+
+from dagrunner.authoring import _context
+from dagrunner.authoring.arguments import ID_PATTERN, ArgChecker
+from dagrunner.authoring.dag import DAG
+from dagrunner.authoring.dependencies import DependencyMixin
+from dagrunner.authoring.init_params import init_params
+from dagrunner.authoring.location import Location, user_location
+from dagrunner.authoring.task_group import TaskGroup
+from dagrunner.authoring.trigger_rule import TriggerRule, WeightRule
+from dagrunner.authoring.xcom_arg import XComArg, iter_xcom_args
+from dagrunner.errors import AuthoringError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from dagrunner.authoring.mapped import OperatorPartial
+
+#: Never taken from default_args: identity and placement are per task.
+_NOT_DEFAULTABLE = frozenset({"task_id", "dag", "task_group"})
+
+Callback = Callable[..., Any]
+
+
+class OperatorMeta(type):
+    """Routes `SomeOperator(...)` through `BaseOperator._construct` (see the module docstring)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls._construct(args, kwargs, where=user_location(), register=True)  # type: ignore[attr-defined]
+
+
+class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
+    """Base of every task. Arguments and defaults are Airflow's (DESIGN.md section 2)."""
+
+    #: Attribute names rendered with Jinja against the run context before `execute`.
+    template_fields: ClassVar[Sequence[str]] = ()
+    #: A templated string ending in one of these is the name of a template file to render instead.
+    template_ext: ClassVar[Sequence[str]] = ()
+    is_branch: ClassVar[bool] = False
+    is_short_circuit: ClassVar[bool] = False
+    is_sensor: ClassVar[bool] = False
+    is_mapped: ClassVar[bool] = False
+    #: True when a dict return value is also pushed as one XCom per key (set by @task).
+    multiple_outputs: bool = False
+
+    defined_at: Location
+    _arg_check: ArgChecker
+
+    @classmethod
+    def _construct(
+        cls, args: tuple[Any, ...], kwargs: dict[str, Any], *, where: Location, register: bool
+    ) -> BaseOperator:
+        """Build an instance; `register=False` builds one that is not added to its DAG (a mapped copy)."""
+        task_id = kwargs.get("task_id")
+        subject = f"{cls.__name__} {task_id!r}"
+        dag = kwargs.get("dag") or _context.current_dag()
+        if dag is None:
+            raise InvalidArgumentError(
+                f"{subject} at {where} is not in a DAG: define it inside `with DAG(...):` or a @dag "
+                "function, or pass dag="
+            )
+        if not isinstance(dag, DAG):
+            ArgChecker(subject, where).fail("dag", dag, "a DAG")
+        group = kwargs.get("task_group") or _context.current_task_group(dag)
+        if not isinstance(group, TaskGroup) or group.dag is not dag:
+            ArgChecker(subject, where).fail("task_group", group, f"a TaskGroup of DAG {dag.dag_id!r}")
+        check = ArgChecker(f"{subject} in DAG {dag.dag_id!r}", where)
+        params = init_params(cls)
+        unknown = kwargs.keys() - params.accepted
+        if unknown:
+            check.unknown(unknown, params.accepted - _NOT_DEFAULTABLE)
+        kwargs, sources = _apply_default_args(kwargs, params.accepted, dag, group)
+        missing = params.required - kwargs.keys()
+        if missing and not args:
+            check.missing(missing)
+
+        task = cls.__new__(cls)
+        task.defined_at = where
+        task._arg_check = ArgChecker(check.subject, where, sources)
+        task.__init__(*args, **{**kwargs, "dag": dag, "task_group": group})  # type: ignore[misc]
+        for name in () if task.is_mapped else task.template_fields:
+            if not hasattr(task, name):
+                raise AuthoringError(
+                    f"{cls.__name__} lists {name!r} in template_fields but sets no such attribute"
+                )
+        if register:
+            dag.add_task(task)
+            task._add_xcom_edges()
+        return task
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        retries: int = 0,
+        retry_delay: timedelta | float = timedelta(seconds=300),
+        retry_exponential_backoff: bool | float = False,
+        max_retry_delay: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
+        trigger_rule: TriggerRule | str = TriggerRule.ALL_SUCCESS,
+        depends_on_past: bool = False,
+        pool: str = "default_pool",
+        pool_slots: int = 1,
+        priority_weight: int = 1,
+        weight_rule: WeightRule | str = WeightRule.DOWNSTREAM,
+        queue: str = "default",
+        do_xcom_push: bool = True,
+        on_success_callback: Callback | list[Callback] | None = None,
+        on_failure_callback: Callback | list[Callback] | None = None,
+        on_retry_callback: Callback | list[Callback] | None = None,
+        on_execute_callback: Callback | list[Callback] | None = None,
+        doc_md: str | None = None,
+        params: dict[str, Any] | None = None,
+        dag: DAG | None = None,
+        task_group: TaskGroup | None = None,
+    ) -> None:
+        check = self._arg_check
+        assert dag is not None and task_group is not None, "OperatorMeta always resolves dag and task_group"
+        self.dag: DAG = dag
+        self.task_group: TaskGroup = task_group
+        self.label = check.string("task_id", task_id, pattern=ID_PATTERN, what="letters, digits, _ . or -")
+        self.task_id: str = task_group.child_id(task_id)
+        if len(self.task_id) > 250:
+            check.fail("task_id", task_id, "a full id (with group prefixes) of at most 250 characters")
+        self.retries = check.integer("retries", retries, minimum=0)
+        self.retry_delay = check.duration("retry_delay", retry_delay)
+        self.retry_exponential_backoff = _backoff_base(check, retry_exponential_backoff)
+        self.max_retry_delay = check.optional_duration("max_retry_delay", max_retry_delay)
+        self.execution_timeout = check.optional_duration("execution_timeout", execution_timeout, positive=True)
+        self.trigger_rule = _trigger_rule(check, trigger_rule)
+        self.depends_on_past = check.boolean("depends_on_past", depends_on_past)
+        self.pool = check.string("pool", pool)
+        self.pool_slots = check.integer("pool_slots", pool_slots, minimum=1)
+        self.priority_weight = check.priority("priority_weight", priority_weight)
+        self.weight_rule = WeightRule(check.choice("weight_rule", weight_rule, list(WeightRule)))
+        self.queue = check.string("queue", queue)
+        self.do_xcom_push = check.boolean("do_xcom_push", do_xcom_push)
+        self.on_success_callback = check.callbacks("on_success_callback", on_success_callback)
+        self.on_failure_callback = check.callbacks("on_failure_callback", on_failure_callback)
+        self.on_retry_callback = check.callbacks("on_retry_callback", on_retry_callback)
+        self.on_execute_callback = check.callbacks("on_execute_callback", on_execute_callback)
+        self.doc_md = check.optional_string("doc_md", doc_md)
+        self.params: dict[str, Any] = check.params("params", params)
+
+    # --- what subclasses implement ------------------------------------------------------------------
+
+    def execute(self, context: Mapping[str, Any]) -> Any:
+        """Do the work; the return value becomes the task's XCom (`return_value`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement execute(self, context)")
+
+    def on_kill(self) -> None:
+        """Called when the try is killed (timeout, SIGTERM): stop any subprocess the task started."""
+
+    # --- graph views --------------------------------------------------------------------------------
+
+    @property
+    def upstream_task_ids(self) -> set[str]:
+        return set(self.dag.graph.predecessors(self.task_id))
+
+    @property
+    def downstream_task_ids(self) -> set[str]:
+        return set(self.dag.graph.successors(self.task_id))
+
+    @property
+    def upstream_list(self) -> list[BaseOperator]:
+        return [self.dag.task_dict[task_id] for task_id in self.dag.graph.predecessors(self.task_id)]
+
+    @property
+    def downstream_list(self) -> list[BaseOperator]:
+        return [self.dag.task_dict[task_id] for task_id in self.dag.graph.successors(self.task_id)]
+
+    def get_flat_relative_ids(self, *, upstream: bool = False) -> set[str]:
+        """All ancestors (upstream=True) or all descendants of this task."""
+        if upstream:
+            return set(nx.ancestors(self.dag.graph, self.task_id))
+        return set(nx.descendants(self.dag.graph, self.task_id))
+
+    @property
+    def output(self) -> XComArg:
+        """This task's return value as an XComArg (Airflow's `.output`)."""
+        return XComArg(self)
+
+    @property
+    def operator_name(self) -> str:
+        return type(self).__name__
+
+    def _edge_sources(self) -> list[BaseOperator]:
+        return [self]
+
+    def _edge_targets(self) -> list[BaseOperator]:
+        return [self]
+
+    def _xcom_inputs(self) -> Iterator[Any]:
+        """The argument values that may hold XComArgs (for a plain task: its templated fields)."""
+        return (getattr(self, name) for name in self.template_fields)
+
+    def _add_xcom_edges(self) -> None:
+        for arg in iter_xcom_args(list(self._xcom_inputs())):
+            if arg.operator is not self:
+                self.dag.add_edge(arg.operator, self, self.defined_at)
+
+    # --- run time -----------------------------------------------------------------------------------
+
+    def render_template_fields(
+        self, context: Mapping[str, Any], jinja_env: jinja2.Environment | None = None
+    ) -> None:
+        """Render every templated field in place (the runner does this on its own copy of the task)."""
+        from dagrunner.authoring.templating import render_templated_fields
+
+        render_templated_fields(self, context, jinja_env or self.dag.get_template_env())
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
+        """`Op.partial(task_id=..., common=...).expand(mapped=[...])`: declare a mapped task."""
+        from dagrunner.authoring.mapped import OperatorPartial
+
+        return OperatorPartial(cls, kwargs, user_location())
+
+    def __repr__(self) -> str:
+        return f"<Task({type(self).__name__}): {self.task_id}>"
+
+
+def _apply_default_args(
+    kwargs: dict[str, Any], accepted: frozenset[str], dag: DAG, group: TaskGroup
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """kwargs plus the default_args the call left out, and where each such value came from."""
+    merged: dict[str, tuple[Any, str]] = {k: (v, "the DAG's default_args") for k, v in dag.default_args.items()}
+    if group.default_args:
+        origin = f"TaskGroup {group.group_id!r} default_args"
+        merged.update({k: (v, origin) for k, v in group.default_args.items()})
+    result = dict(kwargs)
+    sources: dict[str, str] = {}
+    for name, (value, origin) in merged.items():
+        if name in accepted and name not in kwargs and name not in _NOT_DEFAULTABLE:
+            result[name] = value
+            sources[name] = origin
+    return result, sources
+
+
+def _backoff_base(check: ArgChecker, value: Any) -> float:
+    """Airflow's bool or a float base: True -> 2.0, False -> 0.0 (off); 0 and 1 both mean a fixed delay."""
+    if isinstance(value, bool):
+        return 2.0 if value else 0.0
+    if not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        check.fail("retry_exponential_backoff", value, "True, False, or a base (a number >= 0)")
+    return float(value)
+
+
+def _trigger_rule(check: ArgChecker, value: Any) -> TriggerRule:
+    if isinstance(value, str) and value in TriggerRule._value2member_map_:
+        return TriggerRule(value)
+    check.fail("trigger_rule", value, "one of " + ", ".join(TriggerRule))

@@ -1,0 +1,35 @@
+"""The names of the run context a task receives (DESIGN.md section 4, "Template context").
+
+A @task function may declare any of these as parameters without the caller passing them (Airflow makes
+them optional), and `determine_kwargs` hands them to callables that ask for them by name.
+"""
+
+from __future__ import annotations
+
+KNOWN_CONTEXT_KEYS: frozenset[str] = frozenset(
+    {
+        "conf",
+        "dag",
+        "dag_run",
+        "data_interval_end",
+        "data_interval_start",
+        "ds",
+        "ds_nodash",
+        "logical_date",
+        "macros",
+        "map_index",
+        "params",
+        "prev_data_interval_end_success",
+        "prev_data_interval_start_success",
+        "prev_start_date_success",
+        "run_id",
+        "task",
+        "task_instance",
+        "templates_dict",
+        "ti",
+        "ts",
+        "ts_nodash",
+        "ts_nodash_with_tz",
+        "var",
+    }
+)

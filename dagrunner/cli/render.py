@@ -1,0 +1,62 @@
+"""All terminal output goes through here: rich tables for people, JSON for scripts, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Write JSON to stdout exactly (no rich markup or wrapping), so scripts can parse it."""
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], **kwargs: Any) -> None:
+    t = Table(title=title, title_justify="left", **kwargs)
+    for col in columns:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*[_cell(v) for v in row])
+    console.print(t)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return fmt_time(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def fmt_time(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.isoformat(timespec="seconds")
+
+
+def error(message: str) -> None:
+    err_console.print(f"[bold red]Error:[/] {message}", markup=True)
+
+
+def info(message: str) -> None:
+    console.print(message)

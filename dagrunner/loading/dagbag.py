@@ -1,0 +1,186 @@
+"""The DagBag: what the DAG folder defines right now, re-importing only the files whose content changed.
+
+It owns two rules the rest of the system relies on:
+- one file's failure never removes or changes another file's DAGs;
+- a dag_id belongs to one file. When a second file defines it too, that second file gets an import error
+  naming both places, and the owner keeps the DAG. The owner is the file that had it before (so adding a
+  copy elsewhere never steals a running DAG), else the first file in path order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from dagrunner.errors import DagNotFoundError
+from dagrunner.loading.discovery import discover_dag_files
+from dagrunner.loading.isolated_import import FileImport, ImportFailure, file_hash, import_files
+from dagrunner.loading.serialization import SerializedDag
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """One DAG file as last parsed: every DAG it defines (serialized dicts) and its import failure, if any."""
+
+    path: str
+    content_hash: str
+    mtime: float
+    dags: tuple[dict[str, Any], ...]
+    failures: tuple[ImportFailure, ...]
+    parsed_at: datetime
+    duration_s: float = 0.0
+
+    @property
+    def dag_ids(self) -> list[str]:
+        return [d["dag_id"] for d in self.dags]
+
+
+@dataclass
+class RefreshReport:
+    """What one refresh did, for the scheduler's log line and the benchmarks."""
+
+    parsed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.parsed or self.removed)
+
+
+class DagBag:
+    """Parse results for one DAG folder, kept between refreshes so unchanged files are not re-imported."""
+
+    def __init__(
+        self,
+        dags_folder: Path,
+        *,
+        plugins_folder: Path | None = None,
+        timeout_s: float = 30.0,
+        parallelism: int = 2,
+    ) -> None:
+        self.dags_folder = dags_folder.resolve()
+        self.plugins_folder = plugins_folder.resolve() if plugins_folder else None
+        self.timeout_s = timeout_s
+        self.parallelism = parallelism
+        self.files: dict[str, ParsedFile] = {}
+        self._serialized: dict[str, SerializedDag] = {}
+        self._owner: dict[str, str] = {}  # dag_id -> the one file it belongs to
+        self._duplicates: dict[str, list[ImportFailure]] = {}  # path -> duplicate-id errors
+
+    # --- refresh -------------------------------------------------------------------------------------
+
+    def seed(self, files: Iterable[ParsedFile]) -> None:
+        """Start from results stored earlier (e.g. in the metadata DB) so unchanged files are not imported."""
+        for parsed in files:
+            self.files[parsed.path] = parsed
+        self._settle_duplicates(self._owners())
+        self._serialized.clear()
+
+    def refresh(self, now: datetime | None = None) -> RefreshReport:
+        """Discover files, import new or changed ones, drop removed ones, and settle dag_id ownership."""
+        now = now or datetime.now(timezone.utc)
+        report = RefreshReport()
+        paths = discover_dag_files(self.dags_folder)
+        current = {str(p) for p in paths}
+        for gone in sorted(set(self.files) - current):
+            del self.files[gone]
+            report.removed.append(gone)
+        to_import: list[Path] = []
+        for path in paths:
+            known = self.files.get(str(path))
+            if known is not None and self._unchanged(path, known):
+                report.unchanged.append(str(path))
+            else:
+                to_import.append(path)
+        owners = self._owners()
+        if to_import:
+            sys_path = [self.dags_folder] + ([self.plugins_folder] if self.plugins_folder else [])
+            for result in import_files(
+                to_import, timeout_s=self.timeout_s, parallelism=self.parallelism, sys_path=sys_path
+            ):
+                self.files[result.path] = _parsed(result, now)
+                report.parsed.append(result.path)
+        self._settle_duplicates(owners)
+        self._serialized.clear()
+        return report
+
+    @staticmethod
+    def _unchanged(path: Path, known: ParsedFile) -> bool:
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        if stat.st_mtime == known.mtime:
+            return True
+        return file_hash(path) == known.content_hash
+
+    def _owners(self) -> dict[str, str]:
+        return dict(self._owner)
+
+    def _settle_duplicates(self, previous_owners: dict[str, str]) -> None:
+        """Give each dag_id to one file; every other file defining it gets an import error naming both."""
+        claims: dict[str, list[str]] = {}
+        for path in sorted(self.files):
+            for data in self.files[path].dags:
+                claims.setdefault(data["dag_id"], []).append(path)
+        self._owner = {}
+        self._duplicates = {}
+        for dag_id, paths in claims.items():
+            owner = previous_owners.get(dag_id)
+            owner = owner if owner in paths else paths[0]
+            self._owner[dag_id] = owner
+            owner_line = _line_of(self.files[owner], dag_id)
+            where = f"{owner}:{owner_line}" if owner_line else owner
+            for path in paths:
+                if path != owner:
+                    failure = ImportFailure(
+                        "duplicate",
+                        f"dag_id '{dag_id}' is already defined in {where}; each dag_id must be defined "
+                        "in one file, so rename one of them",
+                        _line_of(self.files[path], dag_id),
+                    )
+                    self._duplicates.setdefault(path, []).append(failure)
+
+    # --- views ---------------------------------------------------------------------------------------
+
+    @property
+    def dags(self) -> dict[str, SerializedDag]:
+        if not self._serialized:
+            for parsed in sorted(self.files.values(), key=lambda p: p.path):
+                for data in parsed.dags:
+                    if self._owner.get(data["dag_id"]) == parsed.path:
+                        self._serialized[data["dag_id"]] = SerializedDag.from_dict(data)
+        return self._serialized
+
+    def get_dag(self, dag_id: str) -> SerializedDag:
+        try:
+            return self.dags[dag_id]
+        except KeyError:
+            hint = f"; known DAGs: {', '.join(sorted(self.dags))}" if self.dags else ""
+            broken = [p for p, _ in self.failures if dag_id in Path(p).read_text(errors="replace")]
+            if broken:
+                hint += f". {broken[0]} mentions it but failed to import: see `dagrunner dags errors`"
+            raise DagNotFoundError(f"no DAG with id {dag_id!r} in {self.dags_folder}{hint}") from None
+
+    @property
+    def failures(self) -> list[tuple[str, ImportFailure]]:
+        return [(p, f) for p in sorted(self.files) for f in self.failures_of(p)]
+
+    def failures_of(self, path: str) -> list[ImportFailure]:
+        return list(self.files[path].failures) + self._duplicates.get(path, [])
+
+
+def _parsed(result: FileImport, now: datetime) -> ParsedFile:
+    failures = (result.failure,) if result.failure else ()
+    return ParsedFile(result.path, result.content_hash, result.mtime, result.dags, failures, now, result.duration_s)
+
+
+def _line_of(parsed: ParsedFile, dag_id: str) -> int | None:
+    for data in parsed.dags:
+        if data["dag_id"] == dag_id:
+            return data.get("fileloc_line")
+    return None

@@ -1,0 +1,239 @@
+"""Import DAG files in child processes, so that no DAG file can hurt the process that loads it.
+
+A DAG file is user code: it may raise, call `sys.exit()`, loop forever or allocate without end. Each file
+is imported in its own child process, forked from a forkserver that has already imported dagrunner and its
+heavy dependencies, so a child costs milliseconds rather than an interpreter start. The child sends back
+the serialized DAGs (plain JSON-able dicts) or an import error with the line in the file where it happened.
+
+Timeouts are enforced twice: inside the child a SIGALRM raises `DagImportTimeout` in the Python code that
+is running, so the error can name the line of the loop; the parent kills the child outright a little later
+in case it is stuck in C code that never returns to the interpreter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+#: Modules the forkserver imports once, so each child starts with them warm.
+_PRELOAD = ["dagrunner.authoring", "dagrunner.operators", "dagrunner.loading.serialization", "pendulum", "networkx"]
+#: Extra time the parent grants beyond the timeout before it kills a child that ignored SIGALRM.
+_KILL_GRACE_S = 2.0
+
+
+@dataclass(frozen=True)
+class ImportFailure:
+    """Why one file failed to import: the one-line message, the line in the file (if known), the traceback."""
+
+    kind: str  # syntax | exception | exit | timeout | crash | duplicate
+    message: str
+    line: int | None
+    traceback: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "line": self.line, "traceback": self.traceback}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImportFailure:
+        return cls(data["kind"], data["message"], data.get("line"), data.get("traceback", ""))
+
+
+@dataclass(frozen=True)
+class FileImport:
+    """The outcome of importing one DAG file: its serialized DAGs, or the failure (or both, see dagbag)."""
+
+    path: str
+    content_hash: str
+    mtime: float
+    dags: tuple[dict[str, Any], ...]
+    failure: ImportFailure | None
+    duration_s: float
+
+
+class DagImportTimeout(Exception):  # noqa: N818 - raised inside user code; the name reads in a traceback
+    """Raised in the child when the import runs past `dagbag_import_timeout`."""
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def import_files(
+    paths: Iterable[Path],
+    *,
+    timeout_s: float,
+    parallelism: int,
+    sys_path: Iterable[Path] = (),
+) -> list[FileImport]:
+    """Import each file in its own child process, at most `parallelism` at once; results in input order."""
+    ctx = _context()
+    extra_path = [str(p) for p in sys_path]
+    ordered = list(paths)
+    pending = list(ordered)
+    results: dict[str, FileImport] = {}
+    running: dict[Connection, tuple[Path, multiprocessing.process.BaseProcess, float, str, float]] = {}
+    while pending or running:
+        while pending and len(running) < max(1, parallelism):
+            path = pending.pop(0)
+            try:
+                stat = path.stat()
+                digest = file_hash(path)
+            except OSError as exc:
+                results[str(path)] = FileImport(
+                    str(path), "", 0.0, (), ImportFailure("exception", f"cannot read file: {exc}", None), 0.0
+                )
+                continue
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_child_main, args=(str(path), extra_path, timeout_s, send), daemon=True)
+            proc.start()
+            send.close()
+            running[recv] = (path, proc, time.monotonic(), digest, stat.st_mtime)
+        _collect(running, results, timeout_s)
+    return [results[str(p)] for p in ordered]
+
+
+def _collect(running: dict[Connection, Any], results: dict[str, FileImport], timeout_s: float) -> None:
+    """Wait for any child to answer (or to overrun its time) and record its outcome."""
+    now = time.monotonic()
+    deadline = min(start + timeout_s + _KILL_GRACE_S for (_, _, start, _, _) in running.values())
+    ready = wait(list(running), timeout=max(0.0, deadline - now))
+    for conn in ready:
+        path, proc, start, digest, mtime = running.pop(conn)  # type: ignore[call-overload]
+        try:
+            status, payload = conn.recv()
+        except (EOFError, OSError):
+            proc.join(1.0)
+            status, payload = "error", _crash_failure(proc.exitcode).to_dict()
+        conn.close()
+        proc.join(1.0)
+        results[str(path)] = _result(path, digest, mtime, status, payload, time.monotonic() - start)
+    now = time.monotonic()
+    for conn, (path, proc, start, digest, mtime) in list(running.items()):
+        if now - start >= timeout_s + _KILL_GRACE_S:
+            proc.kill()
+            proc.join(1.0)
+            conn.close()
+            running.pop(conn)
+            failure = ImportFailure(
+                "timeout",
+                f"import did not finish within dagbag_import_timeout={timeout_s:g}s and was killed; "
+                "move slow work from the file's top level into tasks, or raise the setting",
+                None,
+            )
+            results[str(path)] = FileImport(str(path), digest, mtime, (), failure, now - start)
+
+
+def _result(path: Path, digest: str, mtime: float, status: str, payload: Any, took: float) -> FileImport:
+    if status == "ok":
+        return FileImport(str(path), digest, mtime, tuple(payload), None, took)
+    return FileImport(str(path), digest, mtime, (), ImportFailure.from_dict(payload), took)
+
+
+def _crash_failure(exitcode: int | None) -> ImportFailure:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        why = f"the import process died from signal {name}"
+    else:
+        why = f"the import process exited with code {exitcode} without reporting (os._exit at import?)"
+    return ImportFailure("crash", why + "; run the file with python to see why", None)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """A forkserver with dagrunner preloaded where the platform has one, else spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+# --- the child side ------------------------------------------------------------------------------------
+
+
+def _child_main(path: str, extra_path: list[str], timeout_s: float, conn: Connection) -> None:
+    """Import one file and send ("ok", [serialized dags]) or ("error", failure dict) back."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # a DAG file's prints must not scribble over the CLI's output
+    os.dup2(devnull, 2)
+    for entry in reversed(extra_path):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    try:
+        status, payload = "ok", _import_and_serialize(path, timeout_s)
+    except BaseException as exc:  # noqa: BLE001 - anything a DAG file raises, SystemExit included
+        status, payload = "error", describe_failure(exc, path, timeout_s).to_dict()
+    try:
+        conn.send((status, payload))
+    except Exception as exc:  # noqa: BLE001 - e.g. a value that cannot be pickled
+        conn.send(("error", ImportFailure("exception", f"cannot send the parsed DAGs back: {exc}", None).to_dict()))
+    conn.close()
+
+
+def _import_and_serialize(path: str, timeout_s: float) -> list[dict[str, Any]]:
+    from dagrunner.authoring.dag import collected_dags, reset_collected_dags
+    from dagrunner.loading.serialization import serialize_dag
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise DagImportTimeout(
+            f"import did not finish within dagbag_import_timeout={timeout_s:g}s; "
+            "move slow work from the file's top level into tasks, or raise the setting"
+        )
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    reset_collected_dags()
+    module_name = "dagrunner_dagfile_" + hashlib.sha1(path.encode()).hexdigest()[:16]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    dags = collected_dags()
+    for dag in dags:
+        dag.fileloc = path
+    return [serialize_dag(dag) for dag in dags]
+
+
+def describe_failure(exc: BaseException, path: str, timeout_s: float = 0.0) -> ImportFailure:
+    """Turn what a DAG file raised into a one-line message with the line in that file where it happened."""
+    if isinstance(exc, SyntaxError) and exc.filename and Path(exc.filename).resolve() == Path(path).resolve():
+        text = (exc.text or "").strip()
+        detail = f" in {text!r}" if text else ""
+        return ImportFailure("syntax", f"SyntaxError: {exc.msg}{detail}", exc.lineno, _format(exc))
+    line = _line_in_file(exc, path)
+    if isinstance(exc, SystemExit):
+        return ImportFailure(
+            "exit", f"sys.exit({exc.code!r}) was called while importing; a DAG file must not exit", line, _format(exc)
+        )
+    kind = "timeout" if isinstance(exc, DagImportTimeout) else "exception"
+    name = "" if isinstance(exc, DagImportTimeout) else f"{type(exc).__name__}: "
+    return ImportFailure(kind, f"{name}{exc}", line, _format(exc))
+
+
+def _line_in_file(exc: BaseException, path: str) -> int | None:
+    """The deepest traceback line that belongs to the DAG file itself (the user's line, not ours)."""
+    target = os.path.realpath(path)
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if os.path.realpath(frame.filename) == target:
+            line = frame.lineno
+    if line is None and isinstance(exc, SyntaxError) and exc.lineno:
+        return exc.lineno
+    return line
+
+
+def _format(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -1,0 +1,316 @@
+"""The single path for every state change, and the audit trail it leaves.
+
+Each function here changes rows *and* appends their `audit_log` rows in the caller's session, then
+flushes without committing: the caller's transaction commits both or neither, so the audit log can never
+miss a change or record one that did not happen. `states.TASK_TRANSITIONS` / `RUN_TRANSITIONS` decide
+what is allowed; the models refuse a state set on a stored row by any other route.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import socket
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from dagrunner.clock import utcnow
+from dagrunner.errors import IllegalTransitionError, NotFoundError
+from dagrunner.persistence.models import AuditLog, Dag, DagRun, TaskInstance, state_gate
+from dagrunner.settings import mask_url
+from dagrunner.states import (
+    FINISHED,
+    RUN_FINISHED,
+    TASK_TRANSITIONS,
+    DagRunState,
+    TaskInstanceState,
+    run_transition_allowed,
+    task_transition_allowed,
+)
+
+TI = TaskInstanceState
+#: States in which a try has just ended: the end time is what the retry delay counts from.
+_TRY_ENDED = FINISHED | {TI.UP_FOR_RETRY, TI.UP_FOR_RESCHEDULE}
+_ACTOR_MAX = 1000  # audit_log.actor column length
+
+
+# --- task instances ----------------------------------------------------------------------------------
+
+
+def transition_task(
+    session: Session,
+    ti: TaskInstance,
+    new: TaskInstanceState,
+    *,
+    actor: str,
+    reason: str,
+    detail: dict[str, Any] | None = None,
+    when: datetime | None = None,
+) -> None:
+    """Move `ti` to `new` if the state machine allows it, and audit the change in the same transaction.
+
+    Raises IllegalTransitionError (nothing changed) when `states.TASK_TRANSITIONS` forbids it.
+    """
+    transition_tasks(session, [ti], new, actor=actor, reason=reason, detail=detail, when=when)
+
+
+def transition_tasks(
+    session: Session,
+    tis: Sequence[TaskInstance],
+    new: TaskInstanceState,
+    *,
+    actor: str,
+    reason: str,
+    detail: dict[str, Any] | None = None,
+    when: datetime | None = None,
+) -> int:
+    """`transition_task` for many instances at once (the scheduler's per-tick batch); returns the count.
+
+    All transitions are checked before any is made, so an illegal one leaves every instance unchanged.
+    The audit rows go in as one multi-row insert.
+    """
+    new = TI(new)
+    when = _aware(when)
+    session.flush()  # so that instances created in this session carry their column defaults
+    for ti in tis:
+        _check_task(ti, new)
+    rows = []
+    with state_gate():
+        for ti in tis:
+            rows.append(
+                _audit_values("task.state", actor, when, reason, detail, ti=ti, old=ti.state, new=new)
+            )
+            ti.state = new
+            _stamp_task(ti, new, when)
+    _insert_audit(session, rows)
+    return len(rows)
+
+
+def _check_task(ti: TaskInstance, new: TaskInstanceState) -> None:
+    old = TI(ti.state)
+    if not task_transition_allowed(old, new):
+        allowed = ", ".join(sorted(TASK_TRANSITIONS[old]))
+        raise IllegalTransitionError(
+            f"task {ti.label()}: {old} -> {new} is not an allowed state change "
+            f"(from {old} it may go to: {allowed})"
+        )
+
+
+def _stamp_task(ti: TaskInstance, new: TaskInstanceState, when: datetime) -> None:
+    """Keep the instance's timestamps in step with its state."""
+    ti.updated_at = when
+    if new == TI.NONE:  # cleared: it has not been queued or run in its new life
+        ti.queued_at = ti.start_date = ti.end_date = ti.next_try_at = None
+    elif new == TI.QUEUED:
+        ti.queued_at = when
+    elif new == TI.RUNNING:
+        ti.start_date = when
+        ti.end_date = None
+    elif new in _TRY_ENDED:
+        ti.end_date = when
+
+
+# --- runs ----------------------------------------------------------------------------------------------
+
+
+def transition_run(
+    session: Session,
+    run: DagRun,
+    new: DagRunState,
+    *,
+    actor: str,
+    reason: str,
+    detail: dict[str, Any] | None = None,
+    when: datetime | None = None,
+) -> None:
+    """Move `run` to `new` if `states.RUN_TRANSITIONS` allows it, and audit it in the same transaction."""
+    new = DagRunState(new)
+    session.flush()
+    old = DagRunState(run.state)
+    if not run_transition_allowed(old, new):
+        raise IllegalTransitionError(
+            f"run {run.run_id} of DAG {run.dag_id}: {old} -> {new} is not an allowed state change"
+        )
+    when = _aware(when)
+    row = _audit_values("run.state", actor, when, reason, detail, run=run, old=old, new=new)
+    with state_gate():
+        run.state = new
+    run.updated_at = when
+    if new == DagRunState.QUEUED:  # (re-)queued: a fresh start
+        run.queued_at = when
+        run.start_date = run.end_date = None
+    elif new == DagRunState.RUNNING:
+        run.start_date = when
+        run.end_date = None
+    elif new in RUN_FINISHED:
+        run.end_date = when
+    _insert_audit(session, [row])
+
+
+# --- creation and other events ---------------------------------------------------------------------
+
+
+def record_created(
+    session: Session, obj: DagRun | TaskInstance, *, actor: str, reason: str, when: datetime | None = None
+) -> None:
+    """Audit a run or task instance created in its initial state (old state: none)."""
+    record_created_many(session, [obj], actor=actor, reason=reason, when=when)
+
+
+def record_created_many(
+    session: Session,
+    objs: Iterable[DagRun | TaskInstance],
+    *,
+    actor: str,
+    reason: str,
+    when: datetime | None = None,
+) -> None:
+    """`record_created` for a batch (a new run and all its task instances) in one insert.
+
+    The objects are added to the session (if they are not yet) and inserted before their audit rows.
+    """
+    when = _aware(when)
+    objs = list(objs)
+    session.add_all(objs)
+    session.flush()  # inserts them, filling in column defaults (state none, map_index -1)
+    rows = []
+    for obj in objs:
+        if isinstance(obj, DagRun):
+            rows.append(_audit_values("run.created", actor, when, reason, None, run=obj, new=obj.state))
+        else:
+            rows.append(_audit_values("task.created", actor, when, reason, None, ti=obj, new=obj.state))
+    _insert_audit(session, rows)
+
+
+def record_event(
+    session: Session,
+    event: str,
+    *,
+    actor: str,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    map_index: int | None = None,
+    try_number: int | None = None,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+    when: datetime | None = None,
+) -> None:
+    """Audit something that is not a state change: a backfill started, a callback failed, a clear asked."""
+    row = {
+        "ts": _aware(when),
+        "actor": _clip(actor),
+        "event": event,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task_id,
+        "map_index": map_index,
+        "try_number": try_number,
+        "reason": reason,
+        "detail": detail,
+    }
+    _insert_audit(session, [row])
+
+
+def set_paused(
+    session: Session, dag_id: str, paused: bool, *, actor: str, when: datetime | None = None
+) -> bool:
+    """Pause or unpause a DAG; returns whether anything changed (only a change is audited)."""
+    dag = session.get(Dag, dag_id, with_for_update=True)
+    if dag is None:
+        raise NotFoundError(
+            f"no DAG {dag_id!r} in the metadata database; `dagrunner dags list` shows the known ones"
+        )
+    if dag.is_paused == paused:
+        return False
+    old, new = ("unpaused", "paused") if paused else ("paused", "unpaused")
+    dag.is_paused = paused
+    row = {
+        "ts": _aware(when),
+        "actor": _clip(actor),
+        "event": "dag.paused" if paused else "dag.unpaused",
+        "dag_id": dag_id,
+        "old_state": old,
+        "new_state": new,
+    }
+    _insert_audit(session, [row])
+    return True
+
+
+# --- actors --------------------------------------------------------------------------------------------
+
+
+def actor_for_cli(argv: Sequence[str]) -> str:
+    """`user@host: dagrunner dags pause x`, the actor of a change made from the command line.
+
+    `argv` is `sys.argv`: the program path is shortened to its name, and database URLs have their
+    password masked before they reach the audit log.
+    """
+    words = [os.path.basename(argv[0]) if argv else "dagrunner"]
+    words += [mask_url(word) if "://" in word else word for word in argv[1:]]
+    return _clip(f"{_user()}@{socket.gethostname()}: {shlex.join(words)}")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no login name (e.g. a container running as an unnamed uid)
+        uid = os.getuid() if hasattr(os, "getuid") else None
+        return f"uid{uid}" if uid is not None else "unknown"
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def _audit_values(
+    event: str,
+    actor: str,
+    when: datetime,
+    reason: str | None,
+    detail: dict[str, Any] | None,
+    *,
+    ti: TaskInstance | None = None,
+    run: DagRun | None = None,
+    old: str | None = None,
+    new: str | None = None,
+) -> dict[str, Any]:
+    source: TaskInstance | DagRun | None = ti or run
+    assert source is not None
+    return {
+        "ts": when,
+        "actor": _clip(actor),
+        "event": event,
+        "dag_id": source.dag_id,
+        "run_id": source.run_id,
+        "task_id": ti.task_id if ti is not None else None,
+        "map_index": ti.map_index if ti is not None else None,
+        "try_number": ti.try_number if ti is not None else None,
+        "old_state": str(old) if old is not None else None,
+        "new_state": str(new) if new is not None else None,
+        "reason": reason,
+        "detail": detail,
+    }
+
+
+def _insert_audit(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Flush the pending row changes, then add all audit rows in one (executemany) insert."""
+    session.flush()
+    if rows:
+        session.execute(insert(AuditLog), rows)
+
+
+def _aware(when: datetime | None) -> datetime:
+    if when is None:
+        return utcnow()
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"naive datetime {when.isoformat()} given as `when`; pass an aware datetime")
+    return when
+
+
+def _clip(actor: str) -> str:
+    return actor if len(actor) <= _ACTOR_MAX else actor[: _ACTOR_MAX - 1] + "…"

@@ -1,0 +1,414 @@
+"""The metadata database as SQLAlchemy 2 models: one class per table of DESIGN section 5.
+
+Read this file as the schema. Indexes are chosen for the scheduler's hot path, whose cost per tick must
+grow with *active* work, never with history: every query the loop runs filters on an indexed state
+column or on a (dag_id, run_id) prefix. State columns are never changed by assignment outside
+`persistence.audit` (see the guard at the bottom), because every state change must leave an audit row.
+
+The migration in `migrations/versions/` creates exactly these tables; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm.attributes import instance_state
+
+from dagrunner.errors import IllegalTransitionError, PersistenceError
+from dagrunner.persistence.types import BigId, Json, StrEnumType, UtcDateTime
+from dagrunner.states import DagRunState, TaskInstanceState
+
+#: Constraint names are fixed so that later migrations can drop or alter them by name, which SQLite's
+#: batch mode needs (it cannot find an unnamed constraint to drop).
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID_LEN = 250  # dag_id, run_id, task_id: Airflow's limit, so DAGs port unchanged
+DEFAULT_POOL = "default_pool"
+
+
+class DagRunType(StrEnum):
+    """Why a run exists; part of its run_id (`scheduled__…`, `manual__…`, `backfill__…`)."""
+
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    BACKFILL = "backfill"
+    ASSET = "asset"
+
+
+#: Run types whose (dag_id, logical_date) must be unique: the timetable yields each date once, and a
+#: backfill re-uses an existing run instead of adding a second one. Manual and asset runs may share a date.
+UNIQUE_DATE_RUN_TYPES = (DagRunType.SCHEDULED, DagRunType.BACKFILL)
+
+
+class JobType(StrEnum):
+    SCHEDULER = "scheduler"
+    BACKFILL = "backfill"
+
+
+class JobState(StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"  # stopped cleanly
+    FAILED = "failed"  # died, or was found dead by another job
+
+
+class BackfillState(StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _id_column(*, primary_key: bool = False) -> Mapped[str]:
+    return mapped_column(String(ID_LEN), primary_key=primary_key, nullable=False)
+
+
+# --- DAGs and the files that define them ------------------------------------------------------------
+
+
+class Dag(Base):
+    """One row per dag_id ever seen. `is_active` goes false when no parsed file defines it any more."""
+
+    __tablename__ = "dag"
+
+    dag_id: Mapped[str] = _id_column(primary_key=True)
+    fileloc: Mapped[str] = mapped_column(Text, nullable=False)
+    is_paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    schedule_description: Mapped[str | None] = mapped_column(String(1000))
+    tags: Mapped[list[str]] = mapped_column(Json, nullable=False, default=list)
+    max_active_runs: Mapped[int | None] = mapped_column(Integer)
+    max_active_tasks: Mapped[int | None] = mapped_column(Integer)
+    next_dagrun: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_dagrun_data_interval_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_dagrun_data_interval_end: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: The scheduler's "which DAGs are due" query filters on this; hence the index.
+    next_dagrun_create_after: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    last_parsed: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class DagFile(Base):
+    """The loader's memory of one DAG file: unchanged files (same hash) are not imported again."""
+
+    __tablename__ = "dag_file"
+
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    file_hash: Mapped[str] = mapped_column(String(128), nullable=False)
+    mtime: Mapped[float] = mapped_column(Float, nullable=False)
+    #: dag_id -> serialized DAG structure, or None when the import failed.
+    serialized: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    import_error: Mapped[str | None] = mapped_column(Text)
+    last_parsed: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    parse_duration: Mapped[float | None] = mapped_column(Float)
+
+
+# --- runs ----------------------------------------------------------------------------------------------
+
+
+class Backfill(Base):
+    """One `dagrunner backfill` request; its runs point here. Re-running the same arguments resumes it."""
+
+    __tablename__ = "backfill"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(String(ID_LEN), nullable=False, index=True)
+    from_date: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    to_date: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    reprocess_behavior: Mapped[str] = mapped_column(String(20), nullable=False, default="none")
+    max_active_runs: Mapped[int | None] = mapped_column(Integer)
+    run_backwards: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    conf: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False, default=dict)
+    dry_run: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_by: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    state: Mapped[BackfillState] = mapped_column(
+        StrEnumType(BackfillState), nullable=False, default=BackfillState.RUNNING
+    )
+
+
+class DagRun(Base):
+    """One run of a DAG.
+
+    Unique (dag_id, run_id). A partial unique index also makes (dag_id, logical_date) unique among
+    scheduled and backfill runs, so a scheduler and a backfill racing to create the same date cannot both
+    win: the loser gets an IntegrityError instead of a duplicate run. Manual runs may share a date.
+    """
+
+    __tablename__ = "dag_run"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = _id_column()
+    run_id: Mapped[str] = _id_column()
+    run_type: Mapped[DagRunType] = mapped_column(StrEnumType(DagRunType), nullable=False)
+    logical_date: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    data_interval_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    data_interval_end: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    run_after: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    state: Mapped[DagRunState] = mapped_column(StrEnumType(DagRunState), nullable=False)
+    conf: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False, default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(512))
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    start_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_scheduling_decision: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    backfill_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("backfill.id", ondelete="SET NULL"), index=True
+    )
+    #: The scheduler job or backfill process that executes this run (None: any scheduler may).
+    owner: Mapped[str | None] = mapped_column(String(ID_LEN))
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    #: Loaded only when asked for; deleting a run deletes its task instances in the database (cascade).
+    task_instances: Mapped[list[TaskInstance]] = relationship(back_populates="dag_run", passive_deletes=True)
+
+    __table_args__ = (
+        UniqueConstraint("dag_id", "run_id"),
+        Index("ix_dag_run_dag_id_state", "dag_id", "state"),
+        Index("ix_dag_run_state", "state"),
+        Index(
+            "ux_dag_run_dag_id_logical_date",
+            "dag_id",
+            "logical_date",
+            unique=True,
+            sqlite_where=text("run_type IN ('scheduled', 'backfill')"),
+            postgresql_where=text("run_type IN ('scheduled', 'backfill')"),
+        ),
+        Index("ix_dag_run_dag_id_logical_date", "dag_id", "logical_date"),
+    )
+
+
+# --- tasks ---------------------------------------------------------------------------------------------
+
+
+class TaskInstance(Base):
+    """One task in one run (one row per map_index of a mapped task; -1 when not mapped).
+
+    A surrogate `id` keeps foreign keys from task_try and xcom short; the natural key is unique. That
+    unique index also serves every "tasks of this run" lookup, so no separate (dag_id, run_id) index.
+    """
+
+    __tablename__ = "task_instance"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = _id_column()
+    run_id: Mapped[str] = _id_column()
+    task_id: Mapped[str] = _id_column()
+    map_index: Mapped[int] = mapped_column(Integer, nullable=False, default=-1)
+    state: Mapped[TaskInstanceState] = mapped_column(
+        StrEnumType(TaskInstanceState), nullable=False, default=TaskInstanceState.NONE
+    )
+    #: Never decreases, also not on clear (a clear raises max_tries instead), so (task instance,
+    #: try_number) names one attempt and one log file forever.
+    try_number: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    max_tries: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    operator: Mapped[str | None] = mapped_column(String(1000))
+    queue: Mapped[str] = mapped_column(String(256), nullable=False, default="default")
+    pool: Mapped[str] = mapped_column(String(256), nullable=False, default=DEFAULT_POOL)
+    pool_slots: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    priority_weight: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    start_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: Retry / reschedule: not to be queued before this time.
+    next_try_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    hostname: Mapped[str | None] = mapped_column(String(1000))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    #: The executor's own id for the running try (e.g. the Celery task id), for adoption after restart.
+    executor_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    queued_by_job_id: Mapped[int | None] = mapped_column(BigId)
+    last_heartbeat: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    dag_run: Mapped[DagRun] = relationship(back_populates="task_instances")
+
+    __table_args__ = (
+        UniqueConstraint("dag_id", "run_id", "task_id", "map_index"),
+        ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"], ondelete="CASCADE"),
+        Index("ix_task_instance_state", "state"),
+    )
+
+    def label(self) -> str:
+        """`dag.task[map_index] in run R`, the way error messages and logs name a task instance."""
+        mapped = f"[{self.map_index}]" if self.map_index >= 0 else ""
+        return f"{self.dag_id}.{self.task_id}{mapped} in run {self.run_id}"
+
+
+class TaskTry(Base):
+    """One attempt of a task instance. Written when the try starts, closed once, never updated after."""
+
+    __tablename__ = "task_try"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ti_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("task_instance.id", ondelete="CASCADE"), nullable=False
+    )
+    dag_id: Mapped[str] = _id_column()
+    run_id: Mapped[str] = _id_column()
+    task_id: Mapped[str] = _id_column()
+    map_index: Mapped[int] = mapped_column(Integer, nullable=False, default=-1)
+    try_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    state: Mapped[TaskInstanceState] = mapped_column(StrEnumType(TaskInstanceState), nullable=False)
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    start_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    hostname: Mapped[str | None] = mapped_column(String(1000))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    executor_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    log_path: Mapped[str | None] = mapped_column(String(2048))
+
+    __table_args__ = (
+        UniqueConstraint("ti_id", "try_number"),
+        Index("ix_task_try_dag_id_run_id_task_id_map_index", "dag_id", "run_id", "task_id", "map_index"),
+    )
+
+
+class XCom(Base):
+    """A value a task instance handed to its downstream tasks (JSON only). Deleted with the instance."""
+
+    __tablename__ = "xcom"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ti_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("task_instance.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    dag_id: Mapped[str] = _id_column()
+    run_id: Mapped[str] = _id_column()
+    task_id: Mapped[str] = _id_column()
+    map_index: Mapped[int] = mapped_column(Integer, nullable=False, default=-1)
+    key: Mapped[str] = mapped_column(String(512), nullable=False, default="return_value")
+    value: Mapped[Any] = mapped_column(Json, nullable=True)  # a task returning None stores NULL
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+    __table_args__ = (UniqueConstraint("dag_id", "run_id", "task_id", "map_index", "key"),)
+
+
+class Pool(Base):
+    """A named set of slots shared by every task that names it. `default_pool` is created by migration."""
+
+    __tablename__ = "pool"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), nullable=False, unique=True)
+    slots: Mapped[int] = mapped_column(Integer, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+# --- history and processes ----------------------------------------------------------------------------
+
+
+class AuditLog(Base):
+    """Append-only history of every state change and notable event. Written only by `persistence.audit`."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, index=True)
+    #: user@host: command line, or the scheduler / backfill job that acted.
+    actor: Mapped[str] = mapped_column(String(1000), nullable=False)
+    event: Mapped[str] = mapped_column(String(64), nullable=False)
+    dag_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    run_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    task_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    map_index: Mapped[int | None] = mapped_column(Integer)
+    try_number: Mapped[int | None] = mapped_column(Integer)
+    old_state: Mapped[str | None] = mapped_column(String(20))
+    new_state: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+    __table_args__ = (Index("ix_audit_log_dag_id_ts", "dag_id", "ts"),)
+
+
+class SchedulerJob(Base):
+    """A scheduler or backfill process, so others can tell a live one (fresh heartbeat) from a dead one."""
+
+    __tablename__ = "scheduler_job"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_type: Mapped[JobType] = mapped_column(StrEnumType(JobType), nullable=False)
+    host: Mapped[str] = mapped_column(String(1000), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    latest_heartbeat: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    state: Mapped[JobState] = mapped_column(StrEnumType(JobState), nullable=False, default=JobState.RUNNING)
+
+    __table_args__ = (Index("ix_scheduler_job_state_job_type", "state", "job_type"),)
+
+
+#: The tables dagrunner owns; `schema.reset_db` drops exactly these (plus alembic_version).
+TABLE_NAMES: frozenset[str] = frozenset(Base.metadata.tables)
+
+
+# --- guards: the rules above that the schema alone cannot enforce ----------------------------------------
+
+_STATE_GATE: ContextVar[bool] = ContextVar("dagrunner_state_gate", default=False)
+
+
+@contextmanager
+def state_gate() -> Iterator[None]:
+    """Open the gate for a state change. Only `persistence.audit` may use this."""
+    token = _STATE_GATE.set(True)
+    try:
+        yield
+    finally:
+        _STATE_GATE.reset(token)
+
+
+def _refuse_direct_state_change(
+    target: TaskInstance | DagRun, value: Any, oldvalue: Any, initiator: Any
+) -> Any:
+    # A new, never-flushed row may be built in any state (record_created audits it); once it exists in
+    # the database its state moves only through audit.transition_*, which writes the audit row. Setting
+    # the value it already has is no change (Session.merge does that).
+    if not _STATE_GATE.get() and instance_state(target).has_identity and value != oldvalue:
+        kind = "task instance" if isinstance(target, TaskInstance) else "run"
+        raise IllegalTransitionError(
+            f"{kind} state set directly ({oldvalue} -> {value}); change states only through "
+            "dagrunner.persistence.audit.transition_task / transition_run, which also write the audit row"
+        )
+    return value
+
+
+def _refuse_audit_change(mapper: Any, connection: Any, target: AuditLog) -> None:
+    raise PersistenceError(f"audit_log row {target.id} was changed or deleted; the audit log is append-only")
+
+
+# active_history: the old value is loaded first if it was expired, so "no change" can be recognised.
+event.listen(TaskInstance.state, "set", _refuse_direct_state_change, retval=True, active_history=True)
+event.listen(DagRun.state, "set", _refuse_direct_state_change, retval=True, active_history=True)
+event.listen(AuditLog, "before_update", _refuse_audit_change)
+event.listen(AuditLog, "before_delete", _refuse_audit_change)

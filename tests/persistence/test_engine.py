@@ -1,0 +1,118 @@
+"""Engines: SQLite pragmas, sessions that commit or roll back, and driver errors told in our words."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from db_factories import new_run
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from dagrunner.errors import DatabaseUnavailableError, PersistenceError
+from dagrunner.persistence.engine import make_engine, session_scope
+from dagrunner.persistence.models import Pool
+from dagrunner.persistence.schema import check_db
+
+
+def test_sqlite_engine_creates_the_directory_and_sets_pragmas(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url, busy_timeout=2.5)
+    try:
+        with engine.connect() as conn:
+            pragma = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            }
+    finally:
+        engine.dispose()
+    assert pragma == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 2500}
+    assert Path(sqlite_url.removeprefix("sqlite:///")).is_file()
+
+
+def test_sqlite_write_transactions_begin_immediate(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    statements: list[str] = []
+    try:
+        from sqlalchemy import event
+
+        event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        with session_scope(engine) as session:
+            session.execute(select(1))
+        with session_scope(engine, readonly=True) as session:
+            session.execute(select(1))
+    finally:
+        engine.dispose()
+    begins = [s for s in statements if s.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN"]
+
+
+def test_session_scope_commits_on_success_and_rolls_back_on_error(migrated_engine: Engine) -> None:
+    with session_scope(migrated_engine) as session:
+        session.add(Pool(name="kept", slots=1))
+    with pytest.raises(RuntimeError), session_scope(migrated_engine) as session:
+        session.add(Pool(name="dropped", slots=1))
+        session.flush()
+        raise RuntimeError("boom")
+
+    with session_scope(migrated_engine, readonly=True) as session:
+        names = set(session.scalars(select(Pool.name)))
+    assert names == {"default_pool", "kept"}
+
+
+def test_readonly_session_objects_stay_usable(migrated_engine: Engine) -> None:
+    with session_scope(migrated_engine, readonly=True) as session:
+        pool = session.scalars(select(Pool)).one()
+    assert (pool.name, pool.slots) == ("default_pool", 128)
+
+
+def test_integrity_errors_are_left_to_the_caller(migrated_engine: Engine) -> None:
+    with session_scope(migrated_engine) as session:
+        session.add(new_run(run_id="same"))
+    with pytest.raises(IntegrityError), session_scope(migrated_engine) as session:
+        session.add(new_run(run_id="same", day=1))
+
+
+# --- unreachable or unusable databases -------------------------------------------------------------------
+
+
+def test_unreachable_postgres_names_the_url_with_the_password_masked() -> None:
+    engine = make_engine("postgresql+psycopg://bob:s3cret@127.0.0.1:1/meta")
+    with pytest.raises(DatabaseUnavailableError) as caught:
+        check_db(engine)
+    message = str(caught.value)
+    assert "postgresql+psycopg://bob:***@127.0.0.1:1/meta" in message
+    assert "s3cret" not in message
+    assert "DAGRUNNER_DB_URL" in message
+
+
+@pytest.mark.postgres
+def test_missing_postgres_database_is_explained(pg_admin: Engine) -> None:
+    url = pg_admin.url.set(database=f"dr_missing_{uuid.uuid4().hex[:8]}")
+    engine = make_engine(url.render_as_string(hide_password=False))
+    with pytest.raises(DatabaseUnavailableError, match="does not exist"):
+        check_db(engine)
+
+
+def test_plain_postgresql_urls_use_psycopg_3() -> None:
+    assert make_engine("postgresql://u@localhost/db").url.drivername == "postgresql+psycopg"
+
+
+def test_sqlite_directory_that_cannot_be_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where a directory should be")
+    with pytest.raises(DatabaseUnavailableError, match="cannot create the directory .*not_a_dir"):
+        make_engine(f"sqlite:///{blocker / 'state' / 'dagrunner.db'}")
+
+
+def test_a_file_that_is_not_a_sqlite_database(tmp_path: Path) -> None:
+    path = tmp_path / "dagrunner.db"
+    path.write_bytes(b"this is not a database, it is a text file that is long enough" * 20)
+    engine = make_engine(f"sqlite:///{path}")
+    with pytest.raises(DatabaseUnavailableError, match=f"{path} is not a usable SQLite database"):
+        check_db(engine)
+
+
+def test_an_invalid_url() -> None:
+    with pytest.raises(PersistenceError, match="is not valid"):
+        make_engine("not a url at all")
