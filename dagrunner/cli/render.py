@@ -11,8 +11,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+def _width(stream: object) -> int | None:
+    """Full terminal width on a terminal; a wide page when piped, so tables are not cut at 80 columns."""
+    return None if getattr(stream, "isatty", lambda: False)() else 200
+
+
+console = Console(highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 def print_json(data: Any) -> None:

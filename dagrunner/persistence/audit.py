@@ -76,6 +76,8 @@ def transition_tasks(
     """
     new = TI(new)
     when = _aware(when)
+    if len({id(ti) for ti in tis}) != len(tis):
+        raise ValueError("transition_tasks got the same task instance twice; pass each one once")
     session.flush()  # so that instances created in this session carry their column defaults
     for ti in tis:
         _check_task(ti, new)
@@ -221,7 +223,8 @@ def set_paused(
     session: Session, dag_id: str, paused: bool, *, actor: str, when: datetime | None = None
 ) -> bool:
     """Pause or unpause a DAG; returns whether anything changed (only a change is audited)."""
-    dag = session.get(Dag, dag_id, with_for_update=True)
+    # FOR UPDATE (PostgreSQL): two concurrent pause/unpause commands then audit one real change each.
+    dag = session.get(Dag, dag_id, with_for_update=True, populate_existing=True)
     if dag is None:
         raise NotFoundError(
             f"no DAG {dag_id!r} in the metadata database; `dagrunner dags list` shows the known ones"

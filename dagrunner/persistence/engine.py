@@ -9,8 +9,11 @@ at BEGIN makes such a transaction wait up to the busy timeout instead, and makes
 the latest data. So: the driver's own BEGIN handling is switched off (`isolation_level = None`) and a
 "begin" event emits `BEGIN IMMEDIATE` (the recipe in SQLAlchemy's pysqlite docs, "Serializable isolation /
 Savepoints / Transactional DDL"), which also makes DDL and SAVEPOINTs transactional. Read-only sessions
-(`session_scope(engine, readonly=True)`) use a plain deferred `BEGIN`: in WAL mode they never wait for a
-writer and see one consistent snapshot. Write transactions must stay short: they serialize all writers.
+(`session_scope(engine, readonly=True)`, or a connection with the `READONLY_OPTION` execution option) use
+a plain deferred `BEGIN`: in WAL mode they never wait for a writer and see one consistent snapshot. Any
+other transaction, including a bare `engine.connect()`, takes the write lock, so reads that may run beside
+a busy scheduler should say they are read-only. Write transactions must stay short: they serialize all
+writers.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def sqlite_path(url: URL | str) -> Path | None:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return Path(database).expanduser().resolve()
+    return Path(database).resolve()
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
 
 from dagrunner.errors import DatabaseNotInitializedError, PersistenceError, SchemaNotCurrentError
+from dagrunner.persistence.engine import READONLY_OPTION
 from dagrunner.persistence.models import TABLE_NAMES
 from dagrunner.settings import mask_url
 
@@ -61,8 +62,8 @@ def head_revision() -> str:
 
 
 def check_db(engine: Engine) -> SchemaStatus:
-    """Read the schema revision of the database without changing anything."""
-    with engine.connect() as conn:
+    """Read the schema revision of the database without changing anything (nor waiting for a writer)."""
+    with engine.connect().execution_options(**{READONLY_OPTION: True}) as conn:
         return _status(conn)
 
 

@@ -164,6 +164,13 @@ def test_bulk_transition_with_one_illegal_change_changes_nothing(migrated_engine
         assert len(audit_for(session, "task.state")) == 1
 
 
+def test_bulk_transition_refuses_the_same_instance_twice(migrated_engine: Engine) -> None:
+    with session_scope(migrated_engine) as session:
+        _, [ti] = add_run_with_tasks(session, ["a"])
+        with pytest.raises(ValueError, match="twice"):
+            audit.transition_tasks(session, [ti, ti], TI.SCHEDULED, actor=ACTOR, reason="tick")
+
+
 # --- the gate cannot be bypassed by assignment ----------------------------------------------------------
 
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 from db_factories import new_run
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from dagrunner.errors import DatabaseUnavailableError, PersistenceError
 from dagrunner.persistence.engine import make_engine, session_scope
 from dagrunner.persistence.models import Pool
-from dagrunner.persistence.schema import check_db
+from dagrunner.persistence.schema import check_db, init_db
 
 
 def test_sqlite_engine_creates_the_directory_and_sets_pragmas(sqlite_url: str) -> None:
@@ -116,3 +117,28 @@ def test_a_file_that_is_not_a_sqlite_database(tmp_path: Path) -> None:
 def test_an_invalid_url() -> None:
     with pytest.raises(PersistenceError, match="is not valid"):
         make_engine("not a url at all")
+
+
+def test_a_readonly_session_never_commits(migrated_engine: Engine) -> None:
+    """SQLite lets the write happen and drops it at the end; PostgreSQL refuses it (READ ONLY)."""
+    refused = migrated_engine.dialect.name == "postgresql"
+    with (
+        pytest.raises(DBAPIError) if refused else nullcontext(),
+        session_scope(migrated_engine, readonly=True) as s,
+    ):
+        s.add(Pool(name="sneaky", slots=1))
+        s.flush()
+    with session_scope(migrated_engine, readonly=True) as session:
+        assert session.scalars(select(Pool.name)).all() == ["default_pool"]
+
+
+def test_in_memory_sqlite_works_for_quick_tests() -> None:
+    engine = make_engine("sqlite://")
+    try:
+        assert init_db(engine).is_current
+        with session_scope(engine) as session:
+            session.add(Pool(name="p", slots=2))
+        with session_scope(engine, readonly=True) as session:
+            assert len(session.scalars(select(Pool)).all()) == 2
+    finally:
+        engine.dispose()

@@ -21,7 +21,7 @@ from dagrunner.errors import DatabaseLockedError
 from dagrunner.persistence import audit
 from dagrunner.persistence.engine import make_engine, session_scope
 from dagrunner.persistence.models import Pool
-from dagrunner.persistence.schema import init_db
+from dagrunner.persistence.schema import check_db, init_db
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,6 +96,7 @@ def test_readers_are_not_blocked_by_a_writer(db: tuple[str, Path]) -> None:
     try:
         with lock_held(path):
             assert slots(engine) == 128  # WAL: the last committed value, no waiting
+            assert check_db(engine).is_current  # every command's startup check is a reader too
     finally:
         engine.dispose()
 

@@ -1,0 +1,109 @@
+"""Keep the metadata DB in step with the DAG folder: `dag_file` rows are the loader's memory between
+processes (so a CLI command re-imports only changed files), `dag` rows are what the scheduler and the
+CLI list, pause and schedule.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from dagrunner.loading.dagbag import DagBag, ParsedFile, RefreshReport
+from dagrunner.loading.isolated_import import ImportFailure
+from dagrunner.persistence.audit import record_event
+from dagrunner.persistence.engine import session_scope
+from dagrunner.persistence.models import Dag, DagFile
+from dagrunner.settings import Settings
+
+PARSER_ACTOR = "dag-parser"
+
+
+def make_dagbag(settings: Settings) -> DagBag:
+    return DagBag(
+        settings.dags_folder,
+        plugins_folder=settings.plugins_folder,
+        timeout_s=settings.dagbag_import_timeout,
+        parallelism=settings.parallelism,
+    )
+
+
+def load_dagbag(settings: Settings, engine: Engine, *, actor: str = PARSER_ACTOR) -> DagBag:
+    """The DAG folder as it is now: stored parse results for unchanged files, fresh imports for the rest."""
+    bag = make_dagbag(settings)
+    with session_scope(engine, readonly=True) as session:
+        bag.seed(stored_files(session, bag))
+    report = bag.refresh()
+    if report.changed or not _dag_rows_exist(engine):
+        with session_scope(engine) as session:
+            write_parse_results(session, bag, report, actor=actor)
+    return bag
+
+
+def stored_files(session: Session, bag: DagBag) -> list[ParsedFile]:
+    prefix = str(bag.dags_folder)
+    rows = session.scalars(select(DagFile).where(DagFile.path.startswith(prefix))).all()
+    return [_parsed_from_row(row) for row in rows]
+
+
+def _parsed_from_row(row: DagFile) -> ParsedFile:
+    failures = (ImportFailure.from_dict(json.loads(row.import_error)),) if row.import_error else ()
+    dags = tuple((row.serialized or {}).values())
+    return ParsedFile(row.path, row.file_hash, row.mtime, dags, failures, row.last_parsed, row.parse_duration or 0.0)
+
+
+def _dag_rows_exist(engine: Engine) -> bool:
+    with session_scope(engine, readonly=True) as session:
+        return session.scalars(select(Dag.dag_id).limit(1)).first() is not None
+
+
+def write_parse_results(
+    session: Session, bag: DagBag, report: RefreshReport, *, actor: str, now: datetime | None = None
+) -> None:
+    """Upsert the changed files, delete removed ones, and bring every `dag` row in line with the bag."""
+    now = now or datetime.now(timezone.utc)
+    for path in report.parsed:
+        parsed = bag.files[path]
+        failure = parsed.failures[0] if parsed.failures else None
+        session.merge(
+            DagFile(
+                path=path,
+                file_hash=parsed.content_hash,
+                mtime=parsed.mtime,
+                serialized={d["dag_id"]: d for d in parsed.dags} or None,
+                import_error=json.dumps(failure.to_dict()) if failure else None,
+                last_parsed=parsed.parsed_at,
+                parse_duration=parsed.duration_s,
+            )
+        )
+    for path in report.removed:
+        row = session.get(DagFile, path)
+        if row is not None:
+            session.delete(row)
+    _sync_dag_rows(session, bag, actor=actor, now=now)
+
+
+def _sync_dag_rows(session: Session, bag: DagBag, *, actor: str, now: datetime) -> None:
+    existing = {row.dag_id: row for row in session.scalars(select(Dag))}
+    for dag_id, dag in bag.dags.items():
+        row = existing.get(dag_id)
+        if row is None:
+            row = Dag(dag_id=dag_id, is_paused=bool(dag.is_paused_upon_creation), fileloc=dag.fileloc)
+            session.add(row)
+            record_event(
+                session, "dag.registered", actor=actor, dag_id=dag_id, when=now,
+                detail={"fileloc": dag.fileloc, "paused": row.is_paused},
+            )  # fmt: skip
+        row.fileloc = dag.fileloc
+        row.is_active = True
+        row.schedule_description = dag.timetable_description
+        row.tags = list(dag.tags)
+        row.max_active_runs = dag.max_active_runs
+        row.max_active_tasks = dag.max_active_tasks
+        row.last_parsed = now
+    for dag_id, row in existing.items():
+        if dag_id not in bag.dags and row.is_active and row.fileloc.startswith(str(bag.dags_folder)):
+            row.is_active = False
