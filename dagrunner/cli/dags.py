@@ -163,16 +163,26 @@ def next_runs(
         render.print_json([_run_json(info) for info in runs])
         return
     tz = dag.timezone
-    rows = [
-        (
-            info.logical_date.isoformat(),
-            _local(info.data_interval_start, tz),
-            _local(info.data_interval_end, tz),
-            _local(info.run_after, tz),
-            "DST switch" if is_dst_affected(info, tz) else "",
+    rows = []
+    previous_offset = None
+    for info in runs:
+        offset = _offset(info.run_after, tz)
+        if is_dst_affected(info, tz):
+            note = "DST switch on this day"
+        elif previous_offset is not None and offset != previous_offset:
+            note = f"DST: UTC offset now {offset}"
+        else:
+            note = ""
+        previous_offset = offset
+        rows.append(
+            (
+                info.logical_date.isoformat(),
+                _local(info.data_interval_start, tz),
+                _local(info.data_interval_end, tz),
+                _local(info.run_after, tz),
+                note,
+            )
         )
-        for info in runs
-    ]
     render.table(
         f"Next runs of {dag_id} ({dag.timetable_description})",
         ["logical_date (UTC)", f"interval start ({tz})", f"interval end ({tz})", f"run_after ({tz})", "note"],
@@ -198,6 +208,12 @@ def _local(value: datetime, tz: str) -> str:
     import pendulum
 
     return pendulum.instance(value).in_timezone(tz).isoformat()
+
+
+def _offset(value: datetime, tz: str) -> str:
+    import pendulum
+
+    return pendulum.instance(value).in_timezone(tz).strftime("%z")
 
 
 def _relative(cli: CliContext, path: str) -> str:

@@ -5,7 +5,6 @@ Errors we raise on purpose (`DagRunnerError`) print one line and exit 1; traceba
 
 from __future__ import annotations
 
-import sys
 import traceback
 
 import click
@@ -16,7 +15,29 @@ from dagrunner.cli.context import CliContext
 from dagrunner.errors import DagRunnerError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class UserError(click.ClickException):
+    """One of our errors, shown as one line (`Error: ...`) with exit code 1."""
+
+    exit_code = 1
+
+
+class DagRunnerGroup(click.Group):
+    """The root group: turns `DagRunnerError` from any command into a one-line error.
+
+    Doing it here rather than around `main()` means every way of invoking the tree (the console
+    script, `python -m dagrunner`, click's test runner) behaves the same.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except DagRunnerError as exc:
+            if isinstance(ctx.obj, CliContext) and ctx.obj.verbose:
+                traceback.print_exc()
+            raise UserError(str(exc)) from exc
+
+
+@click.group(cls=DagRunnerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", is_flag=True, help="Show full tracebacks for errors.")
 @click.option(
     "--home",
@@ -57,26 +78,5 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the click tree and turn our errors into one clear line and a non-zero exit."""
-    args = sys.argv[1:] if argv is None else argv
-    verbose = any(a in ("-v", "--verbose") for a in args)
-    try:
-        code = cli.main(args=args, prog_name="dagrunner", standalone_mode=False)
-    except click.exceptions.Abort:
-        render.error("aborted")
-        sys.exit(1)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except DagRunnerError as exc:
-        if verbose:
-            traceback.print_exc()
-        render.error(str(exc))
-        sys.exit(1)
-    except KeyboardInterrupt:
-        render.error("interrupted")
-        sys.exit(130)
-    if isinstance(code, int) and code:
-        sys.exit(code)
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="dagrunner")

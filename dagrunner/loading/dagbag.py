@@ -61,11 +61,17 @@ class DagBag:
         plugins_folder: Path | None = None,
         timeout_s: float = 30.0,
         parallelism: int = 2,
+        env: dict[str, str] | None = None,
+        salt: str = "",
     ) -> None:
+        """`env`: the DAGRUNNER_* variables DAG imports must see; `salt`: a fingerprint of everything
+        besides a file's content that shapes its parse, so a settings change re-imports every file."""
         self.dags_folder = dags_folder.resolve()
         self.plugins_folder = plugins_folder.resolve() if plugins_folder else None
         self.timeout_s = timeout_s
         self.parallelism = parallelism
+        self.env = dict(env or {})
+        self.salt = salt
         self.files: dict[str, ParsedFile] = {}
         self._serialized: dict[str, SerializedDag] = {}
         self._owner: dict[str, str] = {}  # dag_id -> the one file it belongs to
@@ -100,7 +106,12 @@ class DagBag:
         if to_import:
             sys_path = [self.dags_folder] + ([self.plugins_folder] if self.plugins_folder else [])
             for result in import_files(
-                to_import, timeout_s=self.timeout_s, parallelism=self.parallelism, sys_path=sys_path
+                to_import,
+                timeout_s=self.timeout_s,
+                parallelism=self.parallelism,
+                sys_path=sys_path,
+                env=self.env,
+                salt=self.salt,
             ):
                 self.files[result.path] = _parsed(result, now)
                 report.parsed.append(result.path)
@@ -108,15 +119,12 @@ class DagBag:
         self._serialized.clear()
         return report
 
-    @staticmethod
-    def _unchanged(path: Path, known: ParsedFile) -> bool:
+    def _unchanged(self, path: Path, known: ParsedFile) -> bool:
+        """Same content and same salt. Hashing (not mtime) decides: editors and git keep mtimes unreliable."""
         try:
-            stat = path.stat()
+            return file_hash(path, self.salt) == known.content_hash
         except OSError:
             return False
-        if stat.st_mtime == known.mtime:
-            return True
-        return file_hash(path) == known.content_hash
 
     def _owners(self) -> dict[str, str]:
         return dict(self._owner)

@@ -65,8 +65,9 @@ class DagImportTimeout(Exception):  # noqa: N818 - raised inside user code; the 
     """Raised in the child when the import runs past `dagbag_import_timeout`."""
 
 
-def file_hash(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
+def file_hash(path: Path, salt: str = "") -> str:
+    """The file's content hash, salted with what else shapes its parse (settings, dagrunner version)."""
+    return hashlib.sha1(path.read_bytes() + b"\0" + salt.encode()).hexdigest()
 
 
 def import_files(
@@ -75,8 +76,14 @@ def import_files(
     timeout_s: float,
     parallelism: int,
     sys_path: Iterable[Path] = (),
+    env: dict[str, str] | None = None,
+    salt: str = "",
 ) -> list[FileImport]:
-    """Import each file in its own child process, at most `parallelism` at once; results in input order."""
+    """Import each file in its own child process, at most `parallelism` at once; results in input order.
+
+    `env` is the DAGRUNNER_* environment the child must see: the forkserver was started with the
+    environment of its first use, so the child is brought up to date explicitly.
+    """
     ctx = _context()
     extra_path = [str(p) for p in sys_path]
     ordered = list(paths)
@@ -88,14 +95,14 @@ def import_files(
             path = pending.pop(0)
             try:
                 stat = path.stat()
-                digest = file_hash(path)
+                digest = file_hash(path, salt)
             except OSError as exc:
                 results[str(path)] = FileImport(
                     str(path), "", 0.0, (), ImportFailure("exception", f"cannot read file: {exc}", None), 0.0
                 )
                 continue
             recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child_main, args=(str(path), extra_path, timeout_s, send), daemon=True)
+            proc = ctx.Process(target=_child_main, args=(str(path), extra_path, timeout_s, env or {}, send), daemon=True)
             proc.start()
             send.close()
             running[recv] = (path, proc, time.monotonic(), digest, stat.st_mtime)
@@ -161,8 +168,9 @@ def _context() -> multiprocessing.context.BaseContext:
 # --- the child side ------------------------------------------------------------------------------------
 
 
-def _child_main(path: str, extra_path: list[str], timeout_s: float, conn: Connection) -> None:
+def _child_main(path: str, extra_path: list[str], timeout_s: float, env: dict[str, str], conn: Connection) -> None:
     """Import one file and send ("ok", [serialized dags]) or ("error", failure dict) back."""
+    _adopt_env(env)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # a DAG file's prints must not scribble over the CLI's output
     os.dup2(devnull, 2)
@@ -178,6 +186,17 @@ def _child_main(path: str, extra_path: list[str], timeout_s: float, conn: Connec
     except Exception as exc:  # noqa: BLE001 - e.g. a value that cannot be pickled
         conn.send(("error", ImportFailure("exception", f"cannot send the parsed DAGs back: {exc}", None).to_dict()))
     conn.close()
+
+
+def _adopt_env(env: dict[str, str]) -> None:
+    """Make the child's DAGRUNNER_* environment exactly the parent's, then forget cached settings."""
+    from dagrunner.authoring._settings import get_settings
+
+    for name in [n for n in os.environ if n.startswith("DAGRUNNER_")]:
+        if name not in env:
+            del os.environ[name]
+    os.environ.update(env)
+    get_settings.cache_clear()
 
 
 def _import_and_serialize(path: str, timeout_s: float) -> list[dict[str, Any]]:

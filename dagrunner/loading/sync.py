@@ -6,12 +6,14 @@ CLI list, pause and schedule.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from dagrunner import __version__
 from dagrunner.loading.dagbag import DagBag, ParsedFile, RefreshReport
 from dagrunner.loading.isolated_import import ImportFailure
 from dagrunner.persistence.audit import record_event
@@ -23,12 +25,21 @@ PARSER_ACTOR = "dag-parser"
 
 
 def make_dagbag(settings: Settings) -> DagBag:
+    env = {k: v for k, v in os.environ.items() if k.startswith("DAGRUNNER_")}
+    env["DAGRUNNER_HOME"] = str(settings.home)
     return DagBag(
         settings.dags_folder,
         plugins_folder=settings.plugins_folder,
         timeout_s=settings.dagbag_import_timeout,
         parallelism=settings.parallelism,
+        env=env,
+        salt=parse_salt(settings),
     )
+
+
+def parse_salt(settings: Settings) -> str:
+    """What besides a file's text changes its parse: the dagrunner version and the parse-time settings."""
+    return f"{__version__}|{settings.create_cron_data_intervals}|{settings.default_timezone}"
 
 
 def load_dagbag(settings: Settings, engine: Engine, *, actor: str = PARSER_ACTOR) -> DagBag:

@@ -167,7 +167,7 @@ def test_bad_operator_argument_in_decorator() -> None:
 
     with pytest.raises(InvalidArgumentError, match="@task sets it"):
 
-        @task(python_callable=print)
+        @task(op_kwargs={"x": 1})
         def g() -> None:
             return None
 

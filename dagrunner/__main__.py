@@ -1,0 +1,3 @@
+from dagrunner.cli.main import main
+
+main()
