@@ -1,6 +1,6 @@
 """Run and task-instance states, their named groups, and the table of allowed transitions.
 
-`persistence.audit.transition()` is the only code that changes a state; it refuses any change that is not
+`persistence.audit.transition_task()` / `transition_run()` are the only code that changes a state; it refuses any change that is not
 in `TASK_TRANSITIONS` / `RUN_TRANSITIONS`, so this table is the whole state machine in one place.
 """
 

@@ -77,10 +77,10 @@ class ArgChecker:
         return value
 
     def priority(self, arg: str, value: Any) -> int:
-        value = self.integer(arg, value)
-        if abs(value) > _MAX_PRIORITY:
+        number = self.integer(arg, value)
+        if abs(number) > _MAX_PRIORITY:
             self.fail(arg, value, f"an integer between {-_MAX_PRIORITY} and {_MAX_PRIORITY}")
-        return value
+        return number
 
     def number(self, arg: str, value: Any, *, minimum: float = 0.0) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -127,7 +127,8 @@ class ArgChecker:
     def callable_(self, arg: str, value: Any) -> Callable[..., Any]:
         if not callable(value):
             self.fail(arg, value, "a callable (a function)")
-        return value
+        function: Callable[..., Any] = value
+        return function
 
     # --- composite checks ---------------------------------------------------------------------------
 

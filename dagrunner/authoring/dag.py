@@ -101,7 +101,9 @@ class DAG:
         self.start_date = _as_datetime(check, "start_date", start_date, default_tz)
         self.end_date = _as_datetime(check, "end_date", end_date, default_tz)
         if self.start_date and self.end_date and self.end_date < self.start_date:
-            check.fail("end_date", end_date, f"a datetime at or after start_date ({self.start_date.isoformat()})")
+            check.fail(
+                "end_date", end_date, f"a datetime at or after start_date ({self.start_date.isoformat()})"
+            )
         self.timezone: str = _timezone_of(check, self.start_date, settings.default_timezone)
         self.schedule = schedule
         self.timetable: Timetable = _build_timetable(
@@ -345,7 +347,9 @@ def _dag_decorator(dag_id: str | None, dag_kwargs: dict[str, Any]) -> Callable[[
             try:
                 bound = signature.bind_partial(*args, **kwargs)
             except TypeError as exc:
-                raise InvalidArgumentError(f"@dag function {fn.__name__!r} called at {user_location()}: {exc}") from None
+                raise InvalidArgumentError(
+                    f"@dag function {fn.__name__!r} called at {user_location()}: {exc}"
+                ) from None
             bound.apply_defaults()
             params = dict(dag_kwargs.get("params") or {})
             for name, parameter in signature.parameters.items():

@@ -35,7 +35,9 @@ def check_expand_values(check: ArgChecker, mapped: Mapping[str, Any]) -> dict[st
             result[name] = list(value)
         else:
             check.fail(
-                f"expand({name}=...)", value, "a list or tuple of values, or an upstream task's output (XComArg)"
+                f"expand({name}=...)",
+                value,
+                "a list or tuple of values, or an upstream task's output (XComArg)",
             )
     return result
 
@@ -46,7 +48,9 @@ class OperatorPartial:
     def __init__(self, operator_class: type[BaseOperator], kwargs: dict[str, Any], where: Location) -> None:
         self.operator_class = operator_class
         self.where = where
-        self.check = ArgChecker(f"{operator_class.__name__}.partial(task_id={kwargs.get('task_id')!r})", where)
+        self.check = ArgChecker(
+            f"{operator_class.__name__}.partial(task_id={kwargs.get('task_id')!r})", where
+        )
         if "task_id" not in kwargs:
             self.check.missing(["task_id"])
         unknown = kwargs.keys() - init_params(operator_class).accepted
@@ -59,7 +63,9 @@ class OperatorPartial:
         accepted = init_params(self.operator_class).accepted
         for name in mapped:
             if name in self.kwargs:
-                self.check.fail(f"expand({name}=...)", mapped[name], "an argument not already given to partial()")
+                self.check.fail(
+                    f"expand({name}=...)", mapped[name], "an argument not already given to partial()"
+                )
             if name in _BASE_ARGS:
                 self.check.fail(
                     f"expand({name}=...)",

@@ -56,7 +56,10 @@ class TaskGroup(DependencyMixin):
         self.prefix_group_id = check.boolean("prefix_group_id", prefix_group_id)
         self.tooltip = check.optional_string("tooltip", tooltip) or ""
         # A child group's default_args override its parent's, which override the DAG's (applied by the task).
-        self.default_args: dict[str, Any] = {**parent.default_args, **check.mapping("default_args", default_args)}
+        self.default_args: dict[str, Any] = {
+            **parent.default_args,
+            **check.mapping("default_args", default_args),
+        }
         self.children: dict[str, BaseOperator | TaskGroup] = {}
         if add_suffix_on_collision:
             label = _unique_label(label, parent, dag)
@@ -148,9 +151,7 @@ def _unique_label(label: str, parent: TaskGroup, dag: DAG) -> str:
     return f"{core}__{max(taken, default=0) + 1}"
 
 
-def task_group(
-    python_callable: Callable[P, R] | None = None, **group_kwargs: Any
-) -> Any:
+def task_group(python_callable: Callable[P, R] | None = None, **group_kwargs: Any) -> Any:
     """`@task_group` / `@task_group(group_id=..., default_args=...)`: calling the function builds a group.
 
     The group id defaults to the function name (suffixed `__1`, `__2` on reuse) and the tooltip to its

@@ -144,14 +144,17 @@ class TaskFunction:
         self.operator_class = operator_class
         self.operator_kwargs = operator_kwargs
         self.multiple_outputs = (
-            infer_multiple_outputs(function) if multiple_outputs is None else check.boolean("multiple_outputs", multiple_outputs)
+            infer_multiple_outputs(function)
+            if multiple_outputs is None
+            else check.boolean("multiple_outputs", multiple_outputs)
         )
         self.signature = inspect.signature(function)
-        functools.update_wrapper(self, function)  # type: ignore[arg-type]
+        functools.update_wrapper(self, function)
 
     def __call__(self, *args: Any, **kwargs: Any) -> XComArg:
         self._check_call(args, kwargs, partial=False)
-        task = self.operator_class(
+        operator_class: Any = self.operator_class  # a decorated-operator class: takes python_callable etc.
+        task = operator_class(
             task_id=unique_task_id(self._label(), self.operator_kwargs),
             python_callable=self.function,
             op_args=list(args),
@@ -215,7 +218,9 @@ class _TaskFunctionPartial:
         for name in mapped.keys() & self.kwargs.keys():
             check.fail(f"expand({name}=...)", mapped[name], "an argument not already given to partial()")
         takes_any = any(p.kind is p.VAR_KEYWORD for p in tf.signature.parameters.values())
-        named = {n for n, p in tf.signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        named = {
+            n for n, p in tf.signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
         if not takes_any and mapped.keys() - named:
             check.unknown(mapped.keys() - named, named)
         expand_input = check_expand_values(check, mapped)
@@ -238,7 +243,11 @@ class _TaskDecorator:
         self.operator_class = operator_class
 
     def __call__(
-        self, python_callable: Callable[..., Any] | None = None, *, multiple_outputs: bool | None = None, **kwargs: Any
+        self,
+        python_callable: Callable[..., Any] | None = None,
+        *,
+        multiple_outputs: bool | None = None,
+        **kwargs: Any,
     ) -> Any:
         def decorate(function: Callable[..., Any]) -> TaskFunction:
             return TaskFunction(function, self.operator_class, kwargs, multiple_outputs)

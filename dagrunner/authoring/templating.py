@@ -51,7 +51,9 @@ def render_value(
         items = [render_value(v, context, env, what=what, template_ext=template_ext) for v in value]
         return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     if isinstance(value, dict):
-        return {k: render_value(v, context, env, what=what, template_ext=template_ext) for k, v in value.items()}
+        return {
+            k: render_value(v, context, env, what=what, template_ext=template_ext) for k, v in value.items()
+        }
     return value
 
 

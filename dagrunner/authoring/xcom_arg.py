@@ -95,9 +95,7 @@ def iter_xcom_args(value: Any) -> Iterator[XComArg]:
             yield from iter_xcom_args(item)
 
 
-def resolve_runtime_args(
-    value: Any, pull: Callable[[str, str], Any], params: Mapping[str, Any]
-) -> Any:
+def resolve_runtime_args(value: Any, pull: Callable[[str, str], Any], params: Mapping[str, Any]) -> Any:
     """`value` with every XComArg replaced by `pull(task_id, key)` and every DagParam by its param."""
     if isinstance(value, XComArg):
         return pull(value.operator.task_id, value.key)

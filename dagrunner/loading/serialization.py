@@ -54,7 +54,9 @@ class MappedArgSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MappedArgSpec:
-        return cls(kind=data["kind"], length=data.get("length"), task_id=data.get("task_id"), key=data.get("key"))
+        return cls(
+            kind=data["kind"], length=data.get("length"), task_id=data.get("task_id"), key=data.get("key")
+        )
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,9 @@ class TaskSpec:
         values["trigger_rule"] = TriggerRule(values["trigger_rule"])
         values["weight_rule"] = WeightRule(values["weight_rule"])
         if values["expand_input"] is not None:
-            values["expand_input"] = {n: MappedArgSpec.from_dict(s) for n, s in values["expand_input"].items()}
+            values["expand_input"] = {
+                n: MappedArgSpec.from_dict(s) for n, s in values["expand_input"].items()
+            }
         return cls(**values)
 
 
@@ -232,7 +236,7 @@ class SerializedDag:
         zone = values["timezone"]
         for name in ("start_date", "end_date"):
             if values[name] is not None:
-                values[name] = pendulum.parse(values[name]).in_timezone(zone)
+                values[name] = pendulum.instance(datetime.fromisoformat(values[name])).in_timezone(zone)
         values["tags"] = tuple(values["tags"])
         values["tasks"] = tuple(TaskSpec.from_dict(t) for t in values["tasks"])
         values["task_groups"] = TaskGroupSpec.from_dict(values["task_groups"])
@@ -292,7 +296,10 @@ class SerializedDag:
         """Same rule as ShortCircuitOperator.tasks_to_skip, from the serialized graph."""
         spec = self.task(task_id)
         return short_circuit_skip_ids(
-            self.graph, task_id, condition=condition, ignore_downstream_trigger_rules=spec.ignore_downstream_trigger_rules
+            self.graph,
+            task_id,
+            condition=condition,
+            ignore_downstream_trigger_rules=spec.ignore_downstream_trigger_rules,
         )
 
 
@@ -338,7 +345,9 @@ def _task_spec(task: BaseOperator, priority: int) -> TaskSpec:
         expand_input=_expand_spec(task.expand_input) if mapped else None,  # type: ignore[attr-defined]
         is_branch=klass.is_branch,
         is_short_circuit=klass.is_short_circuit,
-        ignore_downstream_trigger_rules=bool(klass.is_short_circuit and shared("ignore_downstream_trigger_rules")),
+        ignore_downstream_trigger_rules=bool(
+            klass.is_short_circuit and shared("ignore_downstream_trigger_rules")
+        ),
         multiple_outputs=bool(shared("multiple_outputs", False)),
         do_xcom_push=task.do_xcom_push,
         has_on_success_callback=bool(task.on_success_callback),
@@ -368,7 +377,8 @@ def _expand_spec(expand_input: Mapping[str, Sequence[Any] | XComArg]) -> dict[st
 
 def _group_spec(group: TaskGroup) -> TaskGroupSpec:
     children = tuple(
-        _group_spec(child) if isinstance(child, TaskGroup) else child.task_id for child in group.children.values()
+        _group_spec(child) if isinstance(child, TaskGroup) else child.task_id
+        for child in group.children.values()
     )
     return TaskGroupSpec(group_id=group.group_id, tooltip=group.tooltip, children=children)
 
@@ -390,7 +400,8 @@ def _json_params(params: Mapping[str, Any], owner: str) -> dict[str, Any]:
                 f"{owner}: params[{key!r}]={value!r} cannot be serialized ({problem}); use JSON values "
                 "(str, int, float, bool, None, lists, dicts with str keys) or datetimes"
             )
-    return to_json_value(dict(params))
+    converted: dict[str, Any] = to_json_value(dict(params))
+    return converted
 
 
 def _plain(value: Any) -> Any:

@@ -56,7 +56,9 @@ BAD_TASK_ARGS: list[tuple[str, Any, str]] = [
 
 
 @pytest.mark.parametrize(("arg", "value", "accepted"), BAD_TASK_ARGS)
-def test_bad_task_argument_names_task_arg_value_line_and_accepted(arg: str, value: Any, accepted: str) -> None:
+def test_bad_task_argument_names_task_arg_value_line_and_accepted(
+    arg: str, value: Any, accepted: str
+) -> None:
     kwargs: dict[str, Any] = {"task_id": "load", arg: value}
     with DAG("etl"), pytest.raises(InvalidArgumentError) as info:
         where = next_line()
@@ -148,7 +150,11 @@ def test_bad_default_arg_names_where_it_came_from() -> None:
 
 
 def test_bad_group_default_arg_names_the_group() -> None:
-    with DAG("etl"), TaskGroup("g", default_args={"pool_slots": 0}), pytest.raises(InvalidArgumentError) as info:
+    with (
+        DAG("etl"),
+        TaskGroup("g", default_args={"pool_slots": 0}),
+        pytest.raises(InvalidArgumentError) as info,
+    ):
         EmptyOperator(task_id="t")
     assert "pool_slots=0 (from TaskGroup 'g' default_args)" in str(info.value)
 
@@ -171,7 +177,10 @@ def test_unknown_argument_is_refused_with_a_suggestion() -> None:
 
 
 def test_missing_required_argument() -> None:
-    with DAG("etl"), pytest.raises(InvalidArgumentError, match="missing required argument\\(s\\) bash_command"):
+    with (
+        DAG("etl"),
+        pytest.raises(InvalidArgumentError, match="missing required argument\\(s\\) bash_command"),
+    ):
         BashOperator(task_id="t")
     with DAG("etl2"), pytest.raises(InvalidArgumentError, match="missing required argument\\(s\\) task_id"):
         EmptyOperator()

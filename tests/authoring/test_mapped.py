@@ -116,7 +116,10 @@ def test_classic_expand_over_xcom_and_operator_default_args() -> None:
     ("build", "message"),
     [
         (lambda: PythonOperator.partial(python_callable=double), "missing required argument\\(s\\) task_id"),
-        (lambda: PythonOperator.partial(task_id="x", python_calable=double), "did you mean 'python_callable'"),
+        (
+            lambda: PythonOperator.partial(task_id="x", python_calable=double),
+            "did you mean 'python_callable'",
+        ),
         (
             lambda: PythonOperator.partial(task_id="x", python_callable=double).expand(retries=[1, 2]),
             "scheduling arguments such as retries",
@@ -130,11 +133,16 @@ def test_classic_expand_over_xcom_and_operator_default_args() -> None:
             "expected a list or tuple",
         ),
         (
-            lambda: PythonOperator.partial(task_id="x", python_callable=double).expand(python_callable=[double]),
+            lambda: PythonOperator.partial(task_id="x", python_callable=double).expand(
+                python_callable=[double]
+            ),
             "not already given to partial",
         ),
         # The first literal value is checked with the operator's own validation, at the user's line.
-        (lambda: PythonOperator.partial(task_id="x", python_callable=5).expand(op_args=[[1]]), "python_callable=5"),
+        (
+            lambda: PythonOperator.partial(task_id="x", python_callable=5).expand(op_args=[[1]]),
+            "python_callable=5",
+        ),
         (lambda: BashOperator.partial(task_id="x").expand(bash_command=[""]), "bash_command=''"),
     ],
 )

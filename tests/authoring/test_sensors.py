@@ -10,9 +10,9 @@ import pendulum
 import pytest
 
 from dagrunner import DAG, SkipTask
+from dagrunner.authoring.sensors import run_poke_loop
 from dagrunner.errors import FailTask, InvalidArgumentError
 from dagrunner.sensors import BaseSensorOperator, FileSensor, PythonSensor, SensorTimeout, TimeDeltaSensor
-from dagrunner.authoring.sensors import run_poke_loop
 
 
 def make(cls: type[BaseSensorOperator], **kwargs: Any) -> Any:
@@ -22,7 +22,12 @@ def make(cls: type[BaseSensorOperator], **kwargs: Any) -> Any:
 
 def test_sensor_defaults_like_airflow() -> None:
     sensor = make(FileSensor, filepath="/x")
-    assert (sensor.poke_interval, sensor.timeout, sensor.mode, sensor.soft_fail) == (60.0, 7 * 86400.0, "poke", False)
+    assert (sensor.poke_interval, sensor.timeout, sensor.mode, sensor.soft_fail) == (
+        60.0,
+        7 * 86400.0,
+        "poke",
+        False,
+    )
     assert sensor.is_sensor
 
 
@@ -36,7 +41,9 @@ def test_sensor_argument_validation(arg: str, value: Any) -> None:
 
 
 def test_sensor_durations_accept_timedeltas() -> None:
-    sensor = make(FileSensor, filepath="/x", poke_interval=timedelta(minutes=2), timeout=30, mode="reschedule")
+    sensor = make(
+        FileSensor, filepath="/x", poke_interval=timedelta(minutes=2), timeout=30, mode="reschedule"
+    )
     assert (sensor.poke_interval, sensor.timeout, sensor.mode) == (120.0, 30.0, "reschedule")
 
 

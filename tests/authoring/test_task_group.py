@@ -26,9 +26,8 @@ def test_ids_are_prefixed_by_nested_groups() -> None:
 
 
 def test_prefix_group_id_false_leaves_children_unprefixed() -> None:
-    with DAG("etl"), TaskGroup("outer"):
-        with TaskGroup("plain", prefix_group_id=False) as plain:
-            a = EmptyOperator(task_id="a")
+    with DAG("etl"), TaskGroup("outer"), TaskGroup("plain", prefix_group_id=False) as plain:
+        a = EmptyOperator(task_id="a")
     assert plain.group_id == "outer.plain" and a.task_id == "a"
 
 

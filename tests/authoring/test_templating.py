@@ -27,7 +27,10 @@ class Pair(NamedTuple):
         ("{{ params.table }}_{{ n + 1 }}", "sales_4"),
         (["{{ ds }}", 1, None], ["2026-01-05", 1, None]),
         (("{{ ds }}", "x"), ("2026-01-05", "x")),
-        ({"{{ ds }}": "{{ ds }}", "nested": [{"t": "{{ params.table }}"}]}, {"{{ ds }}": "2026-01-05", "nested": [{"t": "sales"}]}),
+        (
+            {"{{ ds }}": "{{ ds }}", "nested": [{"t": "{{ params.table }}"}]},
+            {"{{ ds }}": "2026-01-05", "nested": [{"t": "sales"}]},
+        ),
         ({"{{ n }}"}, {"3"}),
         (Pair("{{ ds }}", 2), Pair("2026-01-05", 2)),
         (42, 42),

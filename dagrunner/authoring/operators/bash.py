@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from dagrunner.authoring.baseoperator import BaseOperator
 from dagrunner.authoring.xcom_arg import XComArg
@@ -32,8 +32,8 @@ class BashCommandError(RuntimeError):
 class BashOperator(BaseOperator):
     """`bash_command` runs in `cwd` with `env` (or the worker's environment); exit code 99 skips."""
 
-    template_fields: Sequence[str] = ("bash_command", "env", "cwd")
-    template_ext: Sequence[str] = (".sh", ".bash")
+    template_fields: ClassVar[Sequence[str]] = ("bash_command", "env", "cwd")
+    template_ext: ClassVar[Sequence[str]] = (".sh", ".bash")
 
     def __init__(
         self,
@@ -53,7 +53,8 @@ class BashOperator(BaseOperator):
         else:
             self.bash_command = check.string("bash_command", bash_command, what="a non-empty command string")
         if env is not None and not (
-            isinstance(env, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+            isinstance(env, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
         ):
             check.fail("env", env, "a dict of str to str, or None")
         self.env: dict[str, str] | None = None if env is None else dict(env)
@@ -98,7 +99,9 @@ class BashOperator(BaseOperator):
         finally:
             self._process = None
         if exit_code in self.skip_on_exit_code:
-            raise SkipTask(f"task {self.task_id!r}: bash command exited with {exit_code}, which skips the task")
+            raise SkipTask(
+                f"task {self.task_id!r}: bash command exited with {exit_code}, which skips the task"
+            )
         if exit_code != 0:
             raise BashCommandError(
                 f"task {self.task_id!r}: bash command failed with exit code {exit_code}", exit_code=exit_code

@@ -5,4 +5,11 @@ from dagrunner.authoring.sensors.filesystem import FileSensor
 from dagrunner.authoring.sensors.python import PythonSensor
 from dagrunner.authoring.sensors.time_delta import TimeDeltaSensor
 
-__all__ = ["BaseSensorOperator", "FileSensor", "PythonSensor", "SensorTimeout", "TimeDeltaSensor", "run_poke_loop"]
+__all__ = [
+    "BaseSensorOperator",
+    "FileSensor",
+    "PythonSensor",
+    "SensorTimeout",
+    "TimeDeltaSensor",
+    "run_poke_loop",
+]
