@@ -15,6 +15,7 @@ templated fields. Subclasses declare `template_fields` and implement `execute(co
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -224,13 +225,28 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
 
     # --- run time -----------------------------------------------------------------------------------
 
+    def prepare_for_execution(self) -> BaseOperator:
+        """A shallow copy to render and run, so one try never changes the definition other tries see.
+
+        Shallow is enough (rendering builds new values instead of mutating them) and cheap: a deep copy
+        would copy the whole DAG through `self.dag`.
+        """
+        return copy.copy(self)
+
     def render_template_fields(
-        self, context: Mapping[str, Any], jinja_env: jinja2.Environment | None = None
+        self,
+        context: Mapping[str, Any],
+        jinja_env: jinja2.Environment | None = None,
+        *,
+        pull: Callable[[str, str], Any] | None = None,
     ) -> None:
-        """Render every templated field in place (the runner does this on its own copy of the task)."""
+        """Render every templated field in place (on a `prepare_for_execution()` copy).
+
+        `pull(task_id, key)` fetches the XComs that XComArgs in the fields stand for.
+        """
         from dagrunner.authoring.templating import render_templated_fields
 
-        render_templated_fields(self, context, jinja_env or self.dag.get_template_env())
+        render_templated_fields(self, context, jinja_env or self.dag.get_template_env(), pull=pull)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> OperatorPartial:

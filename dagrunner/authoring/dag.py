@@ -8,6 +8,7 @@ as tasks and edges are added; a cycle is refused by the `>>` that would close it
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from functools import wraps
@@ -21,6 +22,7 @@ from dagrunner.authoring._settings import get_settings
 from dagrunner.authoring.arguments import ID_PATTERN, ArgChecker
 from dagrunner.authoring.location import Location, user_location
 from dagrunner.authoring.task_group import TaskGroup
+from dagrunner.authoring.templating import build_template_env
 from dagrunner.authoring.xcom_arg import NOTSET, DagParam
 from dagrunner.errors import (
     CycleError,
@@ -262,20 +264,12 @@ class DAG:
     def get_template_env(self) -> jinja2.Environment:
         """The Jinja environment templated fields of this DAG render with (built once)."""
         if self._template_env is None:
-            from dagrunner.authoring.templating import build_template_env
-
             self._template_env = build_template_env(
                 native=self.render_template_as_native_obj,
-                searchpath=[*self.template_searchpath, _folder_of(self.fileloc)],
+                searchpath=[*self.template_searchpath, os.path.dirname(os.path.abspath(self.fileloc))],
                 macros=self.user_defined_macros,
             )
         return self._template_env
-
-
-def _folder_of(path: str) -> str:
-    import os
-
-    return os.path.dirname(os.path.abspath(path))
 
 
 def _reject_unknown(check: ArgChecker, unknown: dict[str, Any]) -> None:

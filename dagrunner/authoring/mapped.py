@@ -153,6 +153,16 @@ class MappedOperator(BaseOperator):
         kwargs.update(dag=self.dag, task_group=self.task_group)
         return self.operator_class._construct((), kwargs, where=self.defined_at, register=False)
 
+    def execute(self, context: Mapping[str, Any]) -> Any:
+        raise NotImplementedError(
+            f"mapped task {self.task_id!r} runs as unmap(values) copies, one per map index"
+        )
+
+    def render_template_fields(
+        self, context: Mapping[str, Any], jinja_env: Any = None, *, pull: Any = None
+    ) -> None:
+        raise NotImplementedError(f"mapped task {self.task_id!r}: render the unmap(values) copy instead")
+
     def _xcom_inputs(self) -> Iterator[Any]:
         yield from self.partial_kwargs.values()
         yield from self.expand_input.values()

@@ -5,20 +5,29 @@ left alone. Undefined variables are errors (StrictUndefined, as in Airflow), rep
 field, the template and the variables that *are* available, because "'dss' is undefined" alone sends
 people hunting. A string ending in one of the operator's `template_ext` (e.g. `.sh`) names a template
 file, looked up in the DAG's `template_searchpath` and the DAG file's folder (Airflow's rule).
+
+An XComArg (or a @dag function's DagParam) found in a field is replaced by its value while rendering,
+and that value is *not* rendered again: an upstream task's output, or a run's conf, that happens to
+contain `{{ ... }}` stays data and is never executed as a template (Airflow behaves the same way).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2.nativetypes import NativeEnvironment
 
+from dagrunner.authoring.xcom_arg import DagParam, XComArg
 from dagrunner.errors import TemplateRenderError
 
 if TYPE_CHECKING:
     from dagrunner.authoring.baseoperator import BaseOperator
+
+
+#: Fetches an XCom: (task_id, key) -> value.
+XComPull = Callable[[str, str], Any]
 
 
 def build_template_env(
@@ -43,21 +52,32 @@ def render_value(
     *,
     what: str,
     template_ext: Sequence[str] = (),
+    pull: XComPull | None = None,
 ) -> Any:
-    """`value` with every string in it rendered; `what` names the field in errors ("task 'x' field 'y'")."""
+    """`value` with every string in it rendered; `what` names the field in errors ("task 'x' field 'y'").
+
+    `pull(task_id, key)` fetches an XCom for the XComArgs in `value`; without it an XComArg is an error.
+    """
     if isinstance(value, str):
         return _render_string(value, context, env, what=what, template_ext=template_ext)
+    if isinstance(value, XComArg | DagParam):
+        return _resolve_reference(value, context, what=what, pull=pull)
     if isinstance(value, list | tuple | set | frozenset):
-        items = [render_value(v, context, env, what=what, template_ext=template_ext) for v in value]
+        items = [
+            render_value(v, context, env, what=what, template_ext=template_ext, pull=pull) for v in value
+        ]
         return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     if isinstance(value, dict):
         return {
-            k: render_value(v, context, env, what=what, template_ext=template_ext) for k, v in value.items()
+            k: render_value(v, context, env, what=what, template_ext=template_ext, pull=pull)
+            for k, v in value.items()
         }
     return value
 
 
-def render_templated_fields(task: BaseOperator, context: Mapping[str, Any], env: jinja2.Environment) -> None:
+def render_templated_fields(
+    task: BaseOperator, context: Mapping[str, Any], env: jinja2.Environment, *, pull: XComPull | None = None
+) -> None:
     """Replace each of `task.template_fields` with its rendered value."""
     for field in task.template_fields:
         rendered = render_value(
@@ -66,8 +86,24 @@ def render_templated_fields(task: BaseOperator, context: Mapping[str, Any], env:
             env,
             what=f"task {task.task_id!r} field {field!r}",
             template_ext=task.template_ext,
+            pull=pull,
         )
         setattr(task, field, rendered)
+
+
+def _resolve_reference(
+    value: XComArg | DagParam, context: Mapping[str, Any], *, what: str, pull: XComPull | None
+) -> Any:
+    if isinstance(value, DagParam):
+        try:
+            return value.resolve(context.get("params") or {})
+        except KeyError as exc:
+            raise TemplateRenderError(f"{what}: {exc.args[0]}") from None
+    if pull is None:
+        raise TemplateRenderError(
+            f"{what} holds {value!r}, the output of an upstream task; rendering it needs XCom access (pull=)"
+        )
+    return pull(value.operator.task_id, value.key)
 
 
 def _render_string(

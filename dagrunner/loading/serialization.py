@@ -232,7 +232,8 @@ class SerializedDag:
                 f"serialized DAG {data.get('dag_id')!r} has format version {version!r}, this dagrunner reads "
                 f"{FORMAT_VERSION}; re-parse the DAG files (restart the scheduler or run `dagrunner dags list`)"
             )
-        values = _take({**data, "timetable_data": data.get("timetable")}, cls, f"DAG {data.get('dag_id')!r}")
+        renamed = {("timetable_data" if key == "timetable" else key): value for key, value in data.items()}
+        values = _take(renamed, cls, f"DAG {data.get('dag_id')!r}")
         zone = values["timezone"]
         for name in ("start_date", "end_date"):
             if values[name] is not None:
@@ -260,6 +261,11 @@ class SerializedDag:
         graph.add_nodes_from(spec.task_id for spec in self.tasks)
         graph.add_edges_from((up, spec.task_id) for spec in self.tasks for up in spec.upstream_task_ids)
         return graph
+
+    @cached_property
+    def topological_order(self) -> tuple[str, ...]:
+        """Task ids upstream-first: the scheduler walks a run in this order so decisions cascade."""
+        return tuple(nx.topological_sort(self.graph))
 
     @property
     def roots(self) -> tuple[TaskSpec, ...]:

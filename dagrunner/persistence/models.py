@@ -69,6 +69,7 @@ UNIQUE_DATE_RUN_TYPES = (DagRunType.SCHEDULED, DagRunType.BACKFILL)
 class JobType(StrEnum):
     SCHEDULER = "scheduler"
     BACKFILL = "backfill"
+    DAGS_TEST = "dags_test"  # `dagrunner dags test`: runs one run in the foreground
 
 
 class JobState(StrEnum):

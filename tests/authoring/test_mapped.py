@@ -149,3 +149,12 @@ def test_classic_expand_over_xcom_and_operator_default_args() -> None:
 def test_classic_partial_expand_errors(build: Any, message: str) -> None:
     with DAG("etl"), pytest.raises(InvalidArgumentError, match=message):
         build()
+
+
+def test_mapped_task_itself_is_not_executed_or_rendered() -> None:
+    with DAG("etl"):
+        op = add.expand(x=[1], y=[2]).operator
+    with pytest.raises(NotImplementedError, match="unmap"):
+        op.execute({})
+    with pytest.raises(NotImplementedError, match="unmap"):
+        op.render_template_fields({})

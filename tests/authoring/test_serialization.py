@@ -256,10 +256,11 @@ def test_unknown_format_version_and_missing_keys() -> None:
     data = serialize_dag(build_full_dag())
     with pytest.raises(LoadingError, match="format version 99"):
         SerializedDag.from_dict({**data, "format_version": 99})
-    broken = dict(data)
-    del broken["catchup"]
-    with pytest.raises(LoadingError, match="lacks catchup"):
-        SerializedDag.from_dict(broken)
+    for key, shown in (("catchup", "catchup"), ("timetable", "timetable_data")):
+        broken = dict(data)
+        del broken[key]
+        with pytest.raises(LoadingError, match=f"lacks {shown}"):
+            SerializedDag.from_dict(broken)
 
 
 def test_loader_may_overwrite_fileloc() -> None:

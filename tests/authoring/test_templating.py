@@ -9,6 +9,7 @@ import pytest
 
 from dagrunner import DAG
 from dagrunner.authoring.templating import build_template_env, render_value
+from dagrunner.authoring.xcom_arg import DagParam
 from dagrunner.errors import TemplateRenderError
 from dagrunner.operators import BashOperator, PythonOperator
 
@@ -104,3 +105,73 @@ def test_dag_render_template_as_native_obj() -> None:
         op = PythonOperator(task_id="p", python_callable=print, op_args=["{{ base + n }}"])
     op.render_template_fields(CONTEXT)
     assert op.op_args == [13]
+
+
+def test_xcom_args_resolve_while_rendering_and_are_never_rendered_again() -> None:
+    from dagrunner import task
+
+    @task
+    def produce() -> str:
+        return "x"
+
+    with DAG("etl"):
+        upstream = produce()
+        op = PythonOperator(
+            task_id="p",
+            python_callable=print,
+            op_args=[upstream, "{{ ds }}"],
+            op_kwargs={"k": upstream["key"]},
+        )
+    pulled: list[tuple[str, str]] = []
+
+    def pull(task_id: str, key: str) -> str:
+        pulled.append((task_id, key))
+        return "{{ ds }} stays data"  # an XCom value that looks like a template
+
+    copy = op.prepare_for_execution()
+    copy.render_template_fields(CONTEXT, pull=pull)
+    assert copy.op_args == ["{{ ds }} stays data", "2026-01-05"]
+    assert copy.op_kwargs == {"k": "{{ ds }} stays data"}
+    assert pulled == [("produce", "return_value"), ("produce", "key")]
+    assert op.op_args == [upstream, "{{ ds }}"]  # the definition is untouched
+
+
+def test_xcom_arg_without_pull_is_a_clear_error() -> None:
+    from dagrunner import task
+
+    @task
+    def produce() -> str:
+        return "x"
+
+    with DAG("etl"):
+        op = PythonOperator(task_id="p", python_callable=print, op_args=[produce()])
+    with pytest.raises(
+        TemplateRenderError, match="task 'p' field 'op_args' holds XComArg\\(task_id='produce'"
+    ):
+        op.prepare_for_execution().render_template_fields(CONTEXT)
+
+
+def test_dag_params_resolve_from_the_run_params() -> None:
+    from dagrunner import dag, task
+
+    @task
+    def use(limit: int, name: str) -> None:
+        return None
+
+    @dag
+    def etl(limit: int = 5, name: Any = None) -> None:
+        use(limit, name)
+
+    op = etl().get_task("use")
+    ready = op.prepare_for_execution()
+    ready.render_template_fields({"params": {"name": "{{ ds }}"}})
+    assert ready.op_args == [5, "{{ ds }}"]  # default for limit; a conf value is data, not a template
+
+
+def test_dag_param_without_default_or_run_value_is_a_clear_error() -> None:
+    with DAG("etl"):
+        op = PythonOperator(task_id="p", python_callable=print, op_args=[DagParam("name")])
+    with pytest.raises(
+        TemplateRenderError, match="task 'p' field 'op_args': DAG param 'name' has no default"
+    ):
+        op.prepare_for_execution().render_template_fields({"params": {}})

@@ -1,0 +1,187 @@
+"""Creating runs: scheduled ones from timetables, manual ones from `dags trigger`, with their task instances.
+
+A run and all its task instances are created in one transaction with their audit rows. A duplicate run
+(same run_id, or for scheduled/backfill runs the same logical date) is a clear `DuplicateRunError`; the
+database's unique indexes make that true even when two processes race.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dagrunner.errors import DuplicateRunError
+from dagrunner.loading.serialization import SerializedDag
+from dagrunner.persistence.audit import record_created_many
+from dagrunner.persistence.models import UNIQUE_DATE_RUN_TYPES, DagRun, DagRunType, TaskInstance
+from dagrunner.states import RUN_ACTIVE, DagRunState
+from dagrunner.timetables import DagRunInfo, make_run_id, validate_run_id
+
+
+def create_run(
+    session: Session,
+    dag: SerializedDag,
+    info: DagRunInfo,
+    *,
+    run_type: DagRunType,
+    actor: str,
+    now: datetime,
+    run_id: str | None = None,
+    conf: Mapping[str, Any] | None = None,
+    backfill_id: int | None = None,
+    owner: str | None = None,
+) -> DagRun:
+    """Insert a queued run of `dag` and one task instance per task (state none), audited."""
+    run_id = validate_run_id(run_id) if run_id else make_run_id(run_type.value, info.run_after)
+    _refuse_duplicate(session, dag.dag_id, run_id, run_type, info.logical_date)
+    run = DagRun(
+        dag_id=dag.dag_id,
+        run_id=run_id,
+        run_type=run_type,
+        logical_date=info.logical_date,
+        data_interval_start=info.data_interval_start,
+        data_interval_end=info.data_interval_end,
+        run_after=info.run_after,
+        state=DagRunState.QUEUED,
+        conf=dict(conf or {}),
+        created_by=actor,
+        queued_at=now,
+        backfill_id=backfill_id,
+        owner=owner,
+        updated_at=now,
+    )
+    tis = [
+        TaskInstance(
+            dag_id=dag.dag_id,
+            run_id=run_id,
+            task_id=spec.task_id,
+            map_index=-1,
+            max_tries=spec.retries,
+            operator=spec.operator,
+            queue=spec.queue,
+            pool=spec.pool,
+            pool_slots=spec.pool_slots,
+            priority_weight=spec.priority,
+            updated_at=now,
+        )
+        for spec in dag.tasks
+    ]
+    try:
+        with session.begin_nested():
+            record_created_many(session, [run, *tis], actor=actor, reason=f"{run_type.value} run created", when=now)
+    except IntegrityError as exc:
+        raise DuplicateRunError(_duplicate_message(dag.dag_id, run_id, info.logical_date)) from exc
+    return run
+
+
+def _refuse_duplicate(
+    session: Session, dag_id: str, run_id: str, run_type: DagRunType, logical_date: datetime
+) -> None:
+    same_id = select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    if session.scalars(same_id).first() is not None:
+        raise DuplicateRunError(_duplicate_message(dag_id, run_id, logical_date))
+    if run_type in UNIQUE_DATE_RUN_TYPES:
+        same_date = select(DagRun.run_id).where(
+            DagRun.dag_id == dag_id,
+            DagRun.logical_date == logical_date,
+            DagRun.run_type.in_(UNIQUE_DATE_RUN_TYPES),
+        )
+        other = session.scalars(same_date).first()
+        if other is not None:
+            raise DuplicateRunError(
+                f"DAG {dag_id!r} already has run {other!r} for logical date {logical_date.isoformat()}"
+            )
+
+
+def _duplicate_message(dag_id: str, run_id: str, logical_date: datetime) -> str:
+    return (
+        f"DAG {dag_id!r} already has a run {run_id!r} (or one for {logical_date.isoformat()}); "
+        "choose another --run-id or --logical-date, or clear the existing run with `dagrunner tasks clear`"
+    )
+
+
+def latest_scheduled_runs(session: Session, dag_ids: list[str]) -> dict[str, DagRunInfo]:
+    """The latest scheduled run of each DAG, as the `last` its timetable continues from."""
+    if not dag_ids:
+        return {}
+    latest = (
+        select(DagRun.dag_id, func.max(DagRun.logical_date).label("logical_date"))
+        .where(DagRun.dag_id.in_(dag_ids), DagRun.run_type == DagRunType.SCHEDULED)
+        .group_by(DagRun.dag_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(DagRun).join(
+            latest, (DagRun.dag_id == latest.c.dag_id) & (DagRun.logical_date == latest.c.logical_date)
+        ).where(DagRun.run_type == DagRunType.SCHEDULED)
+    ).scalars()
+    return {run.dag_id: run_info(run) for run in rows}
+
+
+def active_run_counts(session: Session, dag_ids: list[str]) -> dict[str, int]:
+    if not dag_ids:
+        return {}
+    rows = session.execute(
+        select(DagRun.dag_id, func.count())
+        .where(DagRun.dag_id.in_(dag_ids), DagRun.state.in_(RUN_ACTIVE))
+        .group_by(DagRun.dag_id)
+    )
+    return {dag_id: count for dag_id, count in rows}
+
+
+def run_info(run: DagRun) -> DagRunInfo:
+    return DagRunInfo(
+        run_after=run.run_after,
+        logical_date=run.logical_date,
+        data_interval_start=run.data_interval_start or run.logical_date,
+        data_interval_end=run.data_interval_end or run.logical_date,
+    )
+
+
+def create_due_runs(
+    session: Session,
+    dags: Mapping[str, SerializedDag],
+    *,
+    now: datetime,
+    actor: str,
+) -> list[DagRun]:
+    """Create every run that is due now for the given (unpaused, schedulable) DAGs, within max_active_runs."""
+    ids = [d for d, dag in dags.items() if dag.timetable.can_be_scheduled]
+    last = latest_scheduled_runs(session, ids)
+    active = active_run_counts(session, ids)
+    created: list[DagRun] = []
+    for dag_id in ids:
+        dag = dags[dag_id]
+        previous = last.get(dag_id)
+        while active.get(dag_id, 0) < dag.max_active_runs:
+            info = dag.timetable.next_dagrun_info(
+                last=previous, start_date=dag.start_date, end_date=dag.end_date, catchup=dag.catchup, now=now
+            )
+            if info is None or info.run_after > now:
+                break
+            try:
+                created.append(create_run(session, dag, info, run_type=DagRunType.SCHEDULED, actor=actor, now=now))
+            except DuplicateRunError:
+                pass  # another scheduler (or a backfill) made it first: continue after it
+            previous = info
+            active[dag_id] = active.get(dag_id, 0) + 1
+    return created
+
+
+def next_run_due(dags: Mapping[str, SerializedDag], last: Mapping[str, DagRunInfo], now: datetime) -> datetime | None:
+    """The earliest future run_after among the DAGs, so the loop knows when to wake up."""
+    soonest: datetime | None = None
+    for dag_id, dag in dags.items():
+        if not dag.timetable.can_be_scheduled:
+            continue
+        info = dag.timetable.next_dagrun_info(
+            last=last.get(dag_id), start_date=dag.start_date, end_date=dag.end_date, catchup=dag.catchup, now=now
+        )
+        if info is not None and (soonest is None or info.run_after < soonest):
+            soonest = info.run_after
+    return soonest

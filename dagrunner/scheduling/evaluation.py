@@ -1,0 +1,89 @@
+"""Evaluate one run: which task instances can never run, which are ready, and how the run ends.
+
+Pure over loaded rows: no queries, no writes. Tasks are walked in topological order and each decision
+updates the states the next task sees, so a failure cascades through a whole chain of
+`upstream_failed` tasks in one pass rather than one task per tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dagrunner.loading.serialization import SerializedDag, TaskSpec
+from dagrunner.persistence.models import TaskInstance
+from dagrunner.scheduling.readiness import WAITING, Decision, TaskFacts, evaluate, upstream_counts
+from dagrunner.states import FAILED_STATES, FINISHED, DagRunState
+from dagrunner.states import TaskInstanceState as TI
+
+
+@dataclass
+class RunPlan:
+    doomed: list[tuple[TaskInstance, TI, str]] = field(default_factory=list)
+    ready: list[TaskInstance] = field(default_factory=list)
+    to_expand: list[TaskInstance] = field(default_factory=list)
+    outcome: DagRunState | None = None
+    next_timer: datetime | None = None  # earliest moment a waiting retry becomes due
+
+
+def plan_run(
+    dag: SerializedDag,
+    tis: Sequence[TaskInstance],
+    *,
+    now: datetime,
+    past_states: Mapping[str, TI | None] | None = None,
+) -> RunPlan:
+    """Decide every waiting task instance of one run (see module docstring)."""
+    plan = RunPlan()
+    by_task: dict[str, list[TaskInstance]] = {}
+    for ti in tis:
+        by_task.setdefault(ti.task_id, []).append(ti)
+    states: dict[str, list[TI]] = {t: [TI(ti.state) for ti in group] for t, group in by_task.items()}
+    for task_id in dag.topological_order:
+        spec = dag.task(task_id)
+        for index, ti in enumerate(by_task.get(task_id, ())):
+            if TI(ti.state) not in WAITING:
+                continue
+            decision = decide(spec, ti, states, now, past_states)
+            if decision.new_state is not None:
+                reason = next(c.reason for c in decision.checks if c.rule == "trigger_rule")
+                plan.doomed.append((ti, decision.new_state, reason))
+                states[task_id][index] = decision.new_state
+            elif decision.ready:
+                if spec.is_mapped and ti.map_index == -1:
+                    plan.to_expand.append(ti)
+                else:
+                    plan.ready.append(ti)
+            elif ti.next_try_at is not None and ti.next_try_at > now:
+                plan.next_timer = min(filter(None, (plan.next_timer, ti.next_try_at)))
+    plan.outcome = run_outcome(dag, states)
+    return plan
+
+
+def decide(
+    spec: TaskSpec,
+    ti: TaskInstance,
+    states: Mapping[str, Sequence[TI]],
+    now: datetime,
+    past_states: Mapping[str, TI | None] | None = None,
+) -> Decision:
+    facts = TaskFacts(
+        state=TI(ti.state),
+        trigger_rule=spec.trigger_rule.value,
+        upstream=upstream_counts(spec.upstream_task_ids, states),
+        next_try_at=ti.next_try_at,
+        depends_on_past=spec.depends_on_past,
+        past_state=(past_states or {}).get(spec.task_id),
+    )
+    return evaluate(facts, now)
+
+
+def run_outcome(dag: SerializedDag, states: Mapping[str, Sequence[TI]]) -> DagRunState | None:
+    """Airflow's rule: unfinished while any instance is; then failed if a leaf failed, else success."""
+    if any(s not in FINISHED for group in states.values() for s in group):
+        return None
+    leaves = [t.task_id for t in dag.tasks if not t.downstream_task_ids]
+    if any(s in FAILED_STATES for leaf in leaves for s in states.get(leaf, ())):
+        return DagRunState.FAILED
+    return DagRunState.SUCCESS

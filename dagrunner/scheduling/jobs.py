@@ -1,0 +1,57 @@
+"""Scheduler and backfill processes as `scheduler_job` rows: registration, heartbeat, liveness.
+
+Another process decides whether a job is alive from this row: on the same host the pid settles it
+(a SIGKILLed scheduler is known dead at once), elsewhere a heartbeat older than the threshold does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from dagrunner.persistence.models import JobState, JobType, SchedulerJob
+
+HOSTNAME = socket.gethostname()
+
+
+def register_job(session: Session, job_type: JobType, now: datetime) -> SchedulerJob:
+    job = SchedulerJob(
+        job_type=job_type, host=HOSTNAME, pid=os.getpid(), started_at=now, latest_heartbeat=now,
+        state=JobState.RUNNING,
+    )  # fmt: skip
+    session.add(job)
+    session.flush()
+    return job
+
+
+def heartbeat(session: Session, job_id: int, now: datetime) -> None:
+    session.execute(update(SchedulerJob).where(SchedulerJob.id == job_id).values(latest_heartbeat=now))
+
+
+def end_job(session: Session, job_id: int, now: datetime, state: JobState = JobState.SUCCESS) -> None:
+    session.execute(update(SchedulerJob).where(SchedulerJob.id == job_id).values(ended_at=now, state=state))
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def job_alive(job: SchedulerJob, now: datetime, threshold_s: float) -> bool:
+    """A running job whose process exists (same host) or whose heartbeat is recent (other hosts)."""
+    if job.state != JobState.RUNNING or job.ended_at is not None:
+        return False
+    if job.host == HOSTNAME:
+        return pid_alive(job.pid) and now - job.latest_heartbeat < timedelta(seconds=max(threshold_s, 3600))
+    return now - job.latest_heartbeat < timedelta(seconds=threshold_s)

@@ -1,0 +1,416 @@
+"""The scheduler: `tick(now)` does one round of work; `run()` loops ticks, woken by executor events.
+
+One tick: take the executor's events (which runs changed), pick up changed DAG files, create due runs,
+then in one short write transaction decide the runs that changed (cascade upstream_failed/skipped,
+expand mapped tasks, queue what is ready within the limits, finish runs), and after the commit hand the
+queued tries to the executor. Time is always an argument, so tests drive `tick()` with a fake clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from dagrunner.clock import Clock
+from dagrunner.execution.base import Executor, RunFacts, TaskKey, TryEvent, WorkItem
+from dagrunner.loading.serialization import SerializedDag
+from dagrunner.persistence.audit import transition_run, transition_tasks
+from dagrunner.persistence.engine import session_scope
+from dagrunner.persistence.models import Dag, DagRun, JobType, Pool, TaskInstance
+from dagrunner.scheduling import jobs
+from dagrunner.scheduling.dag_source import DagSource
+from dagrunner.scheduling.dagruns import create_due_runs, latest_scheduled_runs, next_run_due
+from dagrunner.scheduling.evaluation import RunPlan, plan_run
+from dagrunner.scheduling.expansion import expand_mapped
+from dagrunner.scheduling.readiness import Candidate, Limits, allocate
+from dagrunner.scheduling.history import past_states_for
+from dagrunner.scheduling.recovery import recover_orphans, record_lost_tries
+from dagrunner.states import OCCUPYING_SLOT, RUN_ACTIVE, DagRunState
+from dagrunner.states import TaskInstanceState as TI
+
+log = logging.getLogger(__name__)
+RunRef = tuple[str, str]  # (dag_id, run_id)
+
+
+@dataclass(frozen=True)
+class SchedulerEvent:
+    """What the live display shows: a run or a task instance changed."""
+
+    kind: str  # run.created | run.state | task.state
+    dag_id: str
+    run_id: str
+    state: str
+    task_id: str | None = None
+    map_index: int = -1
+    detail: str = ""
+
+
+@dataclass
+class TickReport:
+    created_runs: int = 0
+    queued: int = 0
+    decided: int = 0
+    finished_runs: list[RunRef] = field(default_factory=list)
+    events: int = 0
+
+    @property
+    def did_work(self) -> bool:
+        return bool(self.created_runs or self.queued or self.decided or self.finished_runs or self.events)
+
+
+@dataclass
+class SchedulerOptions:
+    create_runs: bool = True
+    #: Only runs owned by this owner (None: unowned runs, the daemon's) are executed by this scheduler.
+    owner: str | None = None
+    #: Restrict to these runs (dags test, backfill).
+    only_runs: set[RunRef] | None = None
+    full_scan_s: float = 2.0
+    zombie_check_s: float = 10.0
+    job_type: JobType = JobType.SCHEDULER
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        executor: Executor,
+        dag_source: DagSource,
+        clock: Clock,
+        actor: str,
+        settings_parallelism: int,
+        zombie_threshold_s: float = 300.0,
+        heartbeat_s: float = 5.0,
+        options: SchedulerOptions | None = None,
+        on_event: Callable[[SchedulerEvent], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.dag_source = dag_source
+        self.clock = clock
+        self.actor = actor
+        self.parallelism = settings_parallelism
+        self.zombie_threshold_s = zombie_threshold_s
+        self.heartbeat_s = heartbeat_s
+        self.options = options or SchedulerOptions()
+        self.on_event = on_event or (lambda event: None)
+        self.job_id: int | None = None
+        self.finished_runs: list[RunRef] = []
+        self._dirty: set[RunRef] = set()
+        self._pending_events: list[TryEvent] = []
+        self._timers: dict[RunRef, datetime] = {}
+        self._next_full_scan: datetime | None = None
+        self._next_zombie_check: datetime | None = None
+        self._next_heartbeat: datetime | None = None
+        self._stop = threading.Event()
+
+    # --- life cycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Register this job, take over what dead schedulers left behind, and start the executor."""
+        now = self.clock.now()
+        with session_scope(self.engine) as session:
+            self.job_id = jobs.register_job(session, self.options.job_type, now).id
+        with session_scope(self.engine) as session:
+            recover_orphans(session, now=now, my_job_id=self.job_id, actor=self.actor,
+                            zombie_threshold_s=self.zombie_threshold_s, dags=self.dag_source.dags())  # fmt: skip
+        self.executor.start()
+        self._next_heartbeat = now + timedelta(seconds=self.heartbeat_s)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def shutdown(self, grace_s: float) -> list[tuple[TaskKey, int]]:
+        """Stop the executor (waiting up to `grace_s` for running tries) and record what was left."""
+        left = self.executor.shutdown(grace_s)
+        self._pending_events.extend(self.executor.events(0))
+        now = self.clock.now()
+        with session_scope(self.engine) as session:
+            self._apply_events(session, now)
+            if left:
+                record_lost_tries(session, left, dags=self.dag_source.dags(), now=now, actor=self.actor,
+                                  reason=f"the scheduler stopped and killed it after a {grace_s:g}s grace period")  # fmt: skip
+            if self.job_id is not None:
+                jobs.end_job(session, self.job_id, now)
+        return left
+
+    # --- one tick ------------------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> TickReport:
+        now = now or self.clock.now()
+        report = TickReport()
+        self._pending_events.extend(self.executor.events(0))
+        report.events = len(self._pending_events)
+        self.dag_source.refresh(now)
+        dags = self.dag_source.dags()
+        with session_scope(self.engine) as session:
+            self._apply_events(session, now)
+            if self.options.create_runs and not self.stopping:
+                report.created_runs = self._create_runs(session, dags, now)
+            items = self._schedule(session, dags, now, report)
+            self._maybe_heartbeat(session, now)
+        for item in items:
+            self.executor.submit(item)
+        if self._next_zombie_check is None or now >= self._next_zombie_check:
+            self._next_zombie_check = now + timedelta(seconds=self.options.zombie_check_s)
+            self._check_zombies(dags, now)
+        return report
+
+    def _apply_events(self, session: Session, now: datetime) -> None:
+        lost = []
+        for event in self._pending_events:
+            self._dirty.add((event.key.dag_id, event.key.run_id))
+            if event.kind == "lost":
+                lost.append((event.key, event.try_number))
+            elif event.kind == "finished" and event.state:
+                self.on_event(SchedulerEvent("task.state", event.key.dag_id, event.key.run_id, event.state,
+                                             event.key.task_id, event.key.map_index, event.detail))  # fmt: skip
+        if lost:
+            record_lost_tries(session, lost, dags=self.dag_source.dags(), now=now, actor=self.actor,
+                              reason="the worker process running it died")  # fmt: skip
+        self._pending_events.clear()
+
+    def _create_runs(self, session: Session, dags: Mapping[str, SerializedDag], now: datetime) -> int:
+        paused = dict(session.execute(select(Dag.dag_id, Dag.is_paused)).all())
+        active = {d: dag for d, dag in dags.items() if not paused.get(d, False)}
+        created = create_due_runs(session, active, now=now, actor=self.actor)
+        for run in created:
+            self._dirty.add((run.dag_id, run.run_id))
+            self.on_event(SchedulerEvent("run.created", run.dag_id, run.run_id, run.state.value))
+        return len(created)
+
+    # --- deciding ------------------------------------------------------------------------------------
+
+    def _schedule(
+        self, session: Session, dags: Mapping[str, SerializedDag], now: datetime, report: TickReport
+    ) -> list[WorkItem]:
+        runs = self._runs_to_evaluate(session, now)
+        if not runs:
+            return []
+        tis_by_run = _load_task_instances(session, [(r.dag_id, r.run_id) for r in runs])
+        ready: list[tuple[DagRun, SerializedDag, TaskInstance]] = []
+        for run in runs:
+            dag = dags.get(run.dag_id)
+            if dag is None:
+                continue  # its file is gone or broken: leave the run as it is until the DAG is back
+            ref = (run.dag_id, run.run_id)
+            tis = tis_by_run.get(ref, [])
+            past = past_states_for(session, dag, run)
+            plan = plan_run(dag, tis, now=now, past_states=past)
+            if plan.to_expand:
+                expand_mapped(session, dag, run, plan.to_expand, actor=self.actor, now=now)
+                self._dirty.add(ref)  # evaluate the new instances next tick (which follows at once)
+            report.decided += self._apply_doomed(session, plan, run)
+            self._track_timer(ref, plan)
+            if plan.outcome is not None and not plan.to_expand:
+                self._finish_run(session, run, plan.outcome, now, report)
+                continue
+            ready.extend((run, dag, ti) for ti in plan.ready)
+        return self._queue(session, ready, dags, now, report)
+
+    def _runs_to_evaluate(self, session: Session, now: datetime) -> list[DagRun]:
+        """The runs that changed (events, new runs, due timers), or every active run on a full scan."""
+        full = self._next_full_scan is None or now >= self._next_full_scan
+        if full:
+            self._next_full_scan = now + timedelta(seconds=self.options.full_scan_s)
+        for ref, when in list(self._timers.items()):
+            if when <= now:
+                self._dirty.add(ref)
+                del self._timers[ref]
+        if not full and not self._dirty:
+            return []
+        query = select(DagRun).where(DagRun.state.in_(RUN_ACTIVE))
+        owner = self.options.owner
+        query = query.where(DagRun.owner.is_(None) if owner is None else DagRun.owner == owner)
+        if not full:
+            query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(self._dirty)))
+        if self.options.only_runs is not None:
+            query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(self.options.only_runs)))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=DagRun)  # several schedulers at once
+        self._dirty.clear()
+        return list(session.scalars(query.order_by(DagRun.logical_date, DagRun.id)))
+
+    def _apply_doomed(self, session: Session, plan: RunPlan, run: DagRun) -> int:
+        groups: dict[tuple[TI, str], list[TaskInstance]] = {}
+        for ti, state, reason in plan.doomed:
+            groups.setdefault((state, reason), []).append(ti)
+        for (state, reason), tis in groups.items():
+            transition_tasks(session, tis, state, actor=self.actor, reason=reason)
+            for ti in tis:
+                self.on_event(SchedulerEvent("task.state", ti.dag_id, ti.run_id, state.value, ti.task_id,
+                                             ti.map_index, reason))  # fmt: skip
+        return len(plan.doomed)
+
+    def _track_timer(self, ref: RunRef, plan: RunPlan) -> None:
+        if plan.next_timer is not None:
+            self._timers[ref] = min(plan.next_timer, self._timers.get(ref, plan.next_timer))
+
+    def _finish_run(self, session: Session, run: DagRun, outcome: DagRunState, now: datetime,
+                    report: TickReport) -> None:  # fmt: skip
+        if run.state == DagRunState.QUEUED:
+            transition_run(session, run, DagRunState.RUNNING, actor=self.actor, reason="run started", when=now)
+        transition_run(session, run, outcome, actor=self.actor, reason="every task instance finished", when=now)
+        report.finished_runs.append((run.dag_id, run.run_id))
+        self.finished_runs.append((run.dag_id, run.run_id))
+        self.on_event(SchedulerEvent("run.state", run.dag_id, run.run_id, outcome.value))
+
+    # --- queueing ------------------------------------------------------------------------------------
+
+    def _queue(
+        self,
+        session: Session,
+        ready: list[tuple[DagRun, SerializedDag, TaskInstance]],
+        dags: Mapping[str, SerializedDag],
+        now: datetime,
+        report: TickReport,
+    ) -> list[WorkItem]:
+        if not ready or self.stopping:
+            return []
+        limits = self._limits(session, dags, {dag.dag_id for _, dag, _ in ready})
+        by_key = {ti.id: (run, dag, ti) for run, dag, ti in ready}
+        candidates = [
+            Candidate(ti.id, dag.dag_id, ti.pool, ti.pool_slots, ti.priority_weight, (run.logical_date, run.id, ti.id))
+            for run, dag, ti in ready
+        ]
+        chosen, blocked = allocate(candidates, limits)
+        waiting = [by_key[k][2] for k in blocked if by_key[k][2].state == TI.NONE]
+        if waiting:
+            transition_tasks(session, waiting, TI.SCHEDULED, actor=self.actor,
+                             reason="dependencies met; waiting for a free slot", when=now)  # fmt: skip
+        to_queue = [by_key[c.key] for c in chosen]
+        if not to_queue:
+            return []
+        self._start_runs(session, {id(run): run for run, _, _ in to_queue}.values(), now)
+        for _, _, ti in to_queue:
+            ti.try_number += 1
+            ti.queued_by_job_id = self.job_id
+            ti.next_try_at = None
+        transition_tasks(session, [ti for _, _, ti in to_queue], TI.QUEUED, actor=self.actor,
+                         reason="dependencies met and a slot was free", when=now)  # fmt: skip
+        report.queued += len(to_queue)
+        items = []
+        for run, dag, ti in to_queue:
+            self.on_event(SchedulerEvent("task.state", ti.dag_id, ti.run_id, TI.QUEUED.value, ti.task_id, ti.map_index))
+            items.append(_work_item(run, dag, ti))
+        return items
+
+    def _start_runs(self, session: Session, runs: Iterable[DagRun], now: datetime) -> None:
+        for run in runs:
+            if run.state == DagRunState.QUEUED:
+                transition_run(session, run, DagRunState.RUNNING, actor=self.actor, reason="first task queued",
+                               when=now)  # fmt: skip
+                self.on_event(SchedulerEvent("run.state", run.dag_id, run.run_id, DagRunState.RUNNING.value))
+
+    def _limits(self, session: Session, dags: Mapping[str, SerializedDag], dag_ids: set[str]) -> Limits:
+        active = list(
+            session.execute(
+                select(TaskInstance.dag_id, TaskInstance.pool, func.count(), func.sum(TaskInstance.pool_slots))
+                .where(TaskInstance.state.in_(OCCUPYING_SLOT))
+                .group_by(TaskInstance.dag_id, TaskInstance.pool)
+            )
+        )
+        per_dag: dict[str, int] = {}
+        per_pool: dict[str, int] = {}
+        for dag_id, pool, count, slots in active:
+            per_dag[dag_id] = per_dag.get(dag_id, 0) + count
+            per_pool[pool] = per_pool.get(pool, 0) + int(slots or 0)
+        pools = session.execute(select(Pool.name, Pool.slots)).all()
+        return Limits(
+            executor_slots=self.executor.slots_free,
+            dag_slots={d: dags[d].max_active_tasks - per_dag.get(d, 0) for d in dag_ids},
+            pool_slots={name: slots - per_pool.get(name, 0) for name, slots in pools},
+        )
+
+    # --- housekeeping --------------------------------------------------------------------------------
+
+    def _maybe_heartbeat(self, session: Session, now: datetime) -> None:
+        if self.job_id is not None and (self._next_heartbeat is None or now >= self._next_heartbeat):
+            jobs.heartbeat(session, self.job_id, now)
+            self._next_heartbeat = now + timedelta(seconds=self.heartbeat_s)
+
+    def _check_zombies(self, dags: Mapping[str, SerializedDag], now: datetime) -> None:
+        """Running tries whose heartbeat stopped and that no live executor of ours holds: fail or retry them."""
+        cutoff = now - timedelta(seconds=self.zombie_threshold_s)
+        mine = {(key, n) for key, n in self.executor.running()}
+        with session_scope(self.engine) as session:
+            stale = session.scalars(
+                select(TaskInstance).where(TaskInstance.state == TI.RUNNING, TaskInstance.last_heartbeat < cutoff)
+            ).all()
+            zombies = [
+                (TaskKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index), ti.try_number)
+                for ti in stale
+                if (TaskKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index), ti.try_number) not in mine
+            ]
+            if zombies:
+                record_lost_tries(session, zombies, dags=dags, now=now, actor=self.actor,
+                                  reason=f"no heartbeat for over {self.zombie_threshold_s:g}s (zombie)")  # fmt: skip
+                self._dirty.update((k.dag_id, k.run_id) for k, _ in zombies)
+
+    def next_wakeup(self, now: datetime) -> datetime:
+        """The latest moment the loop may sleep until: a retry due, a run due, a scan, a heartbeat."""
+        candidates = [now + timedelta(seconds=self.heartbeat_s)]
+        candidates += [t for t in (self._next_full_scan, self._next_heartbeat) if t is not None]
+        candidates += list(self._timers.values())
+        look = getattr(self.dag_source, "next_look", None)
+        if look is not None:
+            candidates.append(look)
+        if self.options.create_runs:
+            with session_scope(self.engine, readonly=True) as session:
+                dags = self.dag_source.dags()
+                due = next_run_due(dags, latest_scheduled_runs(session, list(dags)), now)
+            if due is not None:
+                candidates.append(due)
+        return max(now, min(candidates))
+
+    def wait(self, until: datetime) -> None:
+        """Sleep until `until` or until the executor has news (a try ended): that wakes us at once."""
+        timeout = max(0.0, (until - self.clock.now()).total_seconds())
+        if self._dirty or self._pending_events:
+            timeout = 0.0
+        self._pending_events.extend(self.executor.events(timeout))
+
+
+def _load_task_instances(session: Session, refs: list[RunRef]) -> dict[RunRef, list[TaskInstance]]:
+    out: dict[RunRef, list[TaskInstance]] = {}
+    for start in range(0, len(refs), 500):
+        chunk = refs[start : start + 500]
+        rows = session.scalars(
+            select(TaskInstance).where(tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_(chunk))
+        )
+        for ti in rows:
+            out.setdefault((ti.dag_id, ti.run_id), []).append(ti)
+    return out
+
+
+def _work_item(run: DagRun, dag: SerializedDag, ti: TaskInstance) -> WorkItem:
+    facts = RunFacts(
+        run_type=run.run_type.value,
+        logical_date=run.logical_date,
+        data_interval_start=run.data_interval_start or run.logical_date,
+        data_interval_end=run.data_interval_end or run.logical_date,
+        run_after=run.run_after,
+        conf=dict(run.conf or {}),
+    )
+    return WorkItem(
+        key=TaskKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index),
+        try_number=ti.try_number,
+        fileloc=dag.fileloc,
+        run=facts,
+        queue=ti.queue,
+        priority=ti.priority_weight,
+        pool_slots=ti.pool_slots,
+        queued_by_job_id=ti.queued_by_job_id,
+    )
