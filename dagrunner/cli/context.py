@@ -38,6 +38,12 @@ class CliContext:
         return Settings.load(self._overrides, home=Path(self._home) if self._home else None)
 
     @property
+    def db_label(self) -> str:
+        from dagrunner.settings import mask_url
+
+        return mask_url(self.settings.db_url)
+
+    @property
     def engine(self) -> Engine:
         """The metadata DB, created and migrated on first use when it is empty (nothing to set up)."""
         if self._engine is None:

@@ -6,11 +6,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import click
+from sqlalchemy import select
 
 from dagrunner.cli import render
 from dagrunner.cli.context import CliContext, pass_cli
 from dagrunner.cli.params import parse_date
 from dagrunner.loading.serialization import SerializedDag
+from dagrunner.persistence.models import Dag
 
 
 @click.group()
@@ -223,3 +225,75 @@ def _relative(cli: CliContext, path: str) -> str:
         return str(Path(path).relative_to(cli.settings.dags_folder))
     except ValueError:
         return path
+
+
+@dags.command("trigger")
+@click.argument("dag_id")
+@click.option("--conf", help='Run configuration, a JSON object: --conf \'{"full": true}\'.')
+@click.option("--logical-date", metavar="DATE", help="The run's logical date (default: now), in the DAG's timezone.")
+@click.option("--run-id", help="Run id (default manual__<logical date>); letters, digits and _.~:+- only.")
+@click.option("--json", "as_json", is_flag=True, help="Print the created run as JSON.")
+@pass_cli
+def trigger(
+    cli: CliContext, dag_id: str, conf: str | None, logical_date: str | None, run_id: str | None, as_json: bool
+) -> None:
+    """Create a manual run of DAG_ID for the scheduler to run (a paused DAG's run waits for unpause)."""
+    from dagrunner.cli.params import parse_conf
+    from dagrunner.scheduling.operations import trigger_run
+
+    dag = cli.dagbag.get_dag(dag_id)
+    run_conf = parse_conf(conf)
+    when = parse_date(logical_date, dag.timezone, "--logical-date") if logical_date else None
+    now = datetime.now(timezone.utc)
+    with cli.session() as session:
+        run = trigger_run(session, dag, actor=cli.actor, now=now, conf=run_conf, logical_date=when, run_id=run_id)
+        data = _dagrun_json(run)
+        paused = bool(session.scalar(select(Dag.is_paused).where(Dag.dag_id == dag_id)))
+    if as_json:
+        render.print_json(data)
+    else:
+        render.info(f"created run {data['run_id']} of {dag_id} (logical date {data['logical_date']})")
+        if paused:
+            render.info(f"{dag_id} is paused: the run starts when you `dagrunner dags unpause {dag_id}`")
+
+
+def _dagrun_json(run: Any) -> dict[str, Any]:
+    return {
+        "dag_id": run.dag_id,
+        "run_id": run.run_id,
+        "run_type": run.run_type.value,
+        "state": run.state.value,
+        "logical_date": run.logical_date.isoformat(),
+        "data_interval_start": run.data_interval_start.isoformat() if run.data_interval_start else None,
+        "data_interval_end": run.data_interval_end.isoformat() if run.data_interval_end else None,
+        "conf": run.conf,
+    }
+
+
+@dags.command("test")
+@click.argument("dag_id")
+@click.argument("logical_date", required=False)
+@click.option("--conf", help="Run configuration, a JSON object.")
+@click.option("--executor", type=click.Choice(["inline", "local"]), default="inline", show_default=True,
+              help="inline runs tasks in this process (easy to debug); local uses worker processes.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help='Print {"run_id", "state", "tasks": {task: state}} only.')
+@pass_cli
+def test(cli: CliContext, dag_id: str, logical_date: str | None, conf: str | None, executor: str, as_json: bool) -> None:
+    """Run one whole run of DAG_ID in the foreground and show each task's state. Exit 1 if it failed.
+
+    The run is recorded in the database like any other (run type manual), so its logs, states and audit
+    trail can be inspected afterwards. A running scheduler leaves it alone.
+    """
+    from dagrunner.cli.params import parse_conf
+    from dagrunner.cli.testing import run_dag_test
+
+    cli.override(executor=executor)
+    dag = cli.dagbag.get_dag(dag_id)
+    when = parse_date(logical_date, dag.timezone, "LOGICAL_DATE") if logical_date else None
+    result = run_dag_test(cli, dag, logical_date=when, conf=parse_conf(conf), quiet=as_json)
+    if as_json:
+        render.print_json(result)
+    else:
+        render.table(f"{dag_id} {result['run_id']}: {result['state']}", ["task", "state"], result["tasks"].items())
+    if result["state"] != "success":
+        raise click.exceptions.Exit(1)

@@ -63,3 +63,194 @@ def dependency_tree(dag: SerializedDag) -> Tree:
     for task_id in sorted(n for n in dag.graph if dag.graph.in_degree(n) == 0):
         add(root, task_id)
     return root
+
+
+def _ti_label(ti: object) -> str:
+    map_index = getattr(ti, "map_index", -1)
+    task_id = getattr(ti, "task_id", "")
+    return f"{task_id}[{map_index}]" if map_index >= 0 else task_id
+
+
+@tasks.command("states")
+@click.argument("dag_id")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help='Print {"task_id": "state", ...} (mapped: task_id[i]).')
+@pass_cli
+def states(cli: CliContext, dag_id: str, run_id: str, as_json: bool) -> None:
+    """The state of every task instance of one run."""
+    from dagrunner.persistence.queries import get_run, task_instances_for_run
+
+    with cli.session() as session:
+        get_run(session, dag_id, run_id)
+        tis = task_instances_for_run(session, dag_id, run_id)
+        rows = [
+            (_ti_label(ti), ti.state.value, ti.try_number, ti.start_date, ti.end_date, ti.hostname) for ti in tis
+        ]
+    if as_json:
+        render.print_json({label: state for label, state, *_ in rows})
+        return
+    render.table(f"{dag_id} {run_id}", ["task", "state", "tries", "started", "ended", "host"], rows)
+
+
+@tasks.command("logs")
+@click.argument("dag_id")
+@click.argument("task_id")
+@click.argument("run_id")
+@click.option("--try", "try_number", type=click.IntRange(min=1), help="Which try (default: the latest).")
+@click.option("--map-index", type=int, default=-1, show_default=True, help="Which mapped instance.")
+@pass_cli
+def logs(cli: CliContext, dag_id: str, task_id: str, run_id: str, try_number: int | None, map_index: int) -> None:
+    """Print the log of one try of a task instance."""
+    from sqlalchemy import select
+
+    from dagrunner.errors import NotFoundError
+    from dagrunner.persistence.models import TaskTry
+
+    with cli.session() as session:
+        query = select(TaskTry).where(
+            TaskTry.dag_id == dag_id, TaskTry.run_id == run_id, TaskTry.task_id == task_id,
+            TaskTry.map_index == map_index,
+        )  # fmt: skip
+        if try_number is not None:
+            query = query.where(TaskTry.try_number == try_number)
+        attempt = session.scalars(query.order_by(TaskTry.try_number.desc()).limit(1)).first()
+    if attempt is None:
+        which = f"try {try_number}" if try_number else "any try"
+        raise NotFoundError(
+            f"no {which} of {dag_id}.{task_id} in run {run_id}; `dagrunner tasks states {dag_id} {run_id}` "
+            "shows what ran"
+        )
+    from dagrunner.execution.logs import read_log
+
+    text = read_log(cli.settings.logs_folder, attempt.log_path)
+    render.console.print(f"[dim]--- try {attempt.try_number}: {attempt.log_path}[/]", markup=True)
+    click.echo(text, nl=not text.endswith("\n"))
+
+
+@tasks.command("clear")
+@click.argument("dag_id")
+@click.option("-t", "--task-regex", help="Only tasks whose id matches this regular expression.")
+@click.option("-s", "--start-date", metavar="DATE", help="Only runs with logical date on or after DATE.")
+@click.option("-e", "--end-date", metavar="DATE", help="Only runs with logical date on or before DATE.")
+@click.option("--only-failed", is_flag=True, help="Only failed and upstream_failed instances.")
+@click.option("--downstream", is_flag=True, help="Also clear everything downstream of the matched tasks.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_cli
+def clear(
+    cli: CliContext,
+    dag_id: str,
+    task_regex: str | None,
+    start_date: str | None,
+    end_date: str | None,
+    only_failed: bool,
+    downstream: bool,
+    yes: bool,
+) -> None:
+    """Clear task instances so the scheduler runs them again (audited). Queued/running ones are left alone."""
+    from datetime import datetime, timezone
+
+    from dagrunner.cli.params import parse_date
+    from dagrunner.scheduling.operations import clear as clear_tis
+    from dagrunner.scheduling.operations import select_for_clear
+
+    dag = cli.dagbag.get_dag(dag_id)
+    start = parse_date(start_date, dag.timezone, "--start-date") if start_date else None
+    end = parse_date(end_date, dag.timezone, "--end-date") if end_date else None
+    with cli.session() as session:
+        chosen = select_for_clear(
+            session, dag, task_regex=task_regex, start=start, end=end, only_failed=only_failed, downstream=downstream
+        )
+        if not chosen:
+            render.info("nothing to clear")
+            return
+        if not yes:
+            for ti in chosen[:50]:
+                render.info(f"  {ti.run_id} {_ti_label(ti)} ({ti.state.value})")
+            if len(chosen) > 50:
+                render.info(f"  ... and {len(chosen) - 50} more")
+            click.confirm(f"Clear these {len(chosen)} task instance(s)?", abort=True)
+        result = clear_tis(session, dag, chosen, actor=cli.actor, now=datetime.now(timezone.utc))
+    render.info(f"cleared {len(result.cleared)} task instance(s); {len(result.runs_requeued)} run(s) queued again")
+    for ti in result.left_running:
+        render.info(f"  left alone (still {ti.state.value}): {ti.run_id} {_ti_label(ti)}")
+
+
+@tasks.command("why")
+@click.argument("dag_id")
+@click.argument("task_id")
+@click.argument("run_id")
+@click.option("--map-index", type=int, default=-1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@pass_cli
+def why(cli: CliContext, dag_id: str, task_id: str, run_id: str, map_index: int, as_json: bool) -> None:
+    """Why a task instance is (not) running: each readiness rule, passed or blocked, with its reason."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from dagrunner.errors import NotFoundError
+    from dagrunner.persistence.models import TaskInstance
+    from dagrunner.persistence.queries import get_run
+    from dagrunner.scheduling.operations import explain
+
+    dag = cli.dagbag.get_dag(dag_id)
+    dag.task(task_id)
+    with cli.session() as session:
+        run = get_run(session, dag_id, run_id)
+        ti = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id,
+                TaskInstance.map_index == map_index,
+            )  # fmt: skip
+        ).first()
+        if ti is None:
+            raise NotFoundError(f"run {run_id} has no instance of {task_id} with map index {map_index}")
+        checks = explain(session, dag, run, ti, datetime.now(timezone.utc))
+        state = ti.state.value
+    if as_json:
+        render.print_json({"state": state, "checks": [c.__dict__ for c in checks]})
+        return
+    render.info(f"{dag_id}.{task_id} in {run_id} is {state}")
+    render.table(None, ["rule", "", "reason"], [(c.rule, "passed" if c.passed else "BLOCKED", c.reason) for c in checks])
+
+
+@tasks.command("render")
+@click.argument("dag_id")
+@click.argument("task_id")
+@click.argument("logical_date", required=False)
+@pass_cli
+def render_cmd(cli: CliContext, dag_id: str, task_id: str, logical_date: str | None) -> None:
+    """Show a task's templated fields rendered for LOGICAL_DATE (default: now), without running it."""
+    from datetime import datetime, timezone
+
+    from dagrunner.cli.params import parse_date
+    from dagrunner.execution.task_test import render_task
+
+    dag = cli.dagbag.get_dag(dag_id)
+    dag.task(task_id)
+    when = parse_date(logical_date, dag.timezone, "LOGICAL_DATE") if logical_date else datetime.now(timezone.utc)
+    for field, value in render_task(cli.settings, dag.fileloc, dag_id, task_id, when).items():
+        render.console.print(f"[bold]# {field}[/]", markup=True)
+        click.echo(value if isinstance(value, str) else repr(value))
+
+
+@tasks.command("test")
+@click.argument("dag_id")
+@click.argument("task_id")
+@click.argument("logical_date", required=False)
+@pass_cli
+def test_cmd(cli: CliContext, dag_id: str, task_id: str, logical_date: str | None) -> None:
+    """Run one task in this process and print its log; no run or state in the database changes."""
+    from datetime import datetime, timezone
+
+    from dagrunner.cli.params import parse_date
+    from dagrunner.execution.task_test import test_task
+
+    dag = cli.dagbag.get_dag(dag_id)
+    dag.task(task_id)
+    when = parse_date(logical_date, dag.timezone, "LOGICAL_DATE") if logical_date else datetime.now(timezone.utc)
+    state, log_text = test_task(cli.settings, dag.fileloc, dag_id, task_id, when)
+    click.echo(log_text, nl=not log_text.endswith("\n"))
+    render.info(f"{dag_id}.{task_id}: {state}")
+    if state not in ("success", "skipped"):
+        raise click.exceptions.Exit(1)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dagrunner.authoring.baseoperator import BaseOperator
+    from dagrunner.loading.serialization import TaskSpec
 
 MAX_DELAY_S = 86400
 
@@ -40,3 +46,53 @@ def retry_delay_s(
 
 def next_try_at(failed_at: datetime, delay_s: float) -> datetime:
     return failed_at + timedelta(seconds=delay_s)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A task's retry arguments in seconds, from a live task or its serialized spec (same numbers)."""
+
+    retries: int = 0
+    retry_delay_s: float = 300.0
+    exponential_base: float = 0.0  # 0 or 1: fixed delay
+    max_retry_delay_s: float | None = None
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        """No retries (a task whose definition is no longer known)."""
+        return cls()
+
+    @classmethod
+    def from_task(cls, task: BaseOperator) -> RetryPolicy:
+        max_delay = task.max_retry_delay
+        return cls(
+            retries=task.retries,
+            retry_delay_s=task.retry_delay.total_seconds(),
+            exponential_base=float(task.retry_exponential_backoff),
+            max_retry_delay_s=None if max_delay is None else _seconds(max_delay),
+        )
+
+    @classmethod
+    def from_spec(cls, spec: TaskSpec) -> RetryPolicy:
+        return cls(
+            retries=spec.retries,
+            retry_delay_s=spec.retry_delay,
+            exponential_base=spec.retry_exponential_backoff,
+            max_retry_delay_s=spec.max_retry_delay,
+        )
+
+    def delay_s(self, *, dag_id: str, task_id: str, logical_date: datetime, try_number: int) -> float:
+        """`retry_delay_s(...)` for this policy: how long after try `try_number` failed the next may start."""
+        return retry_delay_s(
+            retry_delay_s=self.retry_delay_s,
+            exponential_base=self.exponential_base,
+            max_retry_delay_s=self.max_retry_delay_s,
+            dag_id=dag_id,
+            task_id=task_id,
+            logical_date=logical_date,
+            try_number=try_number,
+        )
+
+
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

@@ -37,6 +37,7 @@ from dagrunner.states import TaskInstanceState as TI
 
 log = logging.getLogger(__name__)
 RunRef = tuple[str, str]  # (dag_id, run_id)
+MAX_IDLE_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,11 @@ class Scheduler:
             return []
         query = select(DagRun).where(DagRun.state.in_(RUN_ACTIVE))
         owner = self.options.owner
-        query = query.where(DagRun.owner.is_(None) if owner is None else DagRun.owner == owner)
+        if owner is None:  # the daemon: unowned runs of unpaused DAGs (a paused DAG's runs wait, as in Airflow)
+            unpaused = select(Dag.dag_id).where(Dag.is_paused.is_(False))
+            query = query.where(DagRun.owner.is_(None), DagRun.dag_id.in_(unpaused))
+        else:
+            query = query.where(DagRun.owner == owner)
         if not full:
             query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(self._dirty)))
         if self.options.only_runs is not None:
@@ -375,10 +380,17 @@ class Scheduler:
                 candidates.append(due)
         return max(now, min(candidates))
 
+    @property
+    def has_pending_work(self) -> bool:
+        return bool(self._dirty or self._pending_events)
+
     def wait(self, until: datetime) -> None:
-        """Sleep until `until` or until the executor has news (a try ended): that wakes us at once."""
-        timeout = max(0.0, (until - self.clock.now()).total_seconds())
-        if self._dirty or self._pending_events:
+        """Sleep until `until` or until the executor has news (a try ended): that wakes us at once.
+
+        Idle sleeps are capped at a second so a stop request (a signal) is noticed promptly.
+        """
+        timeout = min(MAX_IDLE_WAIT_S, max(0.0, (until - self.clock.now()).total_seconds()))
+        if self._dirty or self._pending_events or self.stopping:
             timeout = 0.0
         self._pending_events.extend(self.executor.events(timeout))
 

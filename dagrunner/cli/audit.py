@@ -1,0 +1,75 @@
+"""`dagrunner audit`: who changed what, when, and why: read straight from the append-only audit log."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import click
+
+from dagrunner.cli import render
+from dagrunner.cli.context import CliContext, pass_cli
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str) -> datetime:
+    """`30m`, `12h`, `1d`, `2w`, or an ISO date/datetime (UTC unless it carries an offset)."""
+    match = re.fullmatch(r"(\d+)([smhdw])", value.strip())
+    if match:
+        return datetime.now(timezone.utc) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use 30m, 12h, 1d, 2w or an ISO date", param_hint="--since") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@click.command()
+@click.option("--dag", "dag_id", help="Only this DAG.")
+@click.option("--run", "run_id", help="Only this run.")
+@click.option("--since", help="Only newer records: 30m, 12h, 1d, 2w or an ISO date.")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="At most this many (newest).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_cli
+def audit(cli: CliContext, dag_id: str | None, run_id: str | None, since: str | None, limit: int, as_json: bool) -> None:
+    """The audit trail: every state change and event, oldest first."""
+    from dagrunner.persistence.queries import audit_rows
+
+    since_dt = parse_since(since) if since else None
+    with cli.session() as session:
+        rows = [
+            {
+                "ts": r.ts.isoformat(),
+                "actor": r.actor,
+                "event": r.event,
+                "dag_id": r.dag_id,
+                "run_id": r.run_id,
+                "task_id": r.task_id,
+                "map_index": r.map_index,
+                "try_number": r.try_number,
+                "old_state": r.old_state,
+                "new_state": r.new_state,
+                "reason": r.reason,
+                "detail": r.detail,
+            }
+            for r in audit_rows(session, dag_id=dag_id, run_id=run_id, since=since_dt, limit=limit)
+        ]
+    if as_json:
+        render.print_json(rows)
+        return
+    render.table(
+        "Audit log",
+        ["when", "actor", "event", "dag/run/task", "change", "why"],
+        [
+            (
+                r["ts"],
+                r["actor"],
+                r["event"],
+                "/".join(str(x) for x in (r["dag_id"], r["run_id"], r["task_id"]) if x),
+                f"{r['old_state'] or '-'} -> {r['new_state']}" if r["new_state"] else None,
+                r["reason"],
+            )
+            for r in rows
+        ],
+    )

@@ -1,0 +1,84 @@
+"""`dagrunner scheduler`: the daemon, and the shared way CLI commands build a scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import click
+
+from dagrunner.cli import render
+from dagrunner.cli.context import CliContext, pass_cli
+from dagrunner.clock import SystemClock
+
+if TYPE_CHECKING:  # the scheduling stack loads only when a command needs it (fast --help, version)
+    from dagrunner.scheduling.dag_source import DagSource
+    from dagrunner.scheduling.scheduler import Scheduler, SchedulerEvent, SchedulerOptions
+
+executor_option = click.option(
+    "--executor",
+    type=click.Choice(["inline", "local"]),
+    help="Where tasks run: local (warm worker processes, the default) or inline (this process, for debugging).",
+)
+parallelism_option = click.option(
+    "--parallelism", type=click.IntRange(min=1), help="Most tries running at once (default: CPUs, at least 2)."
+)
+
+
+def build_scheduler(
+    cli: CliContext,
+    *,
+    dag_source: DagSource | None = None,
+    options: SchedulerOptions | None = None,
+    on_event: Callable[[SchedulerEvent], None] | None | str = "print",
+) -> Scheduler:
+    from dagrunner.cli.live import print_event
+    from dagrunner.execution import make_executor
+    from dagrunner.scheduling.dag_source import FolderDagSource
+    from dagrunner.scheduling.scheduler import Scheduler
+
+    settings = cli.settings
+    engine = cli.engine
+    executor = make_executor(settings.executor, settings, actor=cli.actor, job_id=None)
+    return Scheduler(
+        engine=engine,
+        executor=executor,
+        dag_source=dag_source or FolderDagSource(settings, engine, actor=cli.actor),
+        clock=SystemClock(),
+        actor=cli.actor,
+        settings_parallelism=settings.parallelism,
+        zombie_threshold_s=settings.zombie_threshold_sec,
+        heartbeat_s=settings.scheduler_heartbeat_sec,
+        options=options,
+        on_event=print_event if on_event == "print" else on_event,  # type: ignore[arg-type]
+    )
+
+
+@click.command()
+@executor_option
+@parallelism_option
+@click.option("--once", is_flag=True, help="Exit when nothing is running or ready (future runs and retries wait).")
+@click.option("--num-runs", type=click.IntRange(min=1), help="Exit after this many DAG runs have finished.")
+@click.option("--grace", "grace_s", type=float, default=30.0, show_default=True,
+              help="Seconds running tries get to finish after SIGINT/SIGTERM.")  # fmt: skip
+@pass_cli
+def scheduler(
+    cli: CliContext, executor: str | None, parallelism: int | None, once: bool, num_runs: int | None, grace_s: float
+) -> None:
+    """Run the scheduler: parse dags/, create runs on schedule, run their tasks, until stopped.
+
+    Changed and new DAG files are picked up while it runs. SIGINT/SIGTERM stop it gracefully: no new
+    work, running tries get --grace seconds, and what is left is recorded.
+    """
+    from dagrunner.scheduling.loop import StopOnSignals, StopWhen, run_loop
+
+    cli.override(executor=executor, parallelism=parallelism)
+    sched = build_scheduler(cli)
+    settings = cli.settings
+    render.info(
+        f"dagrunner scheduler: dags {settings.dags_folder}, executor {settings.executor}, "
+        f"parallelism {settings.parallelism}, db {cli.db_label}"
+    )
+    with StopOnSignals(sched, on_signal=lambda name: render.info(f"{name}: stopping (grace {grace_s:g}s)")):
+        finished = run_loop(sched, StopWhen(once=once, num_runs=num_runs), grace_s=grace_s)
+    render.info(f"scheduler stopped; {len(finished)} run(s) finished in this session")

@@ -1,0 +1,384 @@
+"""Every database write about a try, made by the side that runs it (DESIGN section 7).
+
+A worker records `running` before user code starts and the outcome when it ends, so the database stays
+the truth even when the scheduler dies mid-try. Each write is *fenced*: it applies only while the task
+instance is still in the state and at the try_number the writer expects. A worker holding a stale work
+item (the instance was cleared, re-queued by another scheduler, or already failed as a zombie) is fenced
+out and changes nothing, so a try can never be started twice or have its outcome recorded twice.
+
+Every function works in the caller's session and flushes without committing: the caller's transaction
+commits the state change, its audit rows, the `task_try` row and the XComs together, or none of them.
+State changes go only through `persistence.audit`.
+
+Retry rule (Airflow's): a failed try becomes `up_for_retry` when the task has retries
+(`policy.retries > 0`), the failure is not `fail_fast` (FailTask, a kill), and
+`try_number <= ti.max_tries`; otherwise `failed`. The scheduler creates an instance with
+`max_tries = retries`, so a task gets `retries + 1` tries; a clear raises `max_tries` instead of
+lowering `try_number`. The next try may start at `now + retry_delay` (`execution.retries`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from dagrunner.execution.base import TaskKey, WorkItem
+from dagrunner.execution.retries import RetryPolicy, next_try_at
+from dagrunner.persistence.audit import record_event, transition_task, transition_tasks
+from dagrunner.persistence.models import DagRun, TaskInstance, TaskTry, XCom
+from dagrunner.states import DagRunState, TaskInstanceState
+
+if TYPE_CHECKING:
+    from dagrunner.execution.runner import TryOutcome
+
+TI = TaskInstanceState
+log = logging.getLogger(__name__)
+
+_SKIPPABLE = (TI.NONE, TI.SCHEDULED)
+
+
+# --- start -----------------------------------------------------------------------------------------
+
+
+def record_started(
+    session: Session,
+    item: WorkItem,
+    *,
+    hostname: str,
+    pid: int,
+    log_path: str,
+    now: datetime,
+    actor: str,
+) -> bool:
+    """queued -> running and open the try's `task_try` row; False (nothing written) when fenced out.
+
+    Fenced on: the instance is `queued` at `item.try_number`, and was queued by `item.queued_by_job_id`
+    when the item names a job. `pid` is the process that supervises the try and heartbeats it.
+    """
+    ti = _load(session, item.key)
+    refusal = start_refusal(ti, item)
+    if refusal is not None:
+        log.warning("not starting try %s of %s: %s", item.try_number, item.key.label(), refusal)
+        return False
+    assert ti is not None
+    transition_task(
+        session,
+        ti,
+        TI.RUNNING,
+        actor=actor,
+        reason=f"try {item.try_number} started on {hostname} (pid {pid})",
+        when=now,
+    )
+    ti.hostname = hostname
+    ti.pid = pid
+    ti.last_heartbeat = now
+    session.execute(
+        insert(TaskTry).values(
+            ti_id=ti.id,
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            map_index=ti.map_index,
+            try_number=item.try_number,
+            state=TI.RUNNING,
+            queued_at=ti.queued_at,
+            start_date=now,
+            hostname=hostname,
+            pid=pid,
+            executor_id=ti.executor_id,
+            log_path=log_path,
+        )
+    )
+    session.flush()
+    return True
+
+
+def start_refusal(ti: TaskInstance | None, item: WorkItem) -> str | None:
+    """Why `item` may not start (None: it may): the words a fenced-out worker logs and reports."""
+    reason = _fence(ti, item.key, item.try_number, (TI.QUEUED,))
+    if reason is None and item.queued_by_job_id is not None:
+        assert ti is not None
+        if ti.queued_by_job_id != item.queued_by_job_id:
+            reason = (
+                f"it was queued by job {ti.queued_by_job_id}, not by job {item.queued_by_job_id} "
+                "that sent this work item"
+            )
+    return reason
+
+
+def describe_refusal(session: Session, item: WorkItem) -> str:
+    """`start_refusal` read fresh, for the detail of a fenced-out work item's event."""
+    return start_refusal(_load(session, item.key, lock=False), item) or "it may start now (raced)"
+
+
+# --- finish ----------------------------------------------------------------------------------------
+
+
+def record_finished(
+    session: Session,
+    item: WorkItem,
+    outcome: TryOutcome,
+    *,
+    policy: RetryPolicy,
+    now: datetime,
+    actor: str,
+) -> TaskInstanceState:
+    """Record a try's outcome: the final state, its closed `task_try` row, its XComs, its branch skips.
+
+    Fenced on `running` at `item.try_number`; when fenced out the instance is left alone (its try row is
+    still closed if open, since the try did end) and its current state is returned.
+    """
+    key = item.key
+    ti = _load(session, key)
+    refusal = _fence(ti, key, item.try_number, (TI.RUNNING,))
+    if refusal is not None:
+        log.warning("not recording the outcome of try %s of %s: %s", item.try_number, key.label(), refusal)
+        if ti is None:
+            return TI.REMOVED
+        _close_try(session, ti.id, item.try_number, TI(outcome.state), now, outcome.exit_code, outcome.error)
+        return TI(ti.state)
+    assert ti is not None
+    state = final_state(outcome.state, outcome.fail_fast, ti.try_number, ti.max_tries, policy)
+    detail: dict[str, Any] = {}
+    if state == TI.UP_FOR_RETRY:
+        delay = policy.delay_s(
+            dag_id=key.dag_id, task_id=key.task_id, logical_date=item.run.logical_date, try_number=item.try_number
+        )
+        ti.next_try_at = next_try_at(now, delay)
+        detail = {"retry_delay_s": delay, "next_try_at": ti.next_try_at.isoformat()}
+    reason = _finish_reason(item.try_number, state, outcome.error)
+    transition_task(session, ti, state, actor=actor, reason=reason, detail=detail or None, when=now)
+    _close_try(session, ti.id, item.try_number, state, now, outcome.exit_code, outcome.error)
+    _replace_xcoms(session, ti, item.try_number, outcome.xcoms if state in (TI.SUCCESS, TI.SKIPPED) else {}, now)
+    if state == TI.SUCCESS and outcome.skip_task_ids:
+        skip_downstream(session, key, outcome.skip_task_ids, actor=actor, now=now)
+    for error in outcome.callback_errors:
+        record_callback_error(session, item, error, actor=actor, now=now)
+    session.flush()
+    return state
+
+
+def final_state(
+    outcome_state: str, fail_fast: bool, try_number: int, max_tries: int, policy: RetryPolicy
+) -> TaskInstanceState:
+    """The state a try's outcome leaves its instance in (the retry rule in the module docstring)."""
+    if outcome_state == "success":
+        return TI.SUCCESS
+    if outcome_state == "skipped":
+        return TI.SKIPPED
+    if not fail_fast and retry_allowed(try_number, max_tries, policy):
+        return TI.UP_FOR_RETRY
+    return TI.FAILED
+
+
+def retry_allowed(try_number: int, max_tries: int, policy: RetryPolicy) -> bool:
+    return policy.retries > 0 and try_number <= max_tries
+
+
+def skip_downstream(
+    session: Session, key: TaskKey, task_ids: Collection[str], *, actor: str, now: datetime
+) -> int:
+    """Skip the not-yet-started instances (every map index) of `task_ids` in the run of `key`."""
+    targets = list(
+        session.scalars(
+            select(TaskInstance)
+            .where(
+                TaskInstance.dag_id == key.dag_id,
+                TaskInstance.run_id == key.run_id,
+                TaskInstance.task_id.in_(sorted(task_ids)),
+                TaskInstance.state.in_(_SKIPPABLE),
+            )
+            .with_for_update()
+        )
+    )
+    if not targets:
+        return 0
+    return transition_tasks(
+        session, targets, TI.SKIPPED, actor=actor, reason=f"skipped by branch {key.task_id}", when=now
+    )
+
+
+def record_callback_error(session: Session, item: WorkItem, error: str, *, actor: str, now: datetime) -> None:
+    """Audit a callback that raised; the task's state is never changed by it."""
+    key = item.key
+    record_event(
+        session,
+        "task.callback_error",
+        actor=actor,
+        dag_id=key.dag_id,
+        run_id=key.run_id,
+        task_id=key.task_id,
+        map_index=key.map_index,
+        try_number=item.try_number,
+        reason=error,
+        when=now,
+    )
+
+
+# --- lost tries and heartbeats ---------------------------------------------------------------------
+
+
+def record_lost(
+    session: Session,
+    key: TaskKey,
+    try_number: int,
+    *,
+    reason: str,
+    policy: RetryPolicy,
+    now: datetime,
+    actor: str,
+) -> TaskInstanceState | None:
+    """A try whose process died without recording its outcome: up_for_retry or failed, with `reason`.
+
+    Fenced on `queued`/`running` at `try_number`; returns the new state, or None when fenced out.
+    """
+    ti = _load(session, key)
+    refusal = _fence(ti, key, try_number, (TI.QUEUED, TI.RUNNING))
+    if refusal is not None:
+        log.info("not recording try %s of %s as lost: %s", try_number, key.label(), refusal)
+        return None
+    assert ti is not None
+    state = TI.UP_FOR_RETRY if retry_allowed(try_number, ti.max_tries, policy) else TI.FAILED
+    detail: dict[str, Any] = {"lost": True}
+    if state == TI.UP_FOR_RETRY:
+        logical_date = session.scalars(
+            select(DagRun.logical_date).where(DagRun.dag_id == key.dag_id, DagRun.run_id == key.run_id)
+        ).one()
+        delay = policy.delay_s(
+            dag_id=key.dag_id, task_id=key.task_id, logical_date=logical_date, try_number=try_number
+        )
+        ti.next_try_at = next_try_at(now, delay)
+        detail.update(retry_delay_s=delay, next_try_at=ti.next_try_at.isoformat())
+    transition_task(session, ti, state, actor=actor, reason=reason, detail=detail, when=now)
+    _close_try(session, ti.id, try_number, state, now, None, reason)
+    session.flush()
+    return state
+
+
+def heartbeat(session: Session, key: TaskKey, try_number: int, now: datetime) -> bool:
+    """Stamp `last_heartbeat` of a running try (not a state change, so not audited); False if not running."""
+    result = session.execute(
+        update(TaskInstance)
+        .where(*_key_filter(key), TaskInstance.try_number == try_number, TaskInstance.state == TI.RUNNING)
+        .values(last_heartbeat=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+# --- reads a try needs ---------------------------------------------------------------------------------
+
+
+XComRows = dict[tuple[str, int, str], Any]
+
+
+def read_xcoms(session: Session, dag_id: str, run_id: str, task_ids: Iterable[str] | None = None) -> XComRows:
+    """(task_id, map_index, key) -> value for a run's XComs, of `task_ids` only when given."""
+    query = select(XCom.task_id, XCom.map_index, XCom.key, XCom.value).where(
+        XCom.dag_id == dag_id, XCom.run_id == run_id
+    )
+    if task_ids is not None:
+        ids = sorted(set(task_ids))
+        if not ids:
+            return {}
+        query = query.where(XCom.task_id.in_(ids))
+    return {(task_id, map_index, xkey): value for task_id, map_index, xkey, value in session.execute(query)}
+
+
+def previous_success(session: Session, dag_id: str, logical_date: datetime) -> DagRun | None:
+    """The DAG's latest successful run before `logical_date` (for prev_*_success in the context)."""
+    return session.scalars(
+        select(DagRun)
+        .where(DagRun.dag_id == dag_id, DagRun.state == DagRunState.SUCCESS, DagRun.logical_date < logical_date)
+        .order_by(DagRun.logical_date.desc())
+        .limit(1)
+    ).first()
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def _key_filter(key: TaskKey) -> tuple[Any, ...]:
+    return (
+        TaskInstance.dag_id == key.dag_id,
+        TaskInstance.run_id == key.run_id,
+        TaskInstance.task_id == key.task_id,
+        TaskInstance.map_index == key.map_index,
+    )
+
+
+def _load(session: Session, key: TaskKey, *, lock: bool = True) -> TaskInstance | None:
+    """The instance, read fresh (and row-locked on PostgreSQL; SQLite's BEGIN IMMEDIATE already locks)."""
+    query = select(TaskInstance).where(*_key_filter(key)).execution_options(populate_existing=True)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def _fence(
+    ti: TaskInstance | None, key: TaskKey, try_number: int, states: tuple[TaskInstanceState, ...]
+) -> str | None:
+    if ti is None:
+        return f"{key.label()} no longer exists (its run was deleted?)"
+    if ti.try_number != try_number:
+        return f"it is at try {ti.try_number} now, not try {try_number} (cleared or re-queued meanwhile)"
+    if TI(ti.state) not in states:
+        expected = " or ".join(str(s) for s in states)
+        return f"it is {ti.state}, not {expected} (changed by someone else meanwhile)"
+    return None
+
+
+def _finish_reason(try_number: int, state: TaskInstanceState, error: str) -> str:
+    if state in (TI.SUCCESS, TI.SKIPPED) and not error:
+        return f"try {try_number} ended: {state}"
+    return f"try {try_number} ended: {state}: {error}" if error else f"try {try_number} ended: {state}"
+
+
+def _close_try(
+    session: Session,
+    ti_id: int,
+    try_number: int,
+    state: TaskInstanceState,
+    now: datetime,
+    exit_code: int | None,
+    error: str | None,
+) -> None:
+    """Close the try's row once: the `end_date IS NULL` condition makes a second close a no-op."""
+    session.execute(
+        update(TaskTry)
+        .where(TaskTry.ti_id == ti_id, TaskTry.try_number == try_number, TaskTry.end_date.is_(None))
+        .values(end_date=now, state=state, exit_code=exit_code, error=error or None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _replace_xcoms(
+    session: Session, ti: TaskInstance, try_number: int, xcoms: Mapping[str, Any], now: datetime
+) -> None:
+    """This instance's XComs become exactly `xcoms` (an earlier try's or run's are dropped)."""
+    # Only record_finished inserts XComs, once per try, so a first try without XComs (the common no-op
+    # case) can skip the delete; with XComs to insert, delete anyway so a stray row cannot break the insert.
+    if try_number > 1 or xcoms:
+        session.execute(delete(XCom).where(XCom.ti_id == ti.id).execution_options(synchronize_session=False))
+    if xcoms:
+        session.execute(
+            insert(XCom),
+            [
+                {
+                    "ti_id": ti.id,
+                    "dag_id": ti.dag_id,
+                    "run_id": ti.run_id,
+                    "task_id": ti.task_id,
+                    "map_index": ti.map_index,
+                    "key": name,
+                    "value": value,
+                    "created_at": now,
+                }
+                for name, value in xcoms.items()
+            ],
+        )

@@ -1,0 +1,79 @@
+"""Dynamic task mapping: when a mapped task's input is known, turn its placeholder into N instances.
+
+A mapped task starts as one instance with map_index -1. Once its dependencies are met its input is
+known: literal lists have their length in the serialized DAG, XCom inputs are looked up. Several
+`.expand()` arguments combine as a cross product (Airflow's rule), so N is the product of the lengths.
+The placeholder becomes map index 0 and N-1 siblings are created; N = 0 skips the task.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dagrunner.loading.serialization import MappedArgSpec, SerializedDag, TaskSpec
+from dagrunner.persistence.audit import record_created_many, record_event, transition_tasks
+from dagrunner.persistence.models import DagRun, TaskInstance, XCom
+from dagrunner.states import TaskInstanceState as TI
+
+
+def expand_mapped(
+    session: Session, dag: SerializedDag, run: DagRun, placeholders: list[TaskInstance], *, actor: str, now: datetime
+) -> None:
+    for ti in placeholders:
+        spec = dag.task(ti.task_id)
+        try:
+            length, why = mapped_length(session, spec, run)
+        except ValueError as exc:
+            transition_tasks(session, [ti], TI.FAILED, actor=actor, reason=str(exc), when=now)
+            continue
+        if length == 0:
+            transition_tasks(session, [ti], TI.SKIPPED, actor=actor, reason=f"mapped over nothing: {why}", when=now)
+            continue
+        ti.map_index = 0
+        siblings = [
+            TaskInstance(
+                dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=i, max_tries=ti.max_tries,
+                operator=ti.operator, queue=ti.queue, pool=ti.pool, pool_slots=ti.pool_slots,
+                priority_weight=ti.priority_weight, updated_at=now,
+            )  # fmt: skip
+            for i in range(1, length)
+        ]
+        if siblings:
+            record_created_many(session, siblings, actor=actor, reason="mapped task expanded", when=now)
+        record_event(session, "task.expanded", actor=actor, dag_id=ti.dag_id, run_id=ti.run_id,
+                     task_id=ti.task_id, detail={"length": length, "inputs": why}, when=now)  # fmt: skip
+
+
+def mapped_length(session: Session, spec: TaskSpec, run: DagRun) -> tuple[int, str]:
+    """How many instances the mapped task gets, and a description of its inputs for the audit log."""
+    lengths: dict[str, int] = {}
+    for name, arg in (spec.expand_input or {}).items():
+        lengths[name] = _arg_length(session, arg, run)
+    why = ", ".join(f"{name}: {n}" for name, n in lengths.items())
+    return (math.prod(lengths.values()) if lengths else 0), why
+
+
+def _arg_length(session: Session, arg: MappedArgSpec, run: DagRun) -> int:
+    if arg.kind == "literal":
+        return int(arg.length or 0)
+    values = session.scalars(
+        select(XCom.value)
+        .where(XCom.dag_id == run.dag_id, XCom.run_id == run.run_id, XCom.task_id == arg.task_id,
+               XCom.key == (arg.key or "return_value"))  # fmt: skip
+        .order_by(XCom.map_index)
+    ).all()
+    if len(values) > 1:  # a mapped upstream: one value per map index, concatenated
+        return len(values)
+    if not values or values[0] is None:
+        return 0
+    value = values[0]
+    if not isinstance(value, (list, dict)):
+        raise ValueError(
+            f"cannot map over the XCom {arg.key or 'return_value'!r} of task {arg.task_id!r}: it is a "
+            f"{type(value).__name__}, not a list or dict"
+        )
+    return len(value)

@@ -1,0 +1,80 @@
+"""The scheduler loop: stop check -> one tick -> wait for the next event. That is all it does."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from dagrunner.scheduling.scheduler import RunRef, Scheduler
+
+DEFAULT_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class StopWhen:
+    """When the loop ends on its own (besides SIGINT/SIGTERM)."""
+
+    once: bool = False  # when nothing is running or ready any more (future runs and retries wait)
+    num_runs: int | None = None  # after this many runs finished
+    runs_done: frozenset[RunRef] | None = None  # when these runs have finished (dags test, backfill)
+
+
+def run_loop(
+    scheduler: Scheduler,
+    stop_when: StopWhen = StopWhen(),
+    *,
+    grace_s: float = DEFAULT_GRACE_S,
+    on_idle: Callable[[], None] | None = None,
+) -> list[RunRef]:
+    """Run until told to stop; returns the runs this scheduler finished. Always shuts down cleanly."""
+    scheduler.start()
+    try:
+        while not scheduler.stopping:
+            now = scheduler.clock.now()
+            report = scheduler.tick(now)
+            if _done(scheduler, stop_when, report.did_work):
+                break
+            if on_idle is not None and not report.did_work:
+                on_idle()
+            scheduler.wait(scheduler.next_wakeup(scheduler.clock.now()))
+    finally:
+        scheduler.shutdown(grace_s)
+    return scheduler.finished_runs
+
+
+def _done(scheduler: Scheduler, stop_when: StopWhen, did_work: bool) -> bool:
+    if stop_when.num_runs is not None and len(scheduler.finished_runs) >= stop_when.num_runs:
+        return True
+    if stop_when.runs_done is not None and stop_when.runs_done <= set(scheduler.finished_runs):
+        return True
+    if stop_when.once and not did_work and not scheduler.executor.running() and not scheduler.has_pending_work:
+        return True
+    return False
+
+
+class StopOnSignals:
+    """SIGINT/SIGTERM ask the scheduler to stop: no new work, running tries get the grace period."""
+
+    def __init__(self, scheduler: Scheduler, on_signal: Callable[[str], None] | None = None) -> None:
+        self.scheduler = scheduler
+        self.on_signal = on_signal
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopOnSignals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.scheduler.stopping:
+            raise KeyboardInterrupt  # a second signal: stop waiting for the grace period
+        self.scheduler.request_stop()
+        if self.on_signal is not None:
+            self.on_signal(name)

@@ -1,0 +1,138 @@
+"""What people ask of the scheduler from the CLI: trigger a run, clear task instances, explain a wait."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dagrunner.loading.serialization import SerializedDag
+from dagrunner.persistence.audit import record_event, transition_run, transition_tasks
+from dagrunner.persistence.models import DagRun, DagRunType, TaskInstance
+from dagrunner.scheduling.dagruns import create_run
+from dagrunner.scheduling.evaluation import decide
+from dagrunner.scheduling.history import past_states_for
+from dagrunner.scheduling.readiness import Check
+from dagrunner.states import FINISHED, OCCUPYING_SLOT, RUN_FINISHED, DagRunState
+from dagrunner.states import TaskInstanceState as TI
+
+
+def trigger_run(
+    session: Session,
+    dag: SerializedDag,
+    *,
+    actor: str,
+    now: datetime,
+    conf: Mapping[str, Any] | None = None,
+    logical_date: datetime | None = None,
+    run_id: str | None = None,
+    owner: str | None = None,
+) -> DagRun:
+    """A manual run at `logical_date` (default: now) with its data interval from the timetable."""
+    info = dag.timetable.manual_run_info(logical_date or now)
+    return create_run(
+        session, dag, info, run_type=DagRunType.MANUAL, actor=actor, now=now, run_id=run_id, conf=conf, owner=owner
+    )
+
+
+@dataclass
+class ClearResult:
+    cleared: list[TaskInstance]
+    left_running: list[TaskInstance]
+    runs_requeued: list[DagRun]
+
+
+def select_for_clear(
+    session: Session,
+    dag: SerializedDag,
+    *,
+    task_regex: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    only_failed: bool = False,
+    downstream: bool = False,
+) -> list[TaskInstance]:
+    """The task instances `tasks clear` would touch (runs whose logical date is within [start, end])."""
+    pattern = re.compile(task_regex) if task_regex else None
+    task_ids = {t.task_id for t in dag.tasks if pattern is None or pattern.search(t.task_id)}
+    if downstream:
+        for task_id in list(task_ids):
+            task_ids |= _descendants(dag, task_id)
+    query = (
+        select(TaskInstance)
+        .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
+        .where(TaskInstance.dag_id == dag.dag_id, TaskInstance.task_id.in_(task_ids))
+    )
+    if start is not None:
+        query = query.where(DagRun.logical_date >= start)
+    if end is not None:
+        query = query.where(DagRun.logical_date <= end)
+    tis = list(session.scalars(query.order_by(DagRun.logical_date, TaskInstance.task_id, TaskInstance.map_index)))
+    if only_failed:
+        failed_tasks = {(ti.run_id, ti.task_id) for ti in tis if ti.state in (TI.FAILED, TI.UPSTREAM_FAILED)}
+        if downstream:
+            failed_tasks |= {
+                (run_id, d) for run_id, task_id in list(failed_tasks) for d in _descendants(dag, task_id)
+            }
+        tis = [ti for ti in tis if (ti.run_id, ti.task_id) in failed_tasks]
+    return tis
+
+
+def clear(session: Session, dag: SerializedDag, tis: Sequence[TaskInstance], *, actor: str, now: datetime) -> ClearResult:
+    """Put finished instances back to `none` (with a fresh set of retries) and re-queue their runs.
+
+    Instances that are queued or running are left alone and reported: clearing a live try would race
+    with the worker that records it.
+    """
+    live = [ti for ti in tis if ti.state in OCCUPYING_SLOT]
+    todo = [ti for ti in tis if ti.state not in OCCUPYING_SLOT and ti.state != TI.NONE]
+    for ti in todo:
+        ti.max_tries = ti.try_number + dag.task(ti.task_id).retries  # a full set of retries again
+        ti.next_try_at = None
+    if todo:
+        transition_tasks(session, todo, TI.NONE, actor=actor, reason="cleared", when=now)
+    runs = _runs_of(session, dag.dag_id, {ti.run_id for ti in todo})
+    requeued = []
+    for run in runs:
+        if run.state in RUN_FINISHED:
+            transition_run(session, run, DagRunState.QUEUED, actor=actor, reason="task instances cleared", when=now)
+            run.end_date = None
+            requeued.append(run)
+    record_event(session, "tasks.cleared", actor=actor, dag_id=dag.dag_id,
+                 detail={"task_instances": [f"{ti.run_id}/{ti.task_id}[{ti.map_index}]" for ti in todo]}, when=now)  # fmt: skip
+    return ClearResult(todo, live, requeued)
+
+
+def _runs_of(session: Session, dag_id: str, run_ids: set[str]) -> list[DagRun]:
+    if not run_ids:
+        return []
+    return list(session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids))))
+
+
+def _descendants(dag: SerializedDag, task_id: str) -> set[str]:
+    import networkx as nx
+
+    return set(nx.descendants(dag.graph, task_id))
+
+
+def explain(session: Session, dag: SerializedDag, run: DagRun, ti: TaskInstance, now: datetime) -> list[Check]:
+    """Every readiness rule for one task instance with passed/blocked and its reason (`tasks why`)."""
+    tis = session.scalars(
+        select(TaskInstance).where(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
+    ).all()
+    states: dict[str, list[TI]] = {}
+    for other in tis:
+        states.setdefault(other.task_id, []).append(TI(other.state))
+    decision = decide(dag.task(ti.task_id), ti, states, now, past_states_for(session, dag, run))
+    checks = [Check("run_state", run.state not in RUN_FINISHED, f"run is {run.state.value}")]
+    checks += list(decision.checks)
+    if decision.new_state is not None:
+        checks.append(Check("outcome", False, f"will become {decision.new_state.value}"))
+    if TI(ti.state) in FINISHED:
+        checks.append(Check("finished", False, f"finished as {ti.state.value}; `dagrunner tasks clear` runs it again"))
+    return checks
