@@ -37,9 +37,7 @@ class DagRunState(StrEnum):
 TI = TaskInstanceState
 
 #: States a task instance never leaves on its own (only a clear or a mark moves it).
-FINISHED: frozenset[TaskInstanceState] = frozenset(
-    {TI.SUCCESS, TI.FAILED, TI.SKIPPED, TI.UPSTREAM_FAILED, TI.REMOVED}
-)
+FINISHED: frozenset[TaskInstanceState] = frozenset({TI.SUCCESS, TI.FAILED, TI.SKIPPED, TI.UPSTREAM_FAILED, TI.REMOVED})
 #: States that still need the scheduler's attention.
 UNFINISHED: frozenset[TaskInstanceState] = frozenset(set(TaskInstanceState) - FINISHED)
 #: States in which a try holds (or is about to hold) an executor slot.
@@ -55,12 +53,8 @@ _ANY_TI = frozenset(TaskInstanceState)
 #: old state -> states it may move to. Clearing (-> none) and marking (-> success/failed) are allowed
 #: from every finished state so that `tasks clear` and manual marks go through the same gate.
 TASK_TRANSITIONS: dict[TaskInstanceState, frozenset[TaskInstanceState]] = {
-    TI.NONE: frozenset(
-        {TI.SCHEDULED, TI.QUEUED, TI.UPSTREAM_FAILED, TI.SKIPPED, TI.REMOVED, TI.SUCCESS, TI.FAILED}
-    ),
-    TI.SCHEDULED: frozenset(
-        {TI.QUEUED, TI.NONE, TI.UPSTREAM_FAILED, TI.SKIPPED, TI.REMOVED, TI.SUCCESS, TI.FAILED}
-    ),
+    TI.NONE: frozenset({TI.SCHEDULED, TI.QUEUED, TI.UPSTREAM_FAILED, TI.SKIPPED, TI.REMOVED, TI.SUCCESS, TI.FAILED}),
+    TI.SCHEDULED: frozenset({TI.QUEUED, TI.NONE, TI.UPSTREAM_FAILED, TI.SKIPPED, TI.REMOVED, TI.SUCCESS, TI.FAILED}),
     TI.QUEUED: frozenset(
         {TI.RUNNING, TI.SCHEDULED, TI.NONE, TI.FAILED, TI.UP_FOR_RETRY, TI.SUCCESS, TI.SKIPPED, TI.REMOVED}
     ),

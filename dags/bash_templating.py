@@ -19,7 +19,7 @@ with DAG(
 ):
     prepare = BashOperator(
         task_id="prepare",
-        bash_command="mkdir -p \"$OUT\" && echo '{{ params.greeting }} from {{ ds }} ({{ ts }})' > \"$OUT/{{ ds_nodash }}.txt\"",
+        bash_command='mkdir -p "$OUT" && echo \'{{ params.greeting }} from {{ ds }} ({{ ts }})\' > "$OUT/{{ ds_nodash }}.txt"',
         env={"OUT": "/tmp/dagrunner_bash_example/{{ dag.dag_id }}"},
         append_env=True,
     )

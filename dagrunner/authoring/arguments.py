@@ -53,8 +53,7 @@ class ArgChecker:
             close = difflib.get_close_matches(name, accepted, n=1)
             parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise InvalidArgumentError(
-            f"{self.subject} at {self.where}: unknown argument(s) {', '.join(parts)}; "
-            f"accepted: {', '.join(accepted)}"
+            f"{self.subject} at {self.where}: unknown argument(s) {', '.join(parts)}; accepted: {', '.join(accepted)}"
         )
 
     def missing(self, names: Iterable[str]) -> NoReturn:

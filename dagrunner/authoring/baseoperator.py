@@ -102,9 +102,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         task.__init__(*args, **{**kwargs, "dag": dag, "task_group": group})  # type: ignore[misc]
         for name in () if task.is_mapped else task.template_fields:
             if not hasattr(task, name):
-                raise AuthoringError(
-                    f"{cls.__name__} lists {name!r} in template_fields but sets no such attribute"
-                )
+                raise AuthoringError(f"{cls.__name__} lists {name!r} in template_fields but sets no such attribute")
         if register:
             dag.add_task(task)
             task._add_xcom_edges()
@@ -148,9 +146,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         self.retry_delay = check.duration("retry_delay", retry_delay)
         self.retry_exponential_backoff = _backoff_base(check, retry_exponential_backoff)
         self.max_retry_delay = check.optional_duration("max_retry_delay", max_retry_delay)
-        self.execution_timeout = check.optional_duration(
-            "execution_timeout", execution_timeout, positive=True
-        )
+        self.execution_timeout = check.optional_duration("execution_timeout", execution_timeout, positive=True)
         self.trigger_rule = _trigger_rule(check, trigger_rule)
         self.depends_on_past = check.boolean("depends_on_past", depends_on_past)
         self.pool = check.string("pool", pool)
@@ -263,9 +259,7 @@ def _apply_default_args(
     kwargs: dict[str, Any], accepted: frozenset[str], dag: DAG, group: TaskGroup
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """kwargs plus the default_args the call left out, and where each such value came from."""
-    merged: dict[str, tuple[Any, str]] = {
-        k: (v, "the DAG's default_args") for k, v in dag.default_args.items()
-    }
+    merged: dict[str, tuple[Any, str]] = {k: (v, "the DAG's default_args") for k, v in dag.default_args.items()}
     if group.default_args:
         origin = f"TaskGroup {group.group_id!r} default_args"
         merged.update({k: (v, origin) for k, v in group.default_args.items()})

@@ -103,9 +103,7 @@ class DAG:
         self.start_date = _as_datetime(check, "start_date", start_date, default_tz)
         self.end_date = _as_datetime(check, "end_date", end_date, default_tz)
         if self.start_date and self.end_date and self.end_date < self.start_date:
-            check.fail(
-                "end_date", end_date, f"a datetime at or after start_date ({self.start_date.isoformat()})"
-            )
+            check.fail("end_date", end_date, f"a datetime at or after start_date ({self.start_date.isoformat()})")
         self.timezone: str = _timezone_of(check, self.start_date, settings.default_timezone)
         self.schedule = schedule
         self.timetable: Timetable = _build_timetable(
@@ -225,15 +223,12 @@ class DAG:
             return
         # A cycle needs a path down -> up; there is none unless `down` has descendants and `up` ancestors.
         closes_cycle = up == down or (
-            self.graph.out_degree(down) > 0
-            and self.graph.in_degree(up) > 0
-            and nx.has_path(self.graph, down, up)
+            self.graph.out_degree(down) > 0 and self.graph.in_degree(up) > 0 and nx.has_path(self.graph, down, up)
         )
         if closes_cycle:
             path = [down] if up == down else nx.shortest_path(self.graph, down, up)
             raise CycleError(
-                f"DAG {self.dag_id!r}: {up} >> {down} at {where} would create a cycle: "
-                f"{' -> '.join([*path, down])}"
+                f"DAG {self.dag_id!r}: {up} >> {down} at {where} would create a cycle: {' -> '.join([*path, down])}"
             )
         self.graph.add_edge(up, down)
 

@@ -48,9 +48,7 @@ class OperatorPartial:
     def __init__(self, operator_class: type[BaseOperator], kwargs: dict[str, Any], where: Location) -> None:
         self.operator_class = operator_class
         self.where = where
-        self.check = ArgChecker(
-            f"{operator_class.__name__}.partial(task_id={kwargs.get('task_id')!r})", where
-        )
+        self.check = ArgChecker(f"{operator_class.__name__}.partial(task_id={kwargs.get('task_id')!r})", where)
         if "task_id" not in kwargs:
             self.check.missing(["task_id"])
         unknown = kwargs.keys() - init_params(operator_class).accepted
@@ -63,9 +61,7 @@ class OperatorPartial:
         accepted = init_params(self.operator_class).accepted
         for name in mapped:
             if name in self.kwargs:
-                self.check.fail(
-                    f"expand({name}=...)", mapped[name], "an argument not already given to partial()"
-                )
+                self.check.fail(f"expand({name}=...)", mapped[name], "an argument not already given to partial()")
             if name in _BASE_ARGS:
                 self.check.fail(
                     f"expand({name}=...)",
@@ -154,13 +150,9 @@ class MappedOperator(BaseOperator):
         return self.operator_class._construct((), kwargs, where=self.defined_at, register=False)
 
     def execute(self, context: Mapping[str, Any]) -> Any:
-        raise NotImplementedError(
-            f"mapped task {self.task_id!r} runs as unmap(values) copies, one per map index"
-        )
+        raise NotImplementedError(f"mapped task {self.task_id!r} runs as unmap(values) copies, one per map index")
 
-    def render_template_fields(
-        self, context: Mapping[str, Any], jinja_env: Any = None, *, pull: Any = None
-    ) -> None:
+    def render_template_fields(self, context: Mapping[str, Any], jinja_env: Any = None, *, pull: Any = None) -> None:
         raise NotImplementedError(f"mapped task {self.task_id!r}: render the unmap(values) copy instead")
 
     def _xcom_inputs(self) -> Iterator[Any]:

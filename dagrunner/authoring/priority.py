@@ -45,12 +45,6 @@ def effective_priorities(
     result: dict[str, int] = {}
     for node in nodes:
         rule = WeightRule(rules[node])
-        extra = (
-            below[node]
-            if rule is WeightRule.DOWNSTREAM
-            else above[node]
-            if rule is WeightRule.UPSTREAM
-            else 0
-        )
+        extra = below[node] if rule is WeightRule.DOWNSTREAM else above[node] if rule is WeightRule.UPSTREAM else 0
         result[node] = weights[node] + (total(extra) if extra else 0)
     return result

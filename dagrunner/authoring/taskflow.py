@@ -199,9 +199,7 @@ class TaskFunction:
             and p.name not in KNOWN_CONTEXT_KEYS
         ]
         if missing:
-            raise InvalidArgumentError(
-                f"@task {name!r} called at {where}: missing argument(s) {', '.join(missing)}"
-            )
+            raise InvalidArgumentError(f"@task {name!r} called at {where}: missing argument(s) {', '.join(missing)}")
 
 
 class _TaskFunctionPartial:
@@ -218,9 +216,7 @@ class _TaskFunctionPartial:
         for name in mapped.keys() & self.kwargs.keys():
             check.fail(f"expand({name}=...)", mapped[name], "an argument not already given to partial()")
         takes_any = any(p.kind is p.VAR_KEYWORD for p in tf.signature.parameters.values())
-        named = {
-            n for n, p in tf.signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        }
+        named = {n for n, p in tf.signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
         if not takes_any and mapped.keys() - named:
             check.unknown(mapped.keys() - named, named)
         expand_input = check_expand_values(check, mapped)

@@ -63,14 +63,11 @@ def render_value(
     if isinstance(value, XComArg | DagParam):
         return _resolve_reference(value, context, what=what, pull=pull)
     if isinstance(value, list | tuple | set | frozenset):
-        items = [
-            render_value(v, context, env, what=what, template_ext=template_ext, pull=pull) for v in value
-        ]
+        items = [render_value(v, context, env, what=what, template_ext=template_ext, pull=pull) for v in value]
         return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     if isinstance(value, dict):
         return {
-            k: render_value(v, context, env, what=what, template_ext=template_ext, pull=pull)
-            for k, v in value.items()
+            k: render_value(v, context, env, what=what, template_ext=template_ext, pull=pull) for k, v in value.items()
         }
     return value
 
@@ -133,9 +130,7 @@ def _render_string(
     except TemplateRenderError:
         raise
     except Exception as exc:  # a macro or filter raised: still say which field, then chain the cause
-        raise TemplateRenderError(
-            f"{what}: rendering {_clip(text)} failed: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise TemplateRenderError(f"{what}: rendering {_clip(text)} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _clip(text: str, limit: int = 200) -> str:

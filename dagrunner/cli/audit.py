@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -17,12 +17,12 @@ def parse_since(value: str) -> datetime:
     """`30m`, `12h`, `1d`, `2w`, or an ISO date/datetime (UTC unless it carries an offset)."""
     match = re.fullmatch(r"(\d+)([smhdw])", value.strip())
     if match:
-        return datetime.now(timezone.utc) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r}: use 30m, 12h, 1d, 2w or an ISO date", param_hint="--since") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @click.command()
@@ -32,7 +32,9 @@ def parse_since(value: str) -> datetime:
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="At most this many (newest).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @pass_cli
-def audit(cli: CliContext, dag_id: str | None, run_id: str | None, since: str | None, limit: int, as_json: bool) -> None:
+def audit(
+    cli: CliContext, dag_id: str | None, run_id: str | None, since: str | None, limit: int, as_json: bool
+) -> None:
     """The audit trail: every state change and event, oldest first."""
     from dagrunner.persistence.queries import audit_rows
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -28,7 +28,7 @@ def list_dags(cli: CliContext, as_json: bool) -> None:
     from dagrunner.persistence.queries import dag_rows
 
     bag = cli.dagbag
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with cli.session() as session:
         paused = {row.dag_id: row.is_paused for row in dag_rows(session)}
     rows = []
@@ -50,10 +50,7 @@ def list_dags(cli: CliContext, as_json: bool) -> None:
     render.table(
         f"DAGs in {cli.settings.dags_folder}",
         ["dag_id", "file", "schedule", "next run", "paused", "tags"],
-        [
-            (r["dag_id"], r["file"], r["schedule"], r["next_run"], r["paused"], r["tags"])
-            for r in rows
-        ],
+        [(r["dag_id"], r["file"], r["schedule"], r["next_run"], r["paused"], r["tags"]) for r in rows],
     )
     if bag.failures:
         render.err_console.print(
@@ -75,9 +72,7 @@ def next_run_after(dag: SerializedDag, now: datetime) -> datetime | None:
 def errors(cli: CliContext, as_json: bool) -> None:
     """Files that failed to import, with the line and the reason. Exits 1 when there are any."""
     failures = cli.dagbag.failures
-    rows = [
-        {"file": path, "line": f.line, "kind": f.kind, "error": f.message} for path, f in failures
-    ]
+    rows = [{"file": path, "line": f.line, "kind": f.kind, "error": f.message} for path, f in failures]
     if as_json:
         render.print_json(rows)
     elif not rows:
@@ -152,7 +147,7 @@ def next_runs(
     dag = cli.dagbag.get_dag(dag_id)
     after = parse_date(from_, dag.timezone, "--from") if from_ else None
     if after is None and dag.start_date is None:
-        after = datetime.now(timezone.utc)  # no start_date: preview from now
+        after = datetime.now(UTC)  # no start_date: preview from now
     until = parse_date(to, dag.timezone, "--to") if to else None
     if limit is None and until is None:
         limit = 10
@@ -229,7 +224,7 @@ def _relative(cli: CliContext, path: str) -> str:
 
 @dags.command("trigger")
 @click.argument("dag_id")
-@click.option("--conf", help='Run configuration, a JSON object: --conf \'{"full": true}\'.')
+@click.option("--conf", help="Run configuration, a JSON object: --conf '{\"full\": true}'.")
 @click.option("--logical-date", metavar="DATE", help="The run's logical date (default: now), in the DAG's timezone.")
 @click.option("--run-id", help="Run id (default manual__<logical date>); letters, digits and _.~:+- only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the created run as JSON.")
@@ -244,7 +239,7 @@ def trigger(
     dag = cli.dagbag.get_dag(dag_id)
     run_conf = parse_conf(conf)
     when = parse_date(logical_date, dag.timezone, "--logical-date") if logical_date else None
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with cli.session() as session:
         run = trigger_run(session, dag, actor=cli.actor, now=now, conf=run_conf, logical_date=when, run_id=run_id)
         data = _dagrun_json(run)
@@ -278,7 +273,9 @@ def _dagrun_json(run: Any) -> dict[str, Any]:
               help="inline runs tasks in this process (easy to debug); local uses worker processes.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help='Print {"run_id", "state", "tasks": {task: state}} only.')
 @pass_cli
-def test(cli: CliContext, dag_id: str, logical_date: str | None, conf: str | None, executor: str, as_json: bool) -> None:
+def test(
+    cli: CliContext, dag_id: str, logical_date: str | None, conf: str | None, executor: str, as_json: bool
+) -> None:
     """Run one whole run of DAG_ID in the foreground and show each task's state. Exit 1 if it failed.
 
     The run is recorded in the database like any other (run type manual), so its logs, states and audit

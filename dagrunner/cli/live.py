@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dagrunner.cli.render import console
 from dagrunner.scheduling.scheduler import SchedulerEvent
@@ -20,7 +20,7 @@ _STYLE = {
 
 
 def print_event(event: SchedulerEvent) -> None:
-    now = datetime.now(timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    now = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
     style = _STYLE.get(event.state, "")
     state = f"[{style}]{event.state}[/]" if style else event.state
     if event.kind.startswith("run"):

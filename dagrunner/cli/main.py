@@ -53,9 +53,7 @@ def cli(ctx: click.Context, verbose: bool, home: str | None, dags_folder: str | 
 
     Drop DAG files into dags/, run `dagrunner scheduler`, re-process history with `dagrunner backfill`.
     """
-    ctx.obj = CliContext(
-        verbose=verbose, home=home, overrides={"dags_folder": dags_folder, "db_url": db_url}
-    )
+    ctx.obj = CliContext(verbose=verbose, home=home, overrides={"dags_folder": dags_folder, "db_url": db_url})
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -31,7 +31,9 @@ def parse_conf(value: str | None) -> dict[str, Any]:
     try:
         data = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"{value!r} is not valid JSON ({exc.msg} at column {exc.colno})", param_hint="--conf")
+        raise click.BadParameter(
+            f"{value!r} is not valid JSON ({exc.msg} at column {exc.colno})", param_hint="--conf"
+        ) from None
     if not isinstance(data, dict):
         raise click.BadParameter(f"{value!r} must be a JSON object like '{{\"full\": true}}'", param_hint="--conf")
     return data

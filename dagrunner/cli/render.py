@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+
 def _width(stream: object) -> int | None:
     """Full terminal width on a terminal; a wide page when piped, so tables are not cut at 80 columns."""
     return None if getattr(stream, "isatty", lambda: False)() else 200

@@ -19,7 +19,9 @@ def runs() -> None:
 @runs.command("list")
 @click.argument("dag_id", required=False)
 @click.option("--state", type=click.Choice([s.value for s in DagRunState]), help="Only runs in this state.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Newest runs first, at most this many.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Newest runs first, at most this many."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @pass_cli
 def list_runs(cli: CliContext, dag_id: str | None, state: str | None, limit: int, as_json: bool) -> None:
@@ -50,8 +52,15 @@ def list_runs(cli: CliContext, dag_id: str | None, state: str | None, limit: int
         "DAG runs",
         ["dag_id", "run_id", "type", "state", "logical_date", "started", "duration"],
         [
-            (r["dag_id"], r["run_id"], r["run_type"], r["state"], r["logical_date"], r["start_date"],
-             f"{r['duration_s']:.2f}s" if r["duration_s"] is not None else None)  # fmt: skip
+            (
+                r["dag_id"],
+                r["run_id"],
+                r["run_type"],
+                r["state"],
+                r["logical_date"],
+                r["start_date"],
+                f"{r['duration_s']:.2f}s" if r["duration_s"] is not None else None,
+            )  # fmt: skip
             for r in rows
         ],
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import click
 import networkx as nx
 from rich.tree import Tree
@@ -83,9 +85,7 @@ def states(cli: CliContext, dag_id: str, run_id: str, as_json: bool) -> None:
     with cli.session() as session:
         get_run(session, dag_id, run_id)
         tis = task_instances_for_run(session, dag_id, run_id)
-        rows = [
-            (_ti_label(ti), ti.state.value, ti.try_number, ti.start_date, ti.end_date, ti.hostname) for ti in tis
-        ]
+        rows = [(_ti_label(ti), ti.state.value, ti.try_number, ti.start_date, ti.end_date, ti.hostname) for ti in tis]
     if as_json:
         render.print_json({label: state for label, state, *_ in rows})
         return
@@ -147,7 +147,7 @@ def clear(
     yes: bool,
 ) -> None:
     """Clear task instances so the scheduler runs them again (audited). Queued/running ones are left alone."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from dagrunner.cli.params import parse_date
     from dagrunner.scheduling.operations import clear as clear_tis
@@ -169,7 +169,7 @@ def clear(
             if len(chosen) > 50:
                 render.info(f"  ... and {len(chosen) - 50} more")
             click.confirm(f"Clear these {len(chosen)} task instance(s)?", abort=True)
-        result = clear_tis(session, dag, chosen, actor=cli.actor, now=datetime.now(timezone.utc))
+        result = clear_tis(session, dag, chosen, actor=cli.actor, now=datetime.now(UTC))
     render.info(f"cleared {len(result.cleared)} task instance(s); {len(result.runs_requeued)} run(s) queued again")
     for ti in result.left_running:
         render.info(f"  left alone (still {ti.state.value}): {ti.run_id} {_ti_label(ti)}")
@@ -184,7 +184,7 @@ def clear(
 @pass_cli
 def why(cli: CliContext, dag_id: str, task_id: str, run_id: str, map_index: int, as_json: bool) -> None:
     """Why a task instance is (not) running: each readiness rule, passed or blocked, with its reason."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import select
 
@@ -199,19 +199,23 @@ def why(cli: CliContext, dag_id: str, task_id: str, run_id: str, map_index: int,
         run = get_run(session, dag_id, run_id)
         ti = session.scalars(
             select(TaskInstance).where(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id,
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id == task_id,
                 TaskInstance.map_index == map_index,
             )  # fmt: skip
         ).first()
         if ti is None:
             raise NotFoundError(f"run {run_id} has no instance of {task_id} with map index {map_index}")
-        checks = explain(session, dag, run, ti, datetime.now(timezone.utc))
+        checks = explain(session, dag, run, ti, datetime.now(UTC))
         state = ti.state.value
     if as_json:
         render.print_json({"state": state, "checks": [c.__dict__ for c in checks]})
         return
     render.info(f"{dag_id}.{task_id} in {run_id} is {state}")
-    render.table(None, ["rule", "", "reason"], [(c.rule, "passed" if c.passed else "BLOCKED", c.reason) for c in checks])
+    render.table(
+        None, ["rule", "", "reason"], [(c.rule, "passed" if c.passed else "BLOCKED", c.reason) for c in checks]
+    )
 
 
 @tasks.command("render")
@@ -221,14 +225,14 @@ def why(cli: CliContext, dag_id: str, task_id: str, run_id: str, map_index: int,
 @pass_cli
 def render_cmd(cli: CliContext, dag_id: str, task_id: str, logical_date: str | None) -> None:
     """Show a task's templated fields rendered for LOGICAL_DATE (default: now), without running it."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from dagrunner.cli.params import parse_date
     from dagrunner.execution.task_test import render_task
 
     dag = cli.dagbag.get_dag(dag_id)
     dag.task(task_id)
-    when = parse_date(logical_date, dag.timezone, "LOGICAL_DATE") if logical_date else datetime.now(timezone.utc)
+    when = parse_date(logical_date, dag.timezone, "LOGICAL_DATE") if logical_date else datetime.now(UTC)
     for field, value in render_task(cli.settings, dag.fileloc, dag_id, task_id, when).items():
         render.console.print(f"[bold]# {field}[/]", markup=True)
         click.echo(value if isinstance(value, str) else repr(value))
@@ -241,14 +245,14 @@ def render_cmd(cli: CliContext, dag_id: str, task_id: str, logical_date: str | N
 @pass_cli
 def test_cmd(cli: CliContext, dag_id: str, task_id: str, logical_date: str | None) -> None:
     """Run one task in this process and print its log; no run or state in the database changes."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from dagrunner.cli.params import parse_date
     from dagrunner.execution.task_test import test_task
 
     dag = cli.dagbag.get_dag(dag_id)
     dag.task(task_id)
-    when = parse_date(logical_date, dag.timezone, "LOGICAL_DATE") if logical_date else datetime.now(timezone.utc)
+    when = parse_date(logical_date, dag.timezone, "LOGICAL_DATE") if logical_date else datetime.now(UTC)
     state, log_text = test_task(cli.settings, dag.fileloc, dag_id, task_id, when)
     click.echo(log_text, nl=not log_text.endswith("\n"))
     render.info(f"{dag_id}.{task_id}: {state}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -30,7 +30,7 @@ def run_dag_test(
 ) -> dict[str, Any]:
     from dagrunner.cli.scheduler import build_scheduler
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     owner = f"dags-test-{uuid.uuid4().hex[:12]}"
     run_id = _create_run(cli, dag, logical_date or now, conf, owner, now)
     ref = (dag.dag_id, run_id)
@@ -67,7 +67,5 @@ def run_summary(cli: CliContext, dag_id: str, run_id: str) -> dict[str, Any]:
             .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
             .order_by(TaskInstance.id)
         ).all()
-        tasks = {
-            (f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id): ti.state.value for ti in tis
-        }
+        tasks = {(f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id): ti.state.value for ti in tis}
         return {"run_id": run_id, "state": run.state.value, "tasks": tasks}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ class DagBag:
 
     def refresh(self, now: datetime | None = None) -> RefreshReport:
         """Discover files, import new or changed ones, drop removed ones, and settle dag_id ownership."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         report = RefreshReport()
         paths = discover_dag_files(self.dags_folder)
         current = {str(p) for p in paths}

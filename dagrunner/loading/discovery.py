@@ -35,9 +35,9 @@ def discover_dag_files(dags_folder: Path) -> list[Path]:
             specs[here / d] = active
         for name in filenames:
             path = here / name
-            if name.endswith(".py") and not name.startswith(".") and not _ignored(path, active, False):
-                if _mentions_dag(path):
-                    found.append(path)
+            candidate = name.endswith(".py") and not name.startswith(".")
+            if candidate and not _ignored(path, active, False) and _mentions_dag(path):
+                found.append(path)
     return sorted(found)
 
 

@@ -102,7 +102,9 @@ def import_files(
                 )
                 continue
             recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child_main, args=(str(path), extra_path, timeout_s, env or {}, send), daemon=True)
+            proc = ctx.Process(
+                target=_child_main, args=(str(path), extra_path, timeout_s, env or {}, send), daemon=True
+            )
             proc.start()
             send.close()
             running[recv] = (path, proc, time.monotonic(), digest, stat.st_mtime)

@@ -54,9 +54,7 @@ class MappedArgSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MappedArgSpec:
-        return cls(
-            kind=data["kind"], length=data.get("length"), task_id=data.get("task_id"), key=data.get("key")
-        )
+        return cls(kind=data["kind"], length=data.get("length"), task_id=data.get("task_id"), key=data.get("key"))
 
 
 @dataclass(frozen=True)
@@ -117,9 +115,7 @@ class TaskSpec:
         values["trigger_rule"] = TriggerRule(values["trigger_rule"])
         values["weight_rule"] = WeightRule(values["weight_rule"])
         if values["expand_input"] is not None:
-            values["expand_input"] = {
-                n: MappedArgSpec.from_dict(s) for n, s in values["expand_input"].items()
-            }
+            values["expand_input"] = {n: MappedArgSpec.from_dict(s) for n, s in values["expand_input"].items()}
         return cls(**values)
 
 
@@ -351,9 +347,7 @@ def _task_spec(task: BaseOperator, priority: int) -> TaskSpec:
         expand_input=_expand_spec(task.expand_input) if mapped else None,  # type: ignore[attr-defined]
         is_branch=klass.is_branch,
         is_short_circuit=klass.is_short_circuit,
-        ignore_downstream_trigger_rules=bool(
-            klass.is_short_circuit and shared("ignore_downstream_trigger_rules")
-        ),
+        ignore_downstream_trigger_rules=bool(klass.is_short_circuit and shared("ignore_downstream_trigger_rules")),
         multiple_outputs=bool(shared("multiple_outputs", False)),
         do_xcom_push=task.do_xcom_push,
         has_on_success_callback=bool(task.on_success_callback),
@@ -383,8 +377,7 @@ def _expand_spec(expand_input: Mapping[str, Sequence[Any] | XComArg]) -> dict[st
 
 def _group_spec(group: TaskGroup) -> TaskGroupSpec:
     children = tuple(
-        _group_spec(child) if isinstance(child, TaskGroup) else child.task_id
-        for child in group.children.values()
+        _group_spec(child) if isinstance(child, TaskGroup) else child.task_id for child in group.children.values()
     )
     return TaskGroupSpec(group_id=group.group_id, tooltip=group.tooltip, children=children)
 

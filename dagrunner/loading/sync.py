@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -75,7 +75,7 @@ def write_parse_results(
     session: Session, bag: DagBag, report: RefreshReport, *, actor: str, now: datetime | None = None
 ) -> None:
     """Upsert the changed files, delete removed ones, and bring every `dag` row in line with the bag."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     for path in report.parsed:
         parsed = bag.files[path]
         failure = parsed.failures[0] if parsed.failures else None

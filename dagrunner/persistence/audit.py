@@ -84,9 +84,7 @@ def transition_tasks(
     rows = []
     with state_gate():
         for ti in tis:
-            rows.append(
-                _audit_values("task.state", actor, when, reason, detail, ti=ti, old=ti.state, new=new)
-            )
+            rows.append(_audit_values("task.state", actor, when, reason, detail, ti=ti, old=ti.state, new=new))
             ti.state = new
             _stamp_task(ti, new, when)
     _insert_audit(session, rows)
@@ -98,8 +96,7 @@ def _check_task(ti: TaskInstance, new: TaskInstanceState) -> None:
     if not task_transition_allowed(old, new):
         allowed = ", ".join(sorted(TASK_TRANSITIONS[old]))
         raise IllegalTransitionError(
-            f"task {ti.label()}: {old} -> {new} is not an allowed state change "
-            f"(from {old} it may go to: {allowed})"
+            f"task {ti.label()}: {old} -> {new} is not an allowed state change (from {old} it may go to: {allowed})"
         )
 
 
@@ -219,16 +216,12 @@ def record_event(
     _insert_audit(session, [row])
 
 
-def set_paused(
-    session: Session, dag_id: str, paused: bool, *, actor: str, when: datetime | None = None
-) -> bool:
+def set_paused(session: Session, dag_id: str, paused: bool, *, actor: str, when: datetime | None = None) -> bool:
     """Pause or unpause a DAG; returns whether anything changed (only a change is audited)."""
     # FOR UPDATE (PostgreSQL): two concurrent pause/unpause commands then audit one real change each.
     dag = session.get(Dag, dag_id, with_for_update=True, populate_existing=True)
     if dag is None:
-        raise NotFoundError(
-            f"no DAG {dag_id!r} in the metadata database; `dagrunner dags list` shows the known ones"
-        )
+        raise NotFoundError(f"no DAG {dag_id!r} in the metadata database; `dagrunner dags list` shows the known ones")
     if dag.is_paused == paused:
         return False
     old, new = ("unpaused", "paused") if paused else ("paused", "unpaused")

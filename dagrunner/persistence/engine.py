@@ -116,11 +116,7 @@ def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session
     docstring); on PostgreSQL the transaction is READ ONLY. Objects stay usable after the block
     (`expire_on_commit=False`), so callers can render what they loaded.
     """
-    bind = (
-        engine.execution_options(**{READONLY_OPTION: True, "postgresql_readonly": True})
-        if readonly
-        else engine
-    )
+    bind = engine.execution_options(**{READONLY_OPTION: True, "postgresql_readonly": True}) if readonly else engine
     session = Session(bind=bind, expire_on_commit=False)
     try:
         yield session

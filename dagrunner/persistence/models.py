@@ -182,9 +182,7 @@ class DagRun(Base):
     start_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
     end_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_scheduling_decision: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    backfill_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("backfill.id", ondelete="SET NULL"), index=True
-    )
+    backfill_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("backfill.id", ondelete="SET NULL"), index=True)
     #: The scheduler job or backfill process that executes this run (None: any scheduler may).
     owner: Mapped[str | None] = mapped_column(String(ID_LEN))
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -271,9 +269,7 @@ class TaskTry(Base):
     __tablename__ = "task_try"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    ti_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("task_instance.id", ondelete="CASCADE"), nullable=False
-    )
+    ti_id: Mapped[int] = mapped_column(BigId, ForeignKey("task_instance.id", ondelete="CASCADE"), nullable=False)
     dag_id: Mapped[str] = _id_column()
     run_id: Mapped[str] = _id_column()
     task_id: Mapped[str] = _id_column()
@@ -389,9 +385,7 @@ def state_gate() -> Iterator[None]:
         _STATE_GATE.reset(token)
 
 
-def _refuse_direct_state_change(
-    target: TaskInstance | DagRun, value: Any, oldvalue: Any, initiator: Any
-) -> Any:
+def _refuse_direct_state_change(target: TaskInstance | DagRun, value: Any, oldvalue: Any, initiator: Any) -> Any:
     # A new, never-flushed row may be built in any state (record_created audits it); once it exists in
     # the database its state moves only through audit.transition_*, which writes the audit row. Setting
     # the value it already has is no change (Session.merge does that).

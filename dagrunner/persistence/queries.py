@@ -26,13 +26,9 @@ def dag_rows(session: Session, *, active_only: bool = False) -> list[Dag]:
 
 def get_run(session: Session, dag_id: str, run_id: str) -> DagRun:
     """The run, or NotFoundError naming it (uses the (dag_id, run_id) unique index)."""
-    run = session.scalars(
-        select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
-    ).one_or_none()
+    run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).one_or_none()
     if run is None:
-        raise NotFoundError(
-            f"DAG {dag_id!r} has no run {run_id!r}; `dagrunner runs list {dag_id}` shows its runs"
-        )
+        raise NotFoundError(f"DAG {dag_id!r} has no run {run_id!r}; `dagrunner runs list {dag_id}` shows its runs")
     return run
 
 

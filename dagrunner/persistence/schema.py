@@ -127,9 +127,7 @@ def schema_action(status: SchemaStatus, *, auto_init: bool, where: str) -> Liter
     if status.current is None:
         if auto_init:
             return "init"
-        raise DatabaseNotInitializedError(
-            f"the database {where} has no dagrunner schema yet; run `dagrunner db init`"
-        )
+        raise DatabaseNotInitializedError(f"the database {where} has no dagrunner schema yet; run `dagrunner db init`")
     raise SchemaNotCurrentError(
         f"the database {where} is at schema revision {status.current} but this dagrunner needs "
         f"{status.head}; run `dagrunner db upgrade` (back the database up first)"

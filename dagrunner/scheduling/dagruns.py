@@ -7,6 +7,7 @@ database's unique indexes make that true even when two processes race.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -79,9 +80,7 @@ def create_run(
     return run
 
 
-def _refuse_duplicate(
-    session: Session, dag_id: str, run_id: str, run_type: DagRunType, logical_date: datetime
-) -> None:
+def _refuse_duplicate(session: Session, dag_id: str, run_id: str, run_type: DagRunType, logical_date: datetime) -> None:
     same_id = select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
     if session.scalars(same_id).first() is not None:
         raise DuplicateRunError(_duplicate_message(dag_id, run_id, logical_date))
@@ -116,9 +115,9 @@ def latest_scheduled_runs(session: Session, dag_ids: list[str]) -> dict[str, Dag
         .subquery()
     )
     rows = session.execute(
-        select(DagRun).join(
-            latest, (DagRun.dag_id == latest.c.dag_id) & (DagRun.logical_date == latest.c.logical_date)
-        ).where(DagRun.run_type == DagRunType.SCHEDULED)
+        select(DagRun)
+        .join(latest, (DagRun.dag_id == latest.c.dag_id) & (DagRun.logical_date == latest.c.logical_date))
+        .where(DagRun.run_type == DagRunType.SCHEDULED)
     ).scalars()
     return {run.dag_id: run_info(run) for run in rows}
 
@@ -164,10 +163,9 @@ def create_due_runs(
             )
             if info is None or info.run_after > now:
                 break
-            try:
+            # another scheduler (or a backfill) may have made it first: then continue after it
+            with contextlib.suppress(DuplicateRunError):
                 created.append(create_run(session, dag, info, run_type=DagRunType.SCHEDULED, actor=actor, now=now))
-            except DuplicateRunError:
-                pass  # another scheduler (or a backfill) made it first: continue after it
             previous = info
             active[dag_id] = active.get(dag_id, 0) + 1
     return created

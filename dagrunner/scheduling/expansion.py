@@ -36,9 +36,17 @@ def expand_mapped(
         ti.map_index = 0
         siblings = [
             TaskInstance(
-                dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=i, max_tries=ti.max_tries,
-                operator=ti.operator, queue=ti.queue, pool=ti.pool, pool_slots=ti.pool_slots,
-                priority_weight=ti.priority_weight, updated_at=now,
+                dag_id=ti.dag_id,
+                run_id=ti.run_id,
+                task_id=ti.task_id,
+                map_index=i,
+                max_tries=ti.max_tries,
+                operator=ti.operator,
+                queue=ti.queue,
+                pool=ti.pool,
+                pool_slots=ti.pool_slots,
+                priority_weight=ti.priority_weight,
+                updated_at=now,
             )  # fmt: skip
             for i in range(1, length)
         ]
@@ -62,8 +70,12 @@ def _arg_length(session: Session, arg: MappedArgSpec, run: DagRun) -> int:
         return int(arg.length or 0)
     values = session.scalars(
         select(XCom.value)
-        .where(XCom.dag_id == run.dag_id, XCom.run_id == run.run_id, XCom.task_id == arg.task_id,
-               XCom.key == (arg.key or "return_value"))  # fmt: skip
+        .where(
+            XCom.dag_id == run.dag_id,
+            XCom.run_id == run.run_id,
+            XCom.task_id == arg.task_id,
+            XCom.key == (arg.key or "return_value"),
+        )  # fmt: skip
         .order_by(XCom.map_index)
     ).all()
     if len(values) > 1:  # a mapped upstream: one value per map index, concatenated

@@ -49,9 +49,8 @@ def _done(scheduler: Scheduler, stop_when: StopWhen, did_work: bool) -> bool:
         return True
     if stop_when.runs_done is not None and stop_when.runs_done <= set(scheduler.finished_runs):
         return True
-    if stop_when.once and not did_work and not scheduler.executor.running() and not scheduler.has_pending_work:
-        return True
-    return False
+    idle = not did_work and not scheduler.executor.running() and not scheduler.has_pending_work
+    return stop_when.once and idle
 
 
 class StopOnSignals:

@@ -76,14 +76,14 @@ def select_for_clear(
     if only_failed:
         failed_tasks = {(ti.run_id, ti.task_id) for ti in tis if ti.state in (TI.FAILED, TI.UPSTREAM_FAILED)}
         if downstream:
-            failed_tasks |= {
-                (run_id, d) for run_id, task_id in list(failed_tasks) for d in _descendants(dag, task_id)
-            }
+            failed_tasks |= {(run_id, d) for run_id, task_id in list(failed_tasks) for d in _descendants(dag, task_id)}
         tis = [ti for ti in tis if (ti.run_id, ti.task_id) in failed_tasks]
     return tis
 
 
-def clear(session: Session, dag: SerializedDag, tis: Sequence[TaskInstance], *, actor: str, now: datetime) -> ClearResult:
+def clear(
+    session: Session, dag: SerializedDag, tis: Sequence[TaskInstance], *, actor: str, now: datetime
+) -> ClearResult:
     """Put finished instances back to `none` (with a fresh set of retries) and re-queue their runs.
 
     Instances that are queued or running are left alone and reported: clearing a live try would race

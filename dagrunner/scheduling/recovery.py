@@ -41,9 +41,7 @@ def recover_orphans(
         if job.id in dead:
             jobs.end_job(session, job.id, now, JobState.FAILED)
     live = {job.id for job in running_jobs if job.id not in dead}
-    orphans = session.scalars(
-        select(TaskInstance).where(TaskInstance.state.in_((TI.QUEUED, TI.RUNNING)))
-    ).all()
+    orphans = session.scalars(select(TaskInstance).where(TaskInstance.state.in_((TI.QUEUED, TI.RUNNING)))).all()
     orphans = [ti for ti in orphans if ti.queued_by_job_id not in live]
     counts = {"left_running": 0, "lost": 0, "requeued": 0}
     requeue = [ti for ti in orphans if ti.state == TI.QUEUED]

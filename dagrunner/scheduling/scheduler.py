@@ -29,9 +29,9 @@ from dagrunner.scheduling.dag_source import DagSource
 from dagrunner.scheduling.dagruns import create_due_runs, latest_scheduled_runs, next_run_due
 from dagrunner.scheduling.evaluation import RunPlan, plan_run
 from dagrunner.scheduling.expansion import expand_mapped
-from dagrunner.scheduling.readiness import Candidate, Limits, allocate
 from dagrunner.scheduling.history import past_states_for
-from dagrunner.scheduling.recovery import recover_orphans, record_lost_tries
+from dagrunner.scheduling.readiness import Candidate, Limits, allocate
+from dagrunner.scheduling.recovery import record_lost_tries, recover_orphans
 from dagrunner.states import OCCUPYING_SLOT, RUN_ACTIVE, DagRunState
 from dagrunner.states import TaskInstanceState as TI
 
@@ -399,9 +399,7 @@ def _load_task_instances(session: Session, refs: list[RunRef]) -> dict[RunRef, l
     out: dict[RunRef, list[TaskInstance]] = {}
     for start in range(0, len(refs), 500):
         chunk = refs[start : start + 500]
-        rows = session.scalars(
-            select(TaskInstance).where(tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_(chunk))
-        )
+        rows = session.scalars(select(TaskInstance).where(tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_(chunk)))
         for ti in rows:
             out.setdefault((ti.dag_id, ti.run_id), []).append(ti)
     return out

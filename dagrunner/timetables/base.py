@@ -163,11 +163,7 @@ class Timetable(ABC):
         return None if value is None else to_utc(value, self.zone)
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Timetable)
-            and type(other) is type(self)
-            and self.serialize() == other.serialize()
-        )
+        return isinstance(other, Timetable) and type(other) is type(self) and self.serialize() == other.serialize()
 
     def __hash__(self) -> int:
         return hash(json.dumps(self.serialize(), sort_keys=True))

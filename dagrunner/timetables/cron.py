@@ -113,9 +113,7 @@ class CronTicks(Ticks):
         # widen it if DST arithmetic pushed that match past `instant`.
         wall = local_wall(instant, self._zone)
         try:
-            latest_wall = croniter(self._expression, wall + timedelta(seconds=1), day_or=True).get_prev(
-                datetime
-            )
+            latest_wall = croniter(self._expression, wall + timedelta(seconds=1), day_or=True).get_prev(datetime)
         except (CroniterBadDateError, OverflowError, ValueError):
             return None
         window = (wall - latest_wall) + offset_change_near(self._zone, instant) + timedelta(minutes=1)

@@ -34,9 +34,7 @@ def validate_delta(delta: object) -> Delta:
     """The delta itself if it moves time forward, else InvalidScheduleError naming it."""
     if isinstance(delta, timedelta):
         if delta <= timedelta(0):
-            raise InvalidScheduleError(
-                f"schedule {delta!r} must be a positive duration, e.g. timedelta(hours=1)"
-            )
+            raise InvalidScheduleError(f"schedule {delta!r} must be a positive duration, e.g. timedelta(hours=1)")
         return delta
     if not isinstance(delta, relativedelta):
         raise InvalidScheduleError(f"schedule {delta!r} is not a timedelta or relativedelta")

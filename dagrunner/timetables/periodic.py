@@ -110,9 +110,7 @@ class PeriodicTimetable(Timetable):
         start = ticks.before(end) if end is not None else None
         if start is None or end is None:
             return DagRunInfo.at(moment)
-        return DagRunInfo(
-            run_after=moment, logical_date=moment, data_interval_start=start, data_interval_end=end
-        )
+        return DagRunInfo(run_after=moment, logical_date=moment, data_interval_start=start, data_interval_end=end)
 
     def _runs_from(self, ticks: Ticks, lower: datetime) -> Iterator[DagRunInfo]:
         """Every run whose first tick is at or after `lower`, oldest first."""

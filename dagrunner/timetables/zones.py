@@ -38,8 +38,7 @@ def load_zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError, TypeError):
         raise InvalidTimezoneError(
-            f"unknown timezone {name!r}: use an IANA name such as 'Europe/Amsterdam', "
-            "'America/New_York' or 'UTC'"
+            f"unknown timezone {name!r}: use an IANA name such as 'Europe/Amsterdam', 'America/New_York' or 'UTC'"
         ) from None
 
 

@@ -11,9 +11,7 @@ from dagrunner.authoring.dag import reset_collected_dags
 
 
 @pytest.fixture(autouse=True)
-def clean_authoring_state(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
+def clean_authoring_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test sees no DAGs from earlier tests and default settings (no stray dagrunner.toml)."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("DAGRUNNER_HOME", str(home))

@@ -56,9 +56,7 @@ BAD_TASK_ARGS: list[tuple[str, Any, str]] = [
 
 
 @pytest.mark.parametrize(("arg", "value", "accepted"), BAD_TASK_ARGS)
-def test_bad_task_argument_names_task_arg_value_line_and_accepted(
-    arg: str, value: Any, accepted: str
-) -> None:
+def test_bad_task_argument_names_task_arg_value_line_and_accepted(arg: str, value: Any, accepted: str) -> None:
     kwargs: dict[str, Any] = {"task_id": "load", arg: value}
     with DAG("etl"), pytest.raises(InvalidArgumentError) as info:
         where = next_line()

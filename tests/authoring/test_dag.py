@@ -58,9 +58,7 @@ BAD_DAG_ARGS: list[tuple[str, Any, str]] = [
 
 
 @pytest.mark.parametrize(("arg", "value", "accepted"), BAD_DAG_ARGS)
-def test_bad_dag_argument_names_dag_arg_value_line_and_what_is_accepted(
-    arg: str, value: Any, accepted: str
-) -> None:
+def test_bad_dag_argument_names_dag_arg_value_line_and_what_is_accepted(arg: str, value: Any, accepted: str) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         where = next_line()
         DAG("etl", **{arg: value})
@@ -88,18 +86,14 @@ def test_end_date_before_start_date() -> None:
         DAG("etl", start_date=START, end_date=START - timedelta(days=1))
 
 
-@pytest.mark.parametrize(
-    ("old", "new"), [("schedule_interval", "schedule"), ("concurrency", "max_active_tasks")]
-)
+@pytest.mark.parametrize(("old", "new"), [("schedule_interval", "schedule"), ("concurrency", "max_active_tasks")])
 def test_airflow2_argument_names_get_a_hint(old: str, new: str) -> None:
     with pytest.raises(InvalidArgumentError, match=f"{old}= is the Airflow 2 spelling; use {new}="):
         DAG("etl", **{old: "@daily"})
 
 
 def test_unknown_dag_argument_suggests_the_close_name() -> None:
-    with pytest.raises(
-        InvalidArgumentError, match="'max_active_run' \\(did you mean 'max_active_runs'\\?\\)"
-    ):
+    with pytest.raises(InvalidArgumentError, match="'max_active_run' \\(did you mean 'max_active_runs'\\?\\)"):
         DAG("etl", max_active_run=1)
 
 

@@ -133,9 +133,7 @@ def test_classic_expand_over_xcom_and_operator_default_args() -> None:
             "expected a list or tuple",
         ),
         (
-            lambda: PythonOperator.partial(task_id="x", python_callable=double).expand(
-                python_callable=[double]
-            ),
+            lambda: PythonOperator.partial(task_id="x", python_callable=double).expand(python_callable=[double]),
             "not already given to partial",
         ),
         # The first literal value is checked with the operator's own validation, at the user's line.

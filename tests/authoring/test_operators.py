@@ -49,9 +49,7 @@ def test_bash_exit_99_skips() -> None:
         bash(bash_command="exit 99").execute({})
 
 
-@pytest.mark.parametrize(
-    ("codes", "exit_code", "skips"), [([3, 4], 4, True), (None, 99, False), (5, 5, True)]
-)
+@pytest.mark.parametrize(("codes", "exit_code", "skips"), [([3, 4], 4, True), (None, 99, False), (5, 5, True)])
 def test_bash_skip_on_exit_code_variants(codes: Any, exit_code: int, skips: bool) -> None:
     op = bash(bash_command=f"exit {exit_code}", skip_on_exit_code=codes)
     with pytest.raises(SkipTask if skips else BashCommandError):
@@ -67,9 +65,7 @@ def test_bash_templated_command_renders_with_ds() -> None:
 
 def test_bash_env_cwd_and_append_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FROM_WORKER", "worker")
-    only = bash(
-        bash_command='echo "$MINE-${FROM_WORKER:-unset}-$(pwd)"', env={"MINE": "x"}, cwd=str(tmp_path)
-    )
+    only = bash(bash_command='echo "$MINE-${FROM_WORKER:-unset}-$(pwd)"', env={"MINE": "x"}, cwd=str(tmp_path))
     assert only.execute({}) == f"x-unset-{tmp_path}"
     both = bash(bash_command='echo "$MINE-$FROM_WORKER"', env={"MINE": "x"}, append_env=True)
     assert both.execute({}) == "x-worker"
@@ -142,9 +138,7 @@ CONTEXT = {"ds": "2026-01-05", "ti": "TI", "run_id": "manual__1"}
         (lambda ds, *args: ds, ["a", "b"], {}, {}),  # ds filled by position: not passed again
     ],
 )
-def test_determine_kwargs(
-    function: Any, args: list[Any], kwargs: dict[str, Any], expected: dict[str, Any]
-) -> None:
+def test_determine_kwargs(function: Any, args: list[Any], kwargs: dict[str, Any], expected: dict[str, Any]) -> None:
     assert determine_kwargs(function, args, kwargs, CONTEXT) == expected
 
 

@@ -41,9 +41,7 @@ def test_sensor_argument_validation(arg: str, value: Any) -> None:
 
 
 def test_sensor_durations_accept_timedeltas() -> None:
-    sensor = make(
-        FileSensor, filepath="/x", poke_interval=timedelta(minutes=2), timeout=30, mode="reschedule"
-    )
+    sensor = make(FileSensor, filepath="/x", poke_interval=timedelta(minutes=2), timeout=30, mode="reschedule")
     assert (sensor.poke_interval, sensor.timeout, sensor.mode) == (120.0, 30.0, "reschedule")
 
 

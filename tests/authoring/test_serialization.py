@@ -69,14 +69,10 @@ def build_full_dag() -> DAG:
         with TaskGroup("load", tooltip="loading"):
             stage = PythonOperator(task_id="stage", python_callable=rows, weight_rule="upstream")
             with TaskGroup("final"):
-                commit = EmptyOperator(
-                    task_id="commit", trigger_rule=TriggerRule.NONE_FAILED, depends_on_past=True
-                )
+                commit = EmptyOperator(task_id="commit", trigger_rule=TriggerRule.NONE_FAILED, depends_on_past=True)
             stage >> commit
         branch = BranchPythonOperator(task_id="branch", python_callable=lambda: "load.stage")
-        check = ShortCircuitOperator(
-            task_id="check", python_callable=rows, ignore_downstream_trigger_rules=False
-        )
+        check = ShortCircuitOperator(task_id="check", python_callable=rows, ignore_downstream_trigger_rules=False)
         wait = FileSensor(
             task_id="wait", filepath="/in", poke_interval=30, timeout=600, mode="reschedule", soft_fail=True
         )
@@ -86,9 +82,7 @@ def build_full_dag() -> DAG:
             return {"x": x}
 
         mapped = split.partial(y=1).expand(x=[1, 2, 3])
-        mapped_xcom = PythonOperator.partial(task_id="per_row", python_callable=rows).expand(
-            op_args=mapped["x"]
-        )
+        mapped_xcom = PythonOperator.partial(task_id="per_row", python_callable=rows).expand(op_args=mapped["x"])
         extract >> branch >> [stage, check]
         wait >> extract
         mapped_xcom >> check
@@ -194,9 +188,7 @@ def test_serialized_skip_rules_match_the_live_operators() -> None:
     d = build_full_dag()
     s = roundtrip(d)
     live_branch = d.get_task("branch")
-    assert (
-        s.branches_to_skip("branch", "load.stage") == live_branch.branches_to_skip("load.stage") == {"check"}
-    )
+    assert s.branches_to_skip("branch", "load.stage") == live_branch.branches_to_skip("load.stage") == {"check"}
     assert s.branches_to_skip("branch", "load") == {"check"}
     assert s.tasks_to_skip("check", False) == d.get_task("check").tasks_to_skip(False) == set()
 
@@ -243,9 +235,7 @@ def test_params_changed_after_definition_to_a_non_json_value() -> None:
     with DAG("etl", params={"ok": 1}) as d:
         t = EmptyOperator(task_id="t")
     t.params["bad"] = object()
-    with pytest.raises(
-        InvalidArgumentError, match="task 't' of DAG 'etl': params\\['bad'\\]=.*cannot be serialized"
-    ):
+    with pytest.raises(InvalidArgumentError, match="task 't' of DAG 'etl': params\\['bad'\\]=.*cannot be serialized"):
         serialize_dag(d)
     d.params["worse"] = {1: 2}
     with pytest.raises(InvalidArgumentError, match="DAG 'etl': params\\['worse'\\]"):

@@ -145,9 +145,7 @@ def test_xcom_arg_without_pull_is_a_clear_error() -> None:
 
     with DAG("etl"):
         op = PythonOperator(task_id="p", python_callable=print, op_args=[produce()])
-    with pytest.raises(
-        TemplateRenderError, match="task 'p' field 'op_args' holds XComArg\\(task_id='produce'"
-    ):
+    with pytest.raises(TemplateRenderError, match="task 'p' field 'op_args' holds XComArg\\(task_id='produce'"):
         op.prepare_for_execution().render_template_fields(CONTEXT)
 
 
@@ -171,7 +169,5 @@ def test_dag_params_resolve_from_the_run_params() -> None:
 def test_dag_param_without_default_or_run_value_is_a_clear_error() -> None:
     with DAG("etl"):
         op = PythonOperator(task_id="p", python_callable=print, op_args=[DagParam("name")])
-    with pytest.raises(
-        TemplateRenderError, match="task 'p' field 'op_args': DAG param 'name' has no default"
-    ):
+    with pytest.raises(TemplateRenderError, match="task 'p' field 'op_args': DAG param 'name' has no default"):
         op.prepare_for_execution().render_template_fields({"params": {}})

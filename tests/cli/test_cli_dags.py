@@ -131,7 +131,7 @@ def test_user_errors_are_one_line_and_non_zero(project: Path) -> None:
 
 
 def test_config_show_names_sources(run_cli, project: Path, monkeypatch) -> None:
-    (project / "dagrunner.toml").write_text('parallelism = 3\n')
+    (project / "dagrunner.toml").write_text("parallelism = 3\n")
     monkeypatch.setenv("DAGRUNNER_EXECUTOR", "inline")
     data = json.loads(run_cli("config", "show", "--json").output)
     assert data["parallelism"] == {"value": "3", "source": str(project / "dagrunner.toml")}

@@ -43,9 +43,7 @@ def new_ti(
     state: TaskInstanceState = TaskInstanceState.NONE,
     map_index: int = -1,
 ) -> TaskInstance:
-    return TaskInstance(
-        dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, map_index=map_index, state=state
-    )
+    return TaskInstance(dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, map_index=map_index, state=state)
 
 
 def add_run_with_tasks(

@@ -69,10 +69,7 @@ def test_every_run_transition_is_decided_by_the_table(migrated_engine: Engine) -
     pairs = list(product(DagRunState, repeat=2))
     wrong: list[str] = []
     with session_scope(migrated_engine) as session:
-        runs = {
-            pair: new_run(run_id=f"{pair[0]}__{pair[1]}", day=i, state=pair[0])
-            for i, pair in enumerate(pairs)
-        }
+        runs = {pair: new_run(run_id=f"{pair[0]}__{pair[1]}", day=i, state=pair[0]) for i, pair in enumerate(pairs)}
         audit.record_created_many(session, runs.values(), actor=ACTOR, reason="setup")
         for (old, new), run in runs.items():
             allowed = new in RUN_TRANSITIONS[old]
@@ -131,13 +128,9 @@ def test_run_timestamps(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as session:
         run, _ = add_run_with_tasks(session, [])
         audit.transition_run(session, run, DagRunState.RUNNING, actor=ACTOR, reason="go", when=NOW)
-        audit.transition_run(
-            session, run, DagRunState.SUCCESS, actor=ACTOR, reason="done", when=NOW + timedelta(1)
-        )
+        audit.transition_run(session, run, DagRunState.SUCCESS, actor=ACTOR, reason="done", when=NOW + timedelta(1))
         assert (run.start_date, run.end_date) == (NOW, NOW + timedelta(1))
-        audit.transition_run(
-            session, run, DagRunState.QUEUED, actor=ACTOR, reason="clear", when=NOW + timedelta(2)
-        )
+        audit.transition_run(session, run, DagRunState.QUEUED, actor=ACTOR, reason="clear", when=NOW + timedelta(2))
         assert (run.queued_at, run.start_date, run.end_date) == (NOW + timedelta(2), None, None)
 
 
@@ -269,9 +262,7 @@ def test_a_naive_when_is_refused(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as session:
         with pytest.raises(ValueError, match="naive"):
             audit.record_event(session, "x", actor=ACTOR, when=datetime(2026, 1, 1))
-        audit.record_event(
-            session, "x", actor=ACTOR, when=datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=2)))
-        )
+        audit.record_event(session, "x", actor=ACTOR, when=datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=2))))
 
 
 def test_counts_stay_consistent_across_dialects(migrated_engine: Engine) -> None:

@@ -50,9 +50,7 @@ def test_task_instances_for_run_by_task_then_map_index(migrated_engine: Engine) 
 def test_audit_rows_filters_and_limit(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as session:
         for i in range(5):
-            audit.record_event(
-                session, f"e{i}", actor=ACTOR, dag_id="etl", run_id=f"r{i % 2}", when=T0 + timedelta(i)
-            )
+            audit.record_event(session, f"e{i}", actor=ACTOR, dag_id="etl", run_id=f"r{i % 2}", when=T0 + timedelta(i))
         audit.record_event(session, "other", actor=ACTOR, dag_id="other", when=T0)
     with session_scope(migrated_engine, readonly=True) as session:
         assert [r.event for r in audit_rows(session, dag_id="etl")] == ["e0", "e1", "e2", "e3", "e4"]

@@ -65,12 +65,9 @@ def test_migrated_schema_equals_the_models(migrated_engine: Engine) -> None:
 def test_hot_path_indexes_exist(migrated_engine: Engine) -> None:
     with migrated_engine.connect() as conn:
         insp = inspect(conn)
-        indexes = {
-            table: {tuple(ix["column_names"]) for ix in insp.get_indexes(table)} for table in TABLE_NAMES
-        }
+        indexes = {table: {tuple(ix["column_names"]) for ix in insp.get_indexes(table)} for table in TABLE_NAMES}
         uniques = {
-            table: {tuple(uq["column_names"]) for uq in insp.get_unique_constraints(table)}
-            for table in TABLE_NAMES
+            table: {tuple(uq["column_names"]) for uq in insp.get_unique_constraints(table)} for table in TABLE_NAMES
         }
     assert ("state",) in indexes["task_instance"]
     assert ("dag_id", "run_id", "task_id", "map_index") in uniques["task_instance"]  # serves (dag_id, run_id)

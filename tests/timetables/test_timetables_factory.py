@@ -223,9 +223,7 @@ class TestRunIds:
         with pytest.raises(ValueError, match="run_type"):
             make_run_id("cron", datetime(2026, 1, 5, tzinfo=UTC))
 
-    @pytest.mark.parametrize(
-        "run_id", ["nightly", "my-run.1~x", "manual__2026-01-05T00:00:00+00:00", "a" * 250]
-    )
+    @pytest.mark.parametrize("run_id", ["nightly", "my-run.1~x", "manual__2026-01-05T00:00:00+00:00", "a" * 250])
     def test_valid_run_ids(self, run_id: str) -> None:
         assert validate_run_id(run_id) == run_id
 
@@ -252,9 +250,7 @@ class TestDstAffected:
             (DagRunInfo.at(datetime(2026, 11, 1, 6, 30, tzinfo=UTC)), AMS, False),
             (DagRunInfo.at(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)), "UTC", False),
             (
-                DagRunInfo.interval(
-                    datetime(2026, 3, 22, 23, tzinfo=UTC), datetime(2026, 3, 30, 22, tzinfo=UTC)
-                ),
+                DagRunInfo.interval(datetime(2026, 3, 22, 23, tzinfo=UTC), datetime(2026, 3, 30, 22, tzinfo=UTC)),
                 AMS,
                 True,
             ),  # a week holding the switch, though neither end is on that day

@@ -217,9 +217,7 @@ class TestRunsBetween:
 
     def test_naive_bounds_are_local_dates(self) -> None:
         timetable = CronTriggerTimetable("@daily", AMS)
-        runs = timetable.runs_between(
-            datetime(2026, 1, 3), datetime(2026, 1, 5), start_date=None, end_date=None
-        )
+        runs = timetable.runs_between(datetime(2026, 1, 3), datetime(2026, 1, 5), start_date=None, end_date=None)
         assert [r.logical_date for r in runs] == [u(2, 23), u(3, 23), u(4, 23)]
 
     def test_unaligned_bounds(self) -> None:

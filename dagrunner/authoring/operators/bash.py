@@ -53,8 +53,7 @@ class BashOperator(BaseOperator):
         else:
             self.bash_command = check.string("bash_command", bash_command, what="a non-empty command string")
         if env is not None and not (
-            isinstance(env, Mapping)
-            and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+            isinstance(env, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
         ):
             check.fail("env", env, "a dict of str to str, or None")
         self.env: dict[str, str] | None = None if env is None else dict(env)
@@ -99,9 +98,7 @@ class BashOperator(BaseOperator):
         finally:
             self._process = None
         if exit_code in self.skip_on_exit_code:
-            raise SkipTask(
-                f"task {self.task_id!r}: bash command exited with {exit_code}, which skips the task"
-            )
+            raise SkipTask(f"task {self.task_id!r}: bash command exited with {exit_code}, which skips the task")
         if exit_code != 0:
             raise BashCommandError(
                 f"task {self.task_id!r}: bash command failed with exit code {exit_code}", exit_code=exit_code

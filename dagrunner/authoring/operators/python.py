@@ -108,9 +108,7 @@ class PythonOperator(BaseOperator):
         return self.execute_callable(context)
 
     def execute_callable(self, context: Mapping[str, Any]) -> Any:
-        return call_with_context(
-            self.python_callable, self.op_args, self.op_kwargs, self.templates_dict, context
-        )
+        return call_with_context(self.python_callable, self.op_args, self.op_kwargs, self.templates_dict, context)
 
 
 class BranchMixin:

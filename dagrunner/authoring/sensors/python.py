@@ -29,8 +29,4 @@ class PythonSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Mapping[str, Any]) -> bool:
-        return bool(
-            call_with_context(
-                self.python_callable, self.op_args, self.op_kwargs, self.templates_dict, context
-            )
-        )
+        return bool(call_with_context(self.python_callable, self.op_args, self.op_kwargs, self.templates_dict, context))

@@ -20,9 +20,7 @@ class TimeDeltaSensor(BaseSensorOperator):
     def target_time(self, context: Mapping[str, Any]) -> datetime:
         anchor = context.get("data_interval_end") or context.get("logical_date")
         if not isinstance(anchor, datetime):
-            raise ValueError(
-                f"sensor {self.task_id!r} needs data_interval_end (or logical_date) in its context"
-            )
+            raise ValueError(f"sensor {self.task_id!r} needs data_interval_end (or logical_date) in its context")
         return anchor + self.delta
 
     def is_due(self, context: Mapping[str, Any], now: datetime) -> bool:

@@ -1,0 +1,303 @@
+"""The one place user code runs: render a task's templates, run it, turn what happened into a TryOutcome.
+
+Every executor calls `run_task` (and then `run_callbacks`) in the process that runs the try, with
+stdout/stderr already pointing at the try's log. Nothing here touches the database: the outcome is a
+frozen, picklable message that the supervising side records (`execution.recording`).
+
+How a try ends:
+- `execute()` returns: success; the value becomes the `return_value` XCom (None pushes nothing, as in
+  Airflow), and with `multiple_outputs` each key of the returned dict is its own XCom as well.
+- `SkipTask`: skipped. `FailTask` (and a sensor timeout): failed with no retries (`fail_fast`).
+- `TaskTimeout` (execution_timeout), any other exception, even `SystemExit`: failed, retried if tries
+  remain; the traceback goes to the log, a one-line summary naming the user's file:line to the outcome.
+- A value that is not JSON: failed with an XComError naming the task and the type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import sysconfig
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dagrunner.authoring.location import is_internal
+from dagrunner.errors import FailTask, SkipTask, XComError
+from dagrunner.execution.masking import SecretMasker
+from dagrunner.states import TaskInstanceState
+
+OutcomeState = Literal["success", "failed", "skipped"]
+RETURN_VALUE = "return_value"
+_SUMMARY_MAX = 1000
+
+
+@dataclass(frozen=True)
+class TryOutcome:
+    """How one try ended, as the process that ran it saw it (picklable; crosses process boundaries)."""
+
+    state: OutcomeState
+    fail_fast: bool = False
+    #: One line: exception type, message and the user's file:line ("" on success).
+    error: str = ""
+    exit_code: int | None = None
+    #: XCom key -> JSON-able value to store with the outcome.
+    xcoms: Mapping[str, Any] = field(default_factory=dict)
+    #: Downstream task ids a branch / short-circuit decided to skip.
+    skip_task_ids: tuple[str, ...] = ()
+    #: on_execute_callback failures (audited, never change the state).
+    callback_errors: tuple[str, ...] = ()
+
+    @classmethod
+    def failed(cls, error: str, *, fail_fast: bool = False, exit_code: int | None = 1) -> TryOutcome:
+        return cls(state="failed", error=error, fail_fast=fail_fast, exit_code=exit_code)
+
+
+class TaskTimeout(BaseException):  # noqa: N818 - named like Airflow's AirflowTaskTimeout
+    """Raised inside a task whose execution_timeout passed. A BaseException (as in Airflow), so that an
+    `except Exception` in the task cannot swallow it."""
+
+
+def timeout_message(seconds: float) -> str:
+    return f"execution_timeout of {seconds:g}s exceeded"
+
+
+# --- running a task ----------------------------------------------------------------------------------
+
+
+def run_task(
+    task: Any,
+    context: dict[str, Any],
+    *,
+    timeout_s: float | None = None,
+    masker: SecretMasker | None = None,
+    protected: Mapping[str, Any] | None = None,
+) -> TryOutcome:
+    """Render, run and judge one try of `task` (a concrete, per-try copy) in this process.
+
+    `timeout_s` arms SIGALRM (main thread only) to raise TaskTimeout inside the task; `protected` names
+    attributes holding values resolved from XCom that must not be rendered as templates (see
+    `context.resolve_task`). On failure `context["exception"]` is set, as Airflow's failure callbacks
+    expect.
+    """
+    masker = masker or SecretMasker()
+    ti = context.get("ti")
+    callback_errors: list[str] = []
+    try:
+        with execution_timeout(timeout_s):
+            render_task(task, context, protected or {})
+            callback_errors += _call_all(task.on_execute_callback, context, "on_execute_callback", masker)
+            result = task.execute(context)
+        xcoms = dict(getattr(ti, "pushed", {}) or {})
+        xcoms.update(_return_xcoms(task, result))
+        skip_ids = _skips(task, result)
+    except SkipTask as exc:
+        print(f"[dagrunner] task skipped itself: {masker.mask(str(exc))}", file=sys.stderr)
+        return TryOutcome(
+            state="skipped",
+            error=_summary(exc, masker, with_type=False),
+            exit_code=0,
+            xcoms=dict(getattr(ti, "pushed", {}) or {}),
+            callback_errors=tuple(callback_errors),
+        )
+    except TaskTimeout as exc:
+        context["exception"] = exc
+        _print_traceback(exc)
+        with contextlib.suppress(Exception):
+            task.on_kill()
+        where = _user_frame(exc)
+        error = timeout_message(timeout_s or 0) + (f" (at {where})" if where else "")
+        return _failed(error, callback_errors, exit_code=1)
+    except BaseException as exc:  # noqa: BLE001 - the runner is the boundary: anything a task raises
+        context["exception"] = exc
+        _print_traceback(exc)
+        fail_fast = isinstance(exc, FailTask)
+        exit_code = getattr(exc, "exit_code", None)
+        return _failed(
+            _summary(exc, masker),
+            callback_errors,
+            fail_fast=fail_fast,
+            exit_code=exit_code if isinstance(exit_code, int) else 1,
+        )
+    return TryOutcome(
+        state="success",
+        exit_code=0,
+        xcoms=xcoms,
+        skip_task_ids=tuple(sorted(skip_ids)),
+        callback_errors=tuple(callback_errors),
+    )
+
+
+def render_task(task: Any, context: dict[str, Any], protected: Mapping[str, Any]) -> None:
+    """Render the task's templated fields; `protected` values (attr or `op_kwargs.<name>`) stay as they are."""
+    ti = context.get("ti")
+    pull: Callable[[str, str], Any] | None = getattr(ti, "pull_for_render", None)
+    op_kwargs_kept = {k.split(".", 1)[1]: v for k, v in protected.items() if k.startswith("op_kwargs.")}
+    attrs_kept = {k: v for k, v in protected.items() if not k.startswith("op_kwargs.")}
+    if op_kwargs_kept:
+        task.op_kwargs = {k: v for k, v in task.op_kwargs.items() if k not in op_kwargs_kept}
+    for name in attrs_kept:
+        setattr(task, name, None)
+    try:
+        task.render_template_fields(context, pull=pull)
+    finally:
+        if op_kwargs_kept:
+            task.op_kwargs = {**task.op_kwargs, **op_kwargs_kept}
+        for name, value in attrs_kept.items():
+            setattr(task, name, value)
+
+
+def _failed(error: str, callback_errors: list[str], *, fail_fast: bool = False, exit_code: int = 1) -> TryOutcome:
+    return TryOutcome(
+        state="failed", error=error, fail_fast=fail_fast, exit_code=exit_code, callback_errors=tuple(callback_errors)
+    )
+
+
+def _return_xcoms(task: Any, result: Any) -> dict[str, Any]:
+    """The XComs a return value makes (checked to be JSON), or raise XComError."""
+    if result is None or not getattr(task, "do_xcom_push", True):
+        return {}
+    xcoms: dict[str, Any] = {}
+    if getattr(task, "multiple_outputs", False):
+        if not isinstance(result, dict) or not all(isinstance(k, str) for k in result):
+            raise XComError(
+                f"task {task.task_id!r} has multiple_outputs=True but returned a {type(result).__name__}; "
+                "it must return a dict with string keys"
+            )
+        for name, value in result.items():
+            check_json(value, task_id=task.task_id, key=name)
+            xcoms[name] = value
+    check_json(result, task_id=task.task_id, key=RETURN_VALUE)
+    xcoms[RETURN_VALUE] = result
+    return xcoms
+
+
+def check_json(value: Any, *, task_id: str, key: str) -> None:
+    """Raise XComError naming the task, the key and the offending type when `value` is not strict JSON."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise XComError(
+            f"task {task_id!r}: XCom {key!r} cannot be stored: {exc} (a {type(value).__name__}); XComs must be "
+            "JSON (str, int, float, bool, None, lists, dicts with str keys): convert the value, or set "
+            "do_xcom_push=False"
+        ) from None
+
+
+def _skips(task: Any, result: Any) -> set[str]:
+    if getattr(task, "is_branch", False):
+        return set(task.branches_to_skip(result))
+    if getattr(task, "is_short_circuit", False):
+        return set(task.tasks_to_skip(bool(result)))
+    return set()
+
+
+# --- callbacks ---------------------------------------------------------------------------------------
+
+
+def run_callbacks(
+    task: Any, state: TaskInstanceState | str, context: dict[str, Any], *, masker: SecretMasker | None = None
+) -> list[str]:
+    """Run the callbacks for the *recorded* state; return one line per callback that raised.
+
+    success -> on_success_callback, failed -> on_failure_callback, up_for_retry -> on_retry_callback.
+    A raising callback is printed to the log and reported, never re-raised: it must not change the state.
+    """
+    name = {
+        TaskInstanceState.SUCCESS: "on_success_callback",
+        TaskInstanceState.FAILED: "on_failure_callback",
+        TaskInstanceState.UP_FOR_RETRY: "on_retry_callback",
+    }.get(TaskInstanceState(state))
+    if name is None:
+        return []
+    return _call_all(getattr(task, name, None) or [], context, name, masker or SecretMasker())
+
+
+def _call_all(
+    callbacks: list[Callable[..., Any]], context: dict[str, Any], what: str, masker: SecretMasker
+) -> list[str]:
+    errors = []
+    for callback in callbacks:
+        try:
+            callback(context)
+        except Exception as exc:  # noqa: BLE001 - a callback never decides the task's outcome
+            print(f"[dagrunner] {what} {_callable_name(callback)} raised:", file=sys.stderr)
+            _print_traceback(exc)
+            errors.append(f"{what} {_callable_name(callback)}: {_summary(exc, masker)}")
+    return errors
+
+
+def _callable_name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+# --- execution_timeout ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def execution_timeout(seconds: float | None) -> Iterator[None]:
+    """Raise TaskTimeout in the running code after `seconds` (SIGALRM: only on the main thread).
+
+    Elsewhere (a thread) this does nothing; the local executor's worker also kills the try's process
+    group a little later, for code stuck where no Python signal handler can run.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise TaskTimeout(timeout_message(seconds))
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# --- error summaries -----------------------------------------------------------------------------------
+
+_LIBRARY_DIRS = tuple(
+    {os.path.realpath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib") if (p := sysconfig.get_path(key))}
+)
+
+
+def _user_frame(exc: BaseException) -> str | None:
+    """`file:line` of the deepest traceback frame in user code: not dagrunner, and not a library when
+    a user frame exists (a ValueError raised inside `json` is blamed on the DAG line that called it)."""
+    user = other = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if is_internal(frame.filename):
+            continue
+        where = f"{frame.filename}:{frame.lineno}"
+        other = where
+        if not frame.filename.startswith("<") and not os.path.realpath(frame.filename).startswith(_LIBRARY_DIRS):
+            user = where
+    return user or other
+
+
+def _summary(exc: BaseException, masker: SecretMasker, *, with_type: bool = True) -> str:
+    """`Type: first line of the message (at file:line)`, masked and clipped."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if len(text.splitlines()) > 1:
+        first += " ..."
+    summary = f"{type(exc).__name__}: {first}" if with_type else first
+    where = _user_frame(exc)
+    if where and with_type:
+        summary += f" (at {where})"
+    summary = masker.mask(summary)
+    return summary if len(summary) <= _SUMMARY_MAX else summary[: _SUMMARY_MAX - 1] + "…"
+
+
+def _print_traceback(exc: BaseException) -> None:
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
