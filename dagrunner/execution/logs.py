@@ -7,11 +7,19 @@ the path is resolved and refused when it would leave the log root (DESIGN sectio
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dagrunner.errors import ExecutionError, NotFoundError
 from dagrunner.execution.base import TaskKey
+from dagrunner.execution.masking import MaskedStream, SecretMasker
+
+#: How log lines written through Python's logging look in a try's log.
+LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
 
 
 def log_path(logs_folder: Path | str, key: TaskKey, try_number: int) -> Path:
@@ -59,3 +67,69 @@ def read_log(logs_folder: Path | str, key: TaskKey, try_number: int, *, tail_byt
             "or it ran on another machine"
         ) from None
     return data.decode("utf-8", errors="replace")
+
+
+def write_line(fd: int, text: str) -> None:
+    """Append one line of ours (a header, the recorded outcome) to an open log."""
+    os.write(fd, (text.rstrip("\n") + "\n").encode("utf-8", errors="backslashreplace"))
+
+
+def point_output_at(fd: int, masker: SecretMasker | None = None) -> Callable[[], None]:
+    """Send fd 1 and 2, `sys.stdout` / `sys.stderr` and the root logger (at INFO) into the log `fd`.
+
+    What Python code writes goes through one line-buffered, masked stream (so a crash loses at most a
+    partial line, and print and traceback stay in order); subprocesses inherit fds 1 and 2 and write to
+    the file directly, so no pipe can fill up and block them. Returns a function that undoes all of it.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = (os.dup(1), os.dup(2))
+    old_streams = (sys.stdout, sys.stderr)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    text = open(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+    stream = MaskedStream(text, masker or SecretMasker())
+    sys.stdout = sys.stderr = stream  # type: ignore[assignment]
+    root = logging.getLogger()
+    handler = logging.StreamHandler(stream)  # type: ignore[arg-type]
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+    def restore() -> None:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        with contextlib.suppress(Exception):
+            text.flush()
+        sys.stdout, sys.stderr = old_streams
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for copy in saved:
+            os.close(copy)
+        with contextlib.suppress(Exception):
+            text.close()
+
+    return restore
+
+
+@contextlib.contextmanager
+def output_to(fd: int, masker: SecretMasker | None = None) -> Iterator[None]:
+    """`point_output_at` for the duration of a block."""
+    restore = point_output_at(fd, masker)
+    try:
+        yield
+    finally:
+        restore()
+
+
+@contextlib.contextmanager
+def output_discarded() -> Iterator[None]:
+    """Send what the block prints to /dev/null (a DAG file's top-level prints while it is imported)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with output_to(devnull):
+            yield
+    finally:
+        os.close(devnull)

@@ -60,11 +60,25 @@ def record_started(
     Fenced on: the instance is `queued` at `item.try_number`, and was queued by `item.queued_by_job_id`
     when the item names a job. `pid` is the process that supervises the try and heartbeats it.
     """
+    return start_try(session, item, hostname=hostname, pid=pid, log_path=log_path, now=now, actor=actor) is not None
+
+
+def start_try(
+    session: Session,
+    item: WorkItem,
+    *,
+    hostname: str,
+    pid: int,
+    log_path: str,
+    now: datetime,
+    actor: str,
+) -> TaskInstance | None:
+    """`record_started`, returning the started instance (None when fenced out)."""
     ti = _load(session, item.key)
     refusal = start_refusal(ti, item)
     if refusal is not None:
         log.warning("not starting try %s of %s: %s", item.try_number, item.key.label(), refusal)
-        return False
+        return None
     assert ti is not None
     transition_task(
         session,
@@ -95,7 +109,7 @@ def record_started(
         )
     )
     session.flush()
-    return True
+    return ti
 
 
 def start_refusal(ti: TaskInstance | None, item: WorkItem) -> str | None:
@@ -180,9 +194,7 @@ def retry_allowed(try_number: int, max_tries: int, policy: RetryPolicy) -> bool:
     return policy.retries > 0 and try_number <= max_tries
 
 
-def skip_downstream(
-    session: Session, key: TaskKey, task_ids: Collection[str], *, actor: str, now: datetime
-) -> int:
+def skip_downstream(session: Session, key: TaskKey, task_ids: Collection[str], *, actor: str, now: datetime) -> int:
     """Skip the not-yet-started instances (every map index) of `task_ids` in the run of `key`."""
     targets = list(
         session.scalars(
@@ -249,9 +261,7 @@ def record_lost(
         logical_date = session.scalars(
             select(DagRun.logical_date).where(DagRun.dag_id == key.dag_id, DagRun.run_id == key.run_id)
         ).one()
-        delay = policy.delay_s(
-            dag_id=key.dag_id, task_id=key.task_id, logical_date=logical_date, try_number=try_number
-        )
+        delay = policy.delay_s(dag_id=key.dag_id, task_id=key.task_id, logical_date=logical_date, try_number=try_number)
         ti.next_try_at = next_try_at(now, delay)
         detail.update(retry_delay_s=delay, next_try_at=ti.next_try_at.isoformat())
     transition_task(session, ti, state, actor=actor, reason=reason, detail=detail, when=now)
@@ -320,9 +330,7 @@ def _load(session: Session, key: TaskKey, *, lock: bool = True) -> TaskInstance 
     return session.scalars(query).one_or_none()
 
 
-def _fence(
-    ti: TaskInstance | None, key: TaskKey, try_number: int, states: tuple[TaskInstanceState, ...]
-) -> str | None:
+def _fence(ti: TaskInstance | None, key: TaskKey, try_number: int, states: tuple[TaskInstanceState, ...]) -> str | None:
     if ti is None:
         return f"{key.label()} no longer exists (its run was deleted?)"
     if ti.try_number != try_number:

@@ -52,10 +52,14 @@ class TryOutcome:
     skip_task_ids: tuple[str, ...] = ()
     #: on_execute_callback failures (audited, never change the state).
     callback_errors: tuple[str, ...] = ()
+    #: The try ran past its execution_timeout (its leftover processes are then killed).
+    timed_out: bool = False
 
     @classmethod
-    def failed(cls, error: str, *, fail_fast: bool = False, exit_code: int | None = 1) -> TryOutcome:
-        return cls(state="failed", error=error, fail_fast=fail_fast, exit_code=exit_code)
+    def failed(
+        cls, error: str, *, fail_fast: bool = False, exit_code: int | None = 1, timed_out: bool = False
+    ) -> TryOutcome:
+        return cls(state="failed", error=error, fail_fast=fail_fast, exit_code=exit_code, timed_out=timed_out)
 
 
 class TaskTimeout(BaseException):  # noqa: N818 - named like Airflow's AirflowTaskTimeout
@@ -100,26 +104,26 @@ def run_task(
         print(f"[dagrunner] task skipped itself: {masker.mask(str(exc))}", file=sys.stderr)
         return TryOutcome(
             state="skipped",
-            error=_summary(exc, masker, with_type=False),
+            error=summarize(exc, masker, with_type=False),
             exit_code=0,
             xcoms=dict(getattr(ti, "pushed", {}) or {}),
             callback_errors=tuple(callback_errors),
         )
     except TaskTimeout as exc:
         context["exception"] = exc
-        _print_traceback(exc)
+        print_traceback(exc)
         with contextlib.suppress(Exception):
             task.on_kill()
         where = _user_frame(exc)
         error = timeout_message(timeout_s or 0) + (f" (at {where})" if where else "")
-        return _failed(error, callback_errors, exit_code=1)
+        return _failed(error, callback_errors, exit_code=1, timed_out=True)
     except BaseException as exc:  # noqa: BLE001 - the runner is the boundary: anything a task raises
         context["exception"] = exc
-        _print_traceback(exc)
+        print_traceback(exc)
         fail_fast = isinstance(exc, FailTask)
         exit_code = getattr(exc, "exit_code", None)
         return _failed(
-            _summary(exc, masker),
+            summarize(exc, masker),
             callback_errors,
             fail_fast=fail_fast,
             exit_code=exit_code if isinstance(exit_code, int) else 1,
@@ -152,9 +156,16 @@ def render_task(task: Any, context: dict[str, Any], protected: Mapping[str, Any]
             setattr(task, name, value)
 
 
-def _failed(error: str, callback_errors: list[str], *, fail_fast: bool = False, exit_code: int = 1) -> TryOutcome:
+def _failed(
+    error: str, callback_errors: list[str], *, fail_fast: bool = False, exit_code: int = 1, timed_out: bool = False
+) -> TryOutcome:
     return TryOutcome(
-        state="failed", error=error, fail_fast=fail_fast, exit_code=exit_code, callback_errors=tuple(callback_errors)
+        state="failed",
+        error=error,
+        fail_fast=fail_fast,
+        exit_code=exit_code,
+        callback_errors=tuple(callback_errors),
+        timed_out=timed_out,
     )
 
 
@@ -227,8 +238,8 @@ def _call_all(
             callback(context)
         except Exception as exc:  # noqa: BLE001 - a callback never decides the task's outcome
             print(f"[dagrunner] {what} {_callable_name(callback)} raised:", file=sys.stderr)
-            _print_traceback(exc)
-            errors.append(f"{what} {_callable_name(callback)}: {_summary(exc, masker)}")
+            print_traceback(exc)
+            errors.append(f"{what} {_callable_name(callback)}: {summarize(exc, masker)}")
     return errors
 
 
@@ -239,19 +250,24 @@ def _callable_name(fn: Any) -> str:
 # --- execution_timeout ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def execution_timeout(seconds: float | None) -> Iterator[None]:
+def execution_timeout(seconds: float | None) -> contextlib.AbstractContextManager[None]:
     """Raise TaskTimeout in the running code after `seconds` (SIGALRM: only on the main thread).
 
     Elsewhere (a thread) this does nothing; the local executor's worker also kills the try's process
     group a little later, for code stuck where no Python signal handler can run.
     """
-    if not seconds or threading.current_thread() is not threading.main_thread():
+    return alarm(seconds, lambda: TaskTimeout(timeout_message(seconds or 0)))
+
+
+@contextlib.contextmanager
+def alarm(seconds: float | None, make_error: Callable[[], BaseException]) -> Iterator[None]:
+    """Raise `make_error()` wherever the code is after `seconds`; a no-op off the main thread or for None."""
+    if not seconds or seconds <= 0 or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def on_alarm(signum: int, frame: Any) -> None:
-        raise TaskTimeout(timeout_message(seconds))
+        raise make_error()
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -265,7 +281,11 @@ def execution_timeout(seconds: float | None) -> Iterator[None]:
 # --- error summaries -----------------------------------------------------------------------------------
 
 _LIBRARY_DIRS = tuple(
-    {os.path.realpath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib") if (p := sysconfig.get_path(key))}
+    {
+        os.path.realpath(p) + os.sep
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (p := sysconfig.get_path(key))
+    }
 )
 
 
@@ -283,7 +303,7 @@ def _user_frame(exc: BaseException) -> str | None:
     return user or other
 
 
-def _summary(exc: BaseException, masker: SecretMasker, *, with_type: bool = True) -> str:
+def summarize(exc: BaseException, masker: SecretMasker, *, with_type: bool = True) -> str:
     """`Type: first line of the message (at file:line)`, masked and clipped."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
@@ -297,7 +317,7 @@ def _summary(exc: BaseException, masker: SecretMasker, *, with_type: bool = True
     return summary if len(summary) <= _SUMMARY_MAX else summary[: _SUMMARY_MAX - 1] + "…"
 
 
-def _print_traceback(exc: BaseException) -> None:
+def print_traceback(exc: BaseException) -> None:
     traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     with contextlib.suppress(Exception):
         sys.stderr.flush()

@@ -26,6 +26,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from dagrunner.subprocesses import preloaded_context, start_process
+
 #: Modules the forkserver imports once, so each child starts with them warm.
 _PRELOAD = ["dagrunner.authoring", "dagrunner.operators", "dagrunner.loading.serialization", "pendulum", "networkx"]
 #: Extra time the parent grants beyond the timeout before it kills a child that ignored SIGALRM.
@@ -105,7 +107,7 @@ def import_files(
             proc = ctx.Process(
                 target=_child_main, args=(str(path), extra_path, timeout_s, env or {}, send), daemon=True
             )
-            proc.start()
+            start_process(proc)
             send.close()
             running[recv] = (path, proc, time.monotonic(), digest, stat.st_mtime)
         _collect(running, results, timeout_s)
@@ -159,12 +161,7 @@ def _crash_failure(exitcode: int | None) -> ImportFailure:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """A forkserver with dagrunner preloaded where the platform has one, else spawn."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
-        return ctx
-    return multiprocessing.get_context("spawn")
+    return preloaded_context(_PRELOAD)
 
 
 # --- the child side ------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ class RunPlan:
     to_expand: list[TaskInstance] = field(default_factory=list)
     outcome: DagRunState | None = None
     next_timer: datetime | None = None  # earliest moment a waiting retry becomes due
+    waiting_on_past: bool = False  # some instance waits for its previous run (depends_on_past)
 
 
 def plan_run(
@@ -55,8 +56,11 @@ def plan_run(
                     plan.to_expand.append(ti)
                 else:
                     plan.ready.append(ti)
-            elif ti.next_try_at is not None and ti.next_try_at > now:
-                plan.next_timer = min(filter(None, (plan.next_timer, ti.next_try_at)))
+            else:
+                if ti.next_try_at is not None and ti.next_try_at > now:
+                    plan.next_timer = min(filter(None, (plan.next_timer, ti.next_try_at)))
+                if any(c.rule == "depends_on_past" and not c.passed for c in decision.checks):
+                    plan.waiting_on_past = True
     plan.outcome = run_outcome(dag, states)
     return plan
 

@@ -108,6 +108,10 @@ class Scheduler:
         self._dirty: set[RunRef] = set()
         self._pending_events: list[TryEvent] = []
         self._timers: dict[RunRef, datetime] = {}
+        #: Runs with ready instances that found no free slot: looked at again when any try ends.
+        self._slot_waiters: set[RunRef] = set()
+        #: dag_id -> runs waiting for an instance of an earlier run (depends_on_past).
+        self._past_waiters: dict[str, set[RunRef]] = {}
         self._next_full_scan: datetime | None = None
         self._next_zombie_check: datetime | None = None
         self._next_heartbeat: datetime | None = None
@@ -171,8 +175,12 @@ class Scheduler:
 
     def _apply_events(self, session: Session, now: datetime) -> None:
         lost = []
+        if any(e.kind in ("finished", "lost") for e in self._pending_events):
+            self._dirty |= self._slot_waiters  # a slot was freed
+            self._slot_waiters.clear()
         for event in self._pending_events:
             self._dirty.add((event.key.dag_id, event.key.run_id))
+            self._dirty |= self._past_waiters.pop(event.key.dag_id, set())
             if event.kind == "lost":
                 lost.append((event.key, event.try_number))
             elif event.kind == "finished" and event.state:
@@ -215,6 +223,8 @@ class Scheduler:
                 self._dirty.add(ref)  # evaluate the new instances next tick (which follows at once)
             report.decided += self._apply_doomed(session, plan, run)
             self._track_timer(ref, plan)
+            if plan.waiting_on_past:
+                self._past_waiters.setdefault(run.dag_id, set()).add(ref)
             if plan.outcome is not None and not plan.to_expand:
                 self._finish_run(session, run, plan.outcome, now, report)
                 continue
@@ -265,6 +275,7 @@ class Scheduler:
 
     def _finish_run(self, session: Session, run: DagRun, outcome: DagRunState, now: datetime,
                     report: TickReport) -> None:  # fmt: skip
+        self._dirty |= self._past_waiters.pop(run.dag_id, set())
         if run.state == DagRunState.QUEUED:
             transition_run(session, run, DagRunState.RUNNING, actor=self.actor, reason="run started", when=now)
         transition_run(session, run, outcome, actor=self.actor, reason="every task instance finished", when=now)
@@ -291,6 +302,7 @@ class Scheduler:
             for run, dag, ti in ready
         ]
         chosen, blocked = allocate(candidates, limits)
+        self._slot_waiters |= {(by_key[k][0].dag_id, by_key[k][0].run_id) for k in blocked}
         waiting = [by_key[k][2] for k in blocked if by_key[k][2].state == TI.NONE]
         if waiting:
             transition_tasks(session, waiting, TI.SCHEDULED, actor=self.actor,

@@ -1,0 +1,179 @@
+"""The steps of one try that every executor shares, between "a work item arrived" and "its event is sent".
+
+1. `load_task`: the live task from the DAG cache (an import failure becomes the try's failure).
+2. `begin`: one short write transaction: fenced `queued -> running`, plus the reads the try needs
+   (its upstream tasks' XComs, the previous successful run), so user code needs no connection.
+3. `prepare`: the concrete per-try operator (unmapped for a map index) and its context.
+4. `runner.run_task` in whatever process the executor chose.
+5. `finish`: one short write transaction with the outcome, then the callbacks, whose errors are audited.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from dagrunner.clock import Clock, SystemClock, utcnow
+from dagrunner.errors import DagRunnerError
+from dagrunner.execution import recording
+from dagrunner.execution.base import WorkItem
+from dagrunner.execution.context import PrevSuccess, TaskInstanceView, XComSource, build_context, resolve_task
+from dagrunner.execution.dag_cache import DagCache
+from dagrunner.execution.logs import write_line
+from dagrunner.execution.masking import SecretMasker
+from dagrunner.execution.recording import XComRows
+from dagrunner.execution.retries import RetryPolicy
+from dagrunner.execution.runner import TryOutcome, print_traceback, run_task, summarize
+from dagrunner.persistence.engine import session_scope
+from dagrunner.states import TaskInstanceState
+
+HOSTNAME = socket.gethostname()
+SYSTEM_CLOCK: Clock = SystemClock()
+
+XComLoader = Callable[[list[str]], XComRows]
+
+
+@dataclass(frozen=True)
+class TryStart:
+    """What `begin` learned while it started the try."""
+
+    max_tries: int
+    xcom_rows: XComRows
+    fetched_task_ids: frozenset[str]
+    prev_success: PrevSuccess | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A try ready to run: the operator copy, its context, and values not to render as templates."""
+
+    task: Any
+    context: dict[str, Any]
+    protected: dict[str, Any]
+    timeout_s: float | None
+
+
+def load_task(cache: DagCache, item: WorkItem) -> tuple[Any, str | None]:
+    """(task, None), or (None, why) when the DAG file cannot give us the task (the try then fails)."""
+    try:
+        return cache.get_task(item.fileloc, item.key.dag_id, item.key.task_id), None
+    except DagRunnerError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def begin(
+    engine: Engine, item: WorkItem, task: Any, *, log_file: str, pid: int, actor: str, clock: Clock = SYSTEM_CLOCK
+) -> TryStart | str:
+    """Record the start (fenced) and read what the try needs; the refusal text when fenced out."""
+    key = item.key
+    with session_scope(engine) as session:
+        ti = recording.start_try(
+            session, item, hostname=HOSTNAME, pid=pid, log_path=log_file, now=clock.now(), actor=actor
+        )
+        if ti is None:
+            return recording.describe_refusal(session, item)
+        upstream = frozenset(task.upstream_task_ids) if task is not None else frozenset()
+        rows = recording.read_xcoms(session, key.dag_id, key.run_id, upstream) if upstream else {}
+        prev = recording.previous_success(session, key.dag_id, item.run.logical_date)
+        prev_success = PrevSuccess(prev.data_interval_start, prev.data_interval_end, prev.start_date) if prev else None
+        return TryStart(ti.max_tries, rows, upstream, prev_success)
+
+
+def prepare(task: Any, item: WorkItem, start: TryStart, masker: SecretMasker, loader: XComLoader | None) -> Prepared:
+    """The per-try operator and its context (may raise: a mapped input that does not fit, say)."""
+    dag = task.dag
+    xcoms = XComSource(start.xcom_rows, fetched_task_ids=start.fetched_task_ids, loader=loader)
+    ti = TaskInstanceView(
+        item.key,
+        item.try_number,
+        start.max_tries,
+        xcoms,
+        is_mapped=lambda task_id: bool(getattr(dag.task_dict.get(task_id), "is_mapped", False)),
+    )
+    concrete, protected = resolve_task(task, item.key.map_index, ti.pull_for_render)
+    ti.task = concrete
+    context = build_context(task=concrete, ti=ti, run=item.run, prev_success=start.prev_success, masker=masker)
+    return Prepared(concrete, context, protected, timeout_seconds(task))
+
+
+def finish(
+    engine: Engine,
+    item: WorkItem,
+    outcome: TryOutcome,
+    *,
+    policy: RetryPolicy,
+    actor: str,
+    clock: Clock = SYSTEM_CLOCK,
+) -> TaskInstanceState:
+    """Record the outcome in one transaction; returns the state the instance is now in."""
+    with session_scope(engine) as session:
+        return recording.record_finished(session, item, outcome, policy=policy, now=clock.now(), actor=actor)
+
+
+def audit_callback_errors(
+    engine: Engine, item: WorkItem, errors: list[str], *, actor: str, clock: Clock = SYSTEM_CLOCK
+) -> None:
+    if not errors:
+        return
+    with session_scope(engine) as session:
+        now = clock.now()
+        for error in errors:
+            recording.record_callback_error(session, item, error, actor=actor, now=now)
+
+
+def policy_of(task: Any) -> RetryPolicy:
+    return RetryPolicy.from_task(task) if task is not None else RetryPolicy.none()
+
+
+def timeout_seconds(task: Any) -> float | None:
+    value = getattr(task, "execution_timeout", None)
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def write_header(fd: int, item: WorkItem, *, pid: int, now: datetime | None = None) -> None:
+    when = (now or utcnow()).isoformat(timespec="milliseconds")
+    write_line(
+        fd,
+        f"[dagrunner] {when} try {item.try_number} of {item.key.label()} on {HOSTNAME} "
+        f"(pid {pid}, executor process {os.getpid()})",
+    )
+
+
+def write_result(fd: int, item: WorkItem, state: TaskInstanceState, outcome: TryOutcome) -> None:
+    detail = f": {outcome.error}" if outcome.error else ""
+    write_line(fd, f"[dagrunner] {utcnow().isoformat(timespec='milliseconds')} try {item.try_number} "
+                   f"recorded as {state}{detail}")  # fmt: skip
+
+
+def run_here(
+    task: Any, item: WorkItem, start: TryStart, masker: SecretMasker, loader: XComLoader | None
+) -> tuple[TryOutcome, Prepared | None]:
+    """Prepare and run the try in this process (output already pointing at its log)."""
+    try:
+        prepared = prepare(task, item, start, masker, loader)
+    except Exception as exc:  # noqa: BLE001 - e.g. a mapped input that does not fit: the try fails
+        print_traceback(exc)
+        return TryOutcome.failed(summarize(exc, masker)), None
+    outcome = run_task(
+        prepared.task,
+        prepared.context,
+        timeout_s=prepared.timeout_s,
+        masker=masker,
+        protected=prepared.protected,
+    )
+    return outcome, prepared
+
+
+def load_failure(error: str) -> TryOutcome:
+    """The outcome of a try whose task could not be loaded (the error is also printed to its log)."""
+    print(f"[dagrunner] {error}", file=sys.stderr)
+    return TryOutcome.failed(error)

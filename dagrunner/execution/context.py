@@ -1,0 +1,360 @@
+"""The run context a try's templates and code see (DESIGN section 4, "Template context"), Airflow's names.
+
+Dates are pendulum DateTimes in UTC, as Airflow gives them; `ds` is the logical date's UTC day. `params`
+are the DAG's params, overridden by the task's, overridden by the run's conf (Airflow's
+`dag_run_conf_overrides_params`). `conf` is the run's conf dict (Airflow's `conf` is its configuration
+object; ours is the run's, as DESIGN lists it). `var.value.NAME` / `var.json.NAME` read the environment
+variable `DAGRUNNER_VAR_<NAME>`; values of secret-looking names are masked in the try's log.
+
+XComs: the supervising process pre-fetches the XComs of the task's upstream tasks before the try starts,
+so the common `xcom_pull` needs no database; anything else is read through `XComSource.loader` on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType, SimpleNamespace
+from typing import Any
+
+import dateutil
+import pendulum
+
+from dagrunner.errors import ExecutionError
+from dagrunner.execution.base import RunFacts, TaskKey
+from dagrunner.execution.masking import VAR_ENV_PREFIX, SecretMasker, is_sensitive
+from dagrunner.execution.recording import XComRows
+from dagrunner.execution.runner import RETURN_VALUE, check_json
+
+_NOTSET: Any = object()
+
+
+class VariableNotFoundError(ExecutionError, KeyError):
+    """`var.value.get(name)` without a default, for a variable that is not set."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class PrevSuccess:
+    """The DAG's latest successful run before this one (None fields: there is none)."""
+
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    start_date: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DagRunView:
+    """The run a try belongs to, read-only (Airflow's `dag_run` in the context)."""
+
+    dag_id: str
+    run_id: str
+    run_type: str
+    logical_date: pendulum.DateTime
+    data_interval_start: pendulum.DateTime
+    data_interval_end: pendulum.DateTime
+    run_after: pendulum.DateTime
+    conf: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- XComs -------------------------------------------------------------------------------------------
+
+
+class XComSource:
+    """The XComs of one run as a try sees them: pre-fetched rows, plus a loader for other tasks'."""
+
+    def __init__(
+        self,
+        rows: XComRows,
+        *,
+        fetched_task_ids: Iterable[str],
+        loader: Callable[[list[str]], XComRows] | None = None,
+    ) -> None:
+        self._rows = dict(rows)
+        self._fetched = set(fetched_task_ids)
+        self._loader = loader
+
+    def values(self, task_id: str, key: str) -> dict[int, Any]:
+        """map_index -> value of `key` pushed by `task_id` in this run."""
+        if task_id not in self._fetched:
+            if self._loader is not None:
+                self._rows.update(self._loader([task_id]))
+            self._fetched.add(task_id)
+        return {m: v for (t, m, k), v in self._rows.items() if t == task_id and k == key}
+
+
+class TaskInstanceView:
+    """`ti` / `task_instance` in the context: who this try is, and XCom push/pull for this run."""
+
+    state = "running"
+
+    def __init__(
+        self,
+        key: TaskKey,
+        try_number: int,
+        max_tries: int,
+        xcoms: XComSource,
+        *,
+        is_mapped: Callable[[str], bool] = lambda task_id: False,
+        task: Any = None,
+    ) -> None:
+        self.dag_id = key.dag_id
+        self.run_id = key.run_id
+        self.task_id = key.task_id
+        self.map_index = key.map_index
+        self.try_number = try_number
+        self.max_tries = max_tries
+        self.task = task
+        self.key = key
+        #: What this try pushed (key -> value), stored with its outcome.
+        self.pushed: dict[str, Any] = {}
+        self._xcoms = xcoms
+        self._is_mapped = is_mapped
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        """Store `value` under `key` when the try ends (JSON only; checked now, so the error names this line)."""
+        if not isinstance(key, str) or not key:
+            raise ExecutionError(f"task {self.task_id!r}: xcom_push key must be a non-empty string, got {key!r}")
+        check_json(value, task_id=self.task_id, key=key)
+        self.pushed[key] = value
+
+    def xcom_pull(
+        self,
+        task_ids: str | Iterable[str] | None = None,
+        key: str = RETURN_VALUE,
+        map_indexes: int | Iterable[int] | None = None,
+        default: Any = None,
+    ) -> Any:
+        """Airflow 3's rules: no task_ids means this task; one task id gives one value, several a list.
+
+        Without map_indexes, a mapped task's XComs come back as a list in map-index order (this task's
+        own: its own map index); `default` stands in for a missing value.
+        """
+        if task_ids is None:
+            task_ids = self.task_id
+        if isinstance(task_ids, str):
+            return self._pull_one(task_ids, key, map_indexes, default)
+        return [self._pull_one(t, key, map_indexes, default) for t in task_ids]
+
+    def pull_for_render(self, task_id: str, key: str) -> Any:
+        """What an XComArg in a templated field or a @task argument stands for."""
+        return self._pull_one(task_id, key, None, None)
+
+    def _pull_one(self, task_id: str, key: str, map_indexes: int | Iterable[int] | None, default: Any) -> Any:
+        found = self._xcoms.values(task_id, key)
+        if task_id == self.task_id and key in self.pushed:
+            found[self.map_index] = self.pushed[key]
+        if map_indexes is None:
+            if task_id == self.task_id:
+                return found.get(self.map_index, default)
+            if self._is_mapped(task_id):
+                return [found[m] for m in sorted(found) if m >= 0]
+            return found.get(-1, default)
+        if isinstance(map_indexes, int):
+            return found.get(map_indexes, default)
+        return [found.get(m, default) for m in map_indexes]
+
+    def __repr__(self) -> str:
+        return f"<TaskInstance {self.key.label()} try {self.try_number}>"
+
+
+# --- variables -----------------------------------------------------------------------------------------
+
+
+class _VariableValues:
+    def __init__(self, masker: SecretMasker, environ: Mapping[str, str], as_json: bool) -> None:
+        self._masker = masker
+        self._environ = environ
+        self._as_json = as_json
+
+    def get(self, name: str, default: Any = _NOTSET) -> Any:
+        env_name = VAR_ENV_PREFIX + name.upper()
+        raw = self._environ.get(env_name)
+        if raw is None:
+            if default is _NOTSET:
+                raise VariableNotFoundError(
+                    f"variable {name!r} is not set; set the environment variable {env_name} for the "
+                    "scheduler and workers, or pass a default: var.value.get(name, default)"
+                )
+            return default
+        if is_sensitive(name):
+            self._masker.add(raw)
+        if not self._as_json:
+            return raw
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ExecutionError(f"variable {name!r} ({env_name}) is not valid JSON: {exc}") from None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.get(name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+
+class VariableAccessor:
+    """`var` in the context: `var.value.name`, `var.value.get(name, default)`, `var.json.name`."""
+
+    def __init__(self, masker: SecretMasker, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.value = _VariableValues(masker, env, as_json=False)
+        self.json = _VariableValues(masker, env, as_json=True)
+
+
+# --- macros --------------------------------------------------------------------------------------------
+
+
+def ds_add(ds: str, days: int) -> str:
+    """`ds_add("2026-01-05", -1)` -> "2026-01-04"."""
+    return (datetime.strptime(ds, "%Y-%m-%d") + timedelta(days=days)).strftime("%Y-%m-%d")
+
+
+def ds_format(ds: str, input_format: str, output_format: str) -> str:
+    """`ds_format("2026-01-05", "%Y-%m-%d", "%d/%m/%Y")` -> "05/01/2026"."""
+    return datetime.strptime(ds, input_format).strftime(output_format)
+
+
+MACROS = SimpleNamespace(
+    ds_add=ds_add,
+    ds_format=ds_format,
+    datetime=datetime,
+    timedelta=timedelta,
+    time=time,
+    uuid=uuid,
+    random=random.random,
+    json=json,
+    dateutil=dateutil,
+)
+
+
+# --- the context ---------------------------------------------------------------------------------------
+
+
+def build_context(
+    *,
+    task: Any,
+    ti: TaskInstanceView,
+    run: RunFacts,
+    prev_success: PrevSuccess | None,
+    masker: SecretMasker,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The context dict for one try of `task` (the concrete per-try copy) as `ti`."""
+    dag = task.dag
+    key = ti.key
+    logical = _utc(run.logical_date)
+    conf = dict(run.conf or {})
+    params = {**dag.params, **task.params, **conf}
+    prev = prev_success or PrevSuccess()
+    ts = logical.isoformat()
+    dag_run = DagRunView(
+        dag_id=key.dag_id,
+        run_id=key.run_id,
+        run_type=run.run_type,
+        logical_date=logical,
+        data_interval_start=_utc(run.data_interval_start),
+        data_interval_end=_utc(run.data_interval_end),
+        run_after=_utc(run.run_after),
+        conf=MappingProxyType(dict(conf)),
+    )
+    return {
+        "ds": logical.strftime("%Y-%m-%d"),
+        "ds_nodash": logical.strftime("%Y%m%d"),
+        "ts": ts,
+        "ts_nodash": logical.strftime("%Y%m%dT%H%M%S"),
+        "ts_nodash_with_tz": ts.replace("-", "").replace(":", ""),
+        "logical_date": logical,
+        "data_interval_start": dag_run.data_interval_start,
+        "data_interval_end": dag_run.data_interval_end,
+        "prev_data_interval_start_success": _utc_or_none(prev.data_interval_start),
+        "prev_data_interval_end_success": _utc_or_none(prev.data_interval_end),
+        "prev_start_date_success": _utc_or_none(prev.start_date),
+        "run_id": key.run_id,
+        "dag_run": dag_run,
+        "ti": ti,
+        "task_instance": ti,
+        "task": task,
+        "dag": dag,
+        "params": params,
+        "conf": conf,
+        "macros": MACROS,
+        "var": VariableAccessor(masker, environ),
+        "map_index": key.map_index,
+    }
+
+
+def resolve_task(task: Any, map_index: int, pull: Callable[[str, str], Any]) -> tuple[Any, dict[str, Any]]:
+    """The concrete operator to run for one try, and the values that must not be rendered as templates.
+
+    A plain task is copied (`prepare_for_execution`); a mapped one is unmapped with its element of each
+    `.expand()` input: literal lists by index, XCom inputs from the upstream value. Several inputs
+    combine as a cross product with the last varying fastest (Airflow's order). Values that came from
+    XCom are data, never templates: they are returned as `protected` for `runner.render_task`.
+    """
+    if not getattr(task, "is_mapped", False):
+        return task.prepare_for_execution(), {}
+    values, from_xcom = expanded_values(task, map_index, pull)
+    concrete = task.unmap(values)
+    protected: dict[str, Any] = {}
+    for name in from_xcom:
+        value = values[name]
+        if task.expand_target == "op_kwargs" and (getattr(concrete, "op_kwargs", None) or {}).get(name) is value:
+            protected[f"op_kwargs.{name}"] = value
+        elif name in concrete.template_fields and getattr(concrete, name, None) is value:
+            protected[name] = value
+    return concrete, protected
+
+
+def expanded_values(task: Any, map_index: int, pull: Callable[[str, str], Any]) -> tuple[dict[str, Any], set[str]]:
+    """name -> this map index's value for each `.expand()` input, and the names that came from XCom."""
+    from dagrunner.authoring.xcom_arg import XComArg
+
+    sequences: dict[str, list[Any]] = {}
+    from_xcom: set[str] = set()
+    for name, source in task.expand_input.items():
+        if isinstance(source, XComArg):
+            from_xcom.add(name)
+            value = pull(source.operator.task_id, source.key)
+            if isinstance(value, dict):
+                value = list(value.items())
+            if not isinstance(value, list | tuple):
+                raise ExecutionError(
+                    f"mapped task {task.task_id!r}: expand({name}=...) got {type(value).__name__} from task "
+                    f"{source.operator.task_id!r}; it must push a list or a dict"
+                )
+            sequences[name] = list(value)
+        else:
+            sequences[name] = list(source)
+    chosen: dict[str, Any] = {}
+    index = map_index
+    for name in reversed(list(sequences)):
+        sequence = sequences[name]
+        if not sequence:
+            raise ExecutionError(f"mapped task {task.task_id!r}: expand({name}=...) is empty at run time")
+        chosen[name] = sequence[index % len(sequence)]
+        index //= len(sequence)
+    if index:
+        sizes = " x ".join(str(len(s)) for s in sequences.values())
+        raise ExecutionError(
+            f"mapped task {task.task_id!r}: map_index {map_index} is out of range for its inputs ({sizes})"
+        )
+    return {name: chosen[name] for name in sequences}, from_xcom
+
+
+def _utc(value: datetime) -> pendulum.DateTime:
+    return pendulum.instance(value).in_timezone("UTC")
+
+
+def _utc_or_none(value: datetime | None) -> pendulum.DateTime | None:
+    return None if value is None else _utc(value)

@@ -1,0 +1,271 @@
+"""LocalExecutor (the default): `parallelism` warm worker processes on this machine.
+
+Workers are started with multiprocessing's forkserver (dagrunner and its heavy dependencies preloaded
+once) or spawn where there is none, never forked from the scheduler, so they share none of its state
+or database connections. Each has its own duplex pipe, so the executor always knows which worker holds
+which try; a worker runs one try at a time (see `execution.worker`).
+
+`events()` waits on every worker's pipe and process sentinel at once: a try's end wakes the scheduler
+the moment it is recorded. A worker that dies is replaced, and its try (if any) is reported `lost` so
+the scheduler records the failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from dagrunner.errors import ExecutionError
+from dagrunner.execution.base import Executor, TaskKey, TryEvent, WorkItem
+from dagrunner.execution.worker import HEARTBEAT_S, IDLE, KillRequest, WorkerConfig, worker_main
+from dagrunner.settings import Settings
+
+#: Modules the forkserver imports once, so a new worker starts warm (a superset of the loader's list,
+#: since whichever of the two starts the forkserver first decides what it preloads).
+PRELOAD = [
+    "dagrunner.authoring",
+    "dagrunner.operators",
+    "dagrunner.loading.serialization",
+    "dagrunner.execution.worker",
+    "pendulum",
+    "networkx",
+    "sqlalchemy",
+    "jinja2",
+]
+#: After `shutdown` kills the tries left, how long their workers get to record them.
+_KILL_RECORD_WAIT_S = 10.0
+
+
+@dataclass
+class _WorkerHandle:
+    process: BaseProcess
+    conn: Connection
+    #: The try it holds (from submit until its `finished` event).
+    item: WorkItem | None = None
+    #: False from dispatch until the worker reports idle (it may still be running callbacks).
+    idle: bool = True
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine_url: str | None = None,
+        *,
+        actor: str,
+        job_id: int | None = None,
+        parallelism: int | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
+        self.settings = settings
+        self.parallelism = max(1, parallelism or settings.parallelism)
+        self.job_id = job_id
+        self.config = WorkerConfig(
+            engine_url=engine_url or settings.db_url,
+            busy_timeout=settings.sqlite_busy_timeout,
+            logs_folder=settings.logs_folder,
+            dags_folder=settings.dags_folder,
+            plugins_folder=settings.plugins_folder,
+            import_timeout_s=settings.dagbag_import_timeout,
+            actor=actor,
+            heartbeat_s=heartbeat_s,
+        )
+        self._workers: list[_WorkerHandle] = []
+        self._pending: deque[WorkItem] = deque()
+        self._events: list[TryEvent] = []
+        self._started = False
+        self._stopping = False
+        self._ctx: Any = None
+
+    # --- life cycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._ctx = _mp_context()
+        self.config = WorkerConfig(**{**self.config.__dict__, "environ": dict(os.environ), "cwd": os.getcwd()})
+        self._started = True
+        for _ in range(self.parallelism):
+            self._workers.append(self._spawn())
+
+    def _spawn(self) -> _WorkerHandle:
+        mine, theirs = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=worker_main, args=(theirs, self.config), name="dagrunner-worker", daemon=True
+        )
+        process.start()
+        theirs.close()  # only the worker holds its end now: its death (or ours) closes the pipe
+        return _WorkerHandle(process, mine)
+
+    def shutdown(self, grace_s: float) -> list[tuple[TaskKey, int]]:
+        """No new work; running tries get `grace_s`, then are killed (retryable) and recorded by their
+        workers; work never handed to a worker is returned unstarted. Returns every try left over."""
+        self._stopping = True
+        left: list[tuple[TaskKey, int]] = [(item.key, item.try_number) for item in self._pending]
+        self._pending.clear()
+        deadline = time.monotonic() + grace_s
+        while self._in_flight() and time.monotonic() < deadline:
+            self._collect(min(0.5, max(0.0, deadline - time.monotonic())))
+        killed = [w.item for w in self._workers if w.item is not None]
+        for item in killed:
+            self._send_kill(item, f"the executor shut down and killed it after a {grace_s:g}s grace period", False)
+        left += [(item.key, item.try_number) for item in killed]
+        deadline = time.monotonic() + _KILL_RECORD_WAIT_S
+        while self._in_flight() and time.monotonic() < deadline:
+            self._collect(min(0.5, max(0.0, deadline - time.monotonic())))
+        self._stop_workers()
+        return left
+
+    def _stop_workers(self) -> None:
+        for worker in self._workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        for worker in self._workers:
+            worker.process.join(timeout=5.0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5.0)
+            worker.conn.close()
+        self._workers.clear()
+
+    # --- work --------------------------------------------------------------------------------------------
+
+    def submit(self, item: WorkItem) -> None:
+        if self._stopping:
+            raise ExecutionError(f"the local executor is shutting down; {item.key.label()} was not started")
+        if not self._started:
+            raise ExecutionError("LocalExecutor.submit() before start(); call start() first")
+        self._pending.append(item)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        for worker in self._workers:
+            if not self._pending:
+                return
+            if worker.idle and worker.item is None and worker.process.is_alive():
+                item = self._pending.popleft()
+                try:
+                    worker.conn.send(item)
+                except OSError:  # died just now: its sentinel will be handled by the next _collect
+                    self._pending.appendleft(item)
+                    continue
+                worker.item, worker.idle = item, False
+
+    @property
+    def slots_free(self) -> int:
+        return max(0, self.parallelism - self._in_flight())
+
+    def running(self) -> set[tuple[TaskKey, int]]:
+        held = {(w.item.key, w.item.try_number) for w in self._workers if w.item is not None}
+        return held | {(item.key, item.try_number) for item in self._pending}
+
+    def kill(self, key: TaskKey, reason: str) -> None:
+        for item in list(self._pending):
+            if item.key == key:
+                self._pending.remove(item)
+                self._events.append(
+                    TryEvent(key, item.try_number, "lost", detail=f"killed before it started: {reason}")
+                )
+        for worker in self._workers:
+            if worker.item is not None and worker.item.key == key:
+                self._send_kill(worker.item, reason, True)
+
+    def _send_kill(self, item: WorkItem, reason: str, fail_fast: bool) -> None:
+        for worker in self._workers:
+            if worker.item is item:
+                with contextlib.suppress(OSError):
+                    worker.conn.send(KillRequest(item.key, item.try_number, reason, fail_fast))
+
+    def _in_flight(self) -> int:
+        return len(self._pending) + sum(1 for w in self._workers if w.item is not None)
+
+    # --- events --------------------------------------------------------------------------------------------
+
+    def events(self, timeout: float | None = 0.0) -> list[TryEvent]:
+        """Events since the last call; waits up to `timeout` (None: forever) when there are none yet."""
+        self._collect(0.0)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._events and self._workers:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            self._collect(remaining)
+        events, self._events = self._events, []
+        return events
+
+    def _collect(self, timeout: float | None) -> None:
+        """Read every message that is ready (waiting up to `timeout` for the first), handle deaths."""
+        if not self._workers:
+            return
+        by_object: dict[Any, _WorkerHandle] = {}
+        for worker in self._workers:
+            by_object[worker.conn] = worker
+            by_object[worker.process.sentinel] = worker
+        ready = wait(list(by_object), timeout=timeout)
+        dead: list[_WorkerHandle] = []
+        for obj in ready:
+            worker = by_object[obj]
+            if obj is worker.conn:
+                if not self._read(worker):
+                    dead.append(worker)
+            elif worker not in dead:
+                dead.append(worker)
+        for worker in dead:
+            self._replace(worker)
+        self._dispatch()
+
+    def _read(self, worker: _WorkerHandle) -> bool:
+        """Handle all messages waiting on the worker's pipe; False when the pipe is closed (it died)."""
+        try:
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                if isinstance(message, TryEvent):
+                    self._events.append(message)
+                    if worker.item is not None and message.key == worker.item.key:
+                        worker.item = None
+                elif message == IDLE:
+                    worker.idle = True
+        except (EOFError, OSError):
+            return False
+        return True
+
+    def _replace(self, worker: _WorkerHandle) -> None:
+        """A worker died: drain what it said, report its try lost, start another in its place."""
+        if worker not in self._workers:
+            return
+        self._read(worker)
+        worker.process.join(timeout=1.0)
+        if worker.item is not None:
+            code = worker.process.exitcode
+            self._events.append(
+                TryEvent(
+                    worker.item.key,
+                    worker.item.try_number,
+                    "lost",
+                    detail=f"the worker process running it died (exit code {code})",
+                )
+            )
+        worker.conn.close()
+        index = self._workers.index(worker)
+        if self._stopping:
+            self._workers.pop(index)
+        else:
+            self._workers[index] = self._spawn()
+
+
+def _mp_context() -> Any:
+    """forkserver with dagrunner preloaded where the platform has it, else spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        return ctx
+    return multiprocessing.get_context("spawn")

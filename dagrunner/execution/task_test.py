@@ -1,0 +1,156 @@
+"""`dagrunner tasks test`: run one task in this process and hand back its log, writing nothing anywhere.
+
+The task runs as one try would (templates rendered, context built, callbacks called), but no state,
+try, XCom or audit row is written. `xcom_pull` reads the XComs of an existing run with that logical date
+when the database has one (read-only); otherwise it finds nothing and returns None. A missing SQLite
+file is not created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from dagrunner.errors import DagRunnerError, ExecutionError
+from dagrunner.execution import attempt
+from dagrunner.execution.base import RunFacts, TaskKey, WorkItem
+from dagrunner.execution.context import PrevSuccess
+from dagrunner.execution.logs import output_to, write_line
+from dagrunner.execution.masking import SecretMasker
+from dagrunner.execution.recording import XComRows, final_state, previous_success, read_xcoms
+from dagrunner.execution.retries import RetryPolicy
+from dagrunner.execution.runner import run_callbacks
+from dagrunner.persistence.engine import make_engine, session_scope, sqlite_path
+from dagrunner.persistence.models import DagRun
+from dagrunner.settings import Settings
+from dagrunner.states import TaskInstanceState
+
+
+def test_task(
+    settings: Settings,
+    dag: Any,
+    task_id: str,
+    logical_date: datetime,
+    *,
+    map_index: int = -1,
+    conf: dict[str, Any] | None = None,
+) -> tuple[TaskInstanceState, str]:
+    """Run `task_id` of the live `dag` for `logical_date`; (the state it would get, its log text)."""
+    task = dag.get_task(task_id)
+    if getattr(task, "is_mapped", False) and map_index < 0:
+        raise ExecutionError(f"task {task_id!r} is mapped: say which instance to test with a map index (0, 1, ...)")
+    engine = _engine_if_database_exists(settings)
+    try:
+        run_id, facts, start = _facts(engine, dag, task, logical_date, conf)
+        item = WorkItem(TaskKey(dag.dag_id, run_id, task_id, map_index), 1, dag.fileloc, facts)
+        return _run(item, task, start, _loader(engine, item))
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
+test_task.__test__ = False  # type: ignore[attr-defined]  # a pytest collecting this name must not run it
+
+
+def _run(item: WorkItem, task: Any, start: attempt.TryStart, loader: Any) -> tuple[TaskInstanceState, str]:
+    masker = SecretMasker.from_environ()
+    fd, path = tempfile.mkstemp(prefix="dagrunner-task-test-", suffix=".log")
+    try:
+        attempt.write_header(fd, item, pid=os.getpid())
+        with output_to(fd, masker):
+            outcome, prepared = attempt.run_here(task, item, start, masker, loader)
+        state = final_state(outcome.state, True, 1, 0, RetryPolicy.none())
+        _describe(fd, state, outcome.error, outcome.xcoms, outcome.skip_task_ids)
+        if prepared is not None:
+            with output_to(fd, masker):
+                run_callbacks(prepared.task, state, prepared.context, masker=masker)
+        os.close(fd)
+        fd = -1
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return state, handle.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        os.unlink(path)
+
+
+def _describe(fd: int, state: TaskInstanceState, error: str, xcoms: Any, skips: tuple[str, ...]) -> None:
+    write_line(fd, f"[dagrunner] the task ended {state}" + (f": {error}" if error else "") + " (nothing recorded)")
+    for key, value in xcoms.items():
+        write_line(fd, f"[dagrunner] XCom {key!r}: {json.dumps(value)[:2000]}")
+    if skips:
+        write_line(fd, f"[dagrunner] it would skip: {', '.join(skips)}")
+
+
+def _engine_if_database_exists(settings: Settings) -> Engine | None:
+    path = sqlite_path(settings.db_url) if settings.is_sqlite else None
+    if settings.is_sqlite and (path is None or not path.exists()):
+        return None
+    try:
+        return make_engine(settings.db_url, busy_timeout=settings.sqlite_busy_timeout)
+    except DagRunnerError:
+        return None
+
+
+def _facts(
+    engine: Engine | None, dag: Any, task: Any, logical_date: datetime, conf: dict[str, Any] | None
+) -> tuple[str, RunFacts, attempt.TryStart]:
+    """The run to pretend to be in: the stored one for that date if any, else a manual one."""
+    run, rows, prev = _stored(engine, dag.dag_id, logical_date, task)
+    if run is not None:
+        facts = RunFacts(
+            run_type=str(run.run_type),
+            logical_date=run.logical_date,
+            data_interval_start=run.data_interval_start or run.logical_date,
+            data_interval_end=run.data_interval_end or run.logical_date,
+            run_after=run.run_after,
+            conf={**(run.conf or {}), **(conf or {})},
+        )
+        run_id = run.run_id
+    else:
+        info = dag.timetable.manual_run_info(logical_date)
+        facts = RunFacts("manual", info.logical_date, info.data_interval_start, info.data_interval_end,
+                         info.run_after, dict(conf or {}))  # fmt: skip
+        run_id = f"test__{info.logical_date.isoformat()}"
+    upstream = frozenset(task.upstream_task_ids) if run is not None else frozenset()
+    return run_id, facts, attempt.TryStart(task.retries, rows, upstream, prev)
+
+
+def _stored(
+    engine: Engine | None, dag_id: str, logical_date: datetime, task: Any
+) -> tuple[DagRun | None, XComRows, PrevSuccess | None]:
+    if engine is None:
+        return None, {}, None
+    try:
+        with session_scope(engine, readonly=True) as session:
+            run = session.scalars(
+                select(DagRun)
+                .where(DagRun.dag_id == dag_id, DagRun.logical_date == logical_date)
+                .order_by(DagRun.id.desc())
+                .limit(1)
+            ).first()
+            prev = previous_success(session, dag_id, logical_date)
+            rows = read_xcoms(session, dag_id, run.run_id, task.upstream_task_ids) if run is not None else {}
+    except Exception:  # noqa: BLE001 - no schema yet, or unreachable: test without stored facts
+        return None, {}, None
+    prev_success = PrevSuccess(prev.data_interval_start, prev.data_interval_end, prev.start_date) if prev else None
+    return run, rows, prev_success
+
+
+def _loader(engine: Engine | None, item: WorkItem) -> Any:
+    if engine is None:
+        return None
+
+    def load(task_ids: list[str]) -> XComRows:
+        try:
+            with session_scope(engine, readonly=True) as session:
+                return read_xcoms(session, item.key.dag_id, item.key.run_id, task_ids)
+        except Exception:  # noqa: BLE001 - reading is best effort in a test
+            return {}
+
+    return load
