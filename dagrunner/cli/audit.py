@@ -61,14 +61,17 @@ def audit(
         render.print_json(rows)
         return
     render.table(
-        "Audit log",
-        ["when", "actor", "event", "dag/run/task", "change", "why"],
+        "Audit log (oldest first)",
+        ["when (UTC)", "actor", "event", "dag", "run", "task", "try", "change", "why"],
         [
             (
-                r["ts"],
+                r["ts"][:23].replace("T", " "),
                 r["actor"],
                 r["event"],
-                "/".join(str(x) for x in (r["dag_id"], r["run_id"], r["task_id"]) if x),
+                r["dag_id"],
+                r["run_id"],
+                (f"{r['task_id']}[{r['map_index']}]" if (r["map_index"] or -1) >= 0 else r["task_id"]),
+                r["try_number"],
                 f"{r['old_state'] or '-'} -> {r['new_state']}" if r["new_state"] else None,
                 r["reason"],
             )

@@ -291,6 +291,7 @@ def test(
     if as_json:
         render.print_json(result)
     else:
-        render.table(f"{dag_id} {result['run_id']}: {result['state']}", ["task", "state"], result["tasks"].items())
+        render.info(f"{dag_id} {result['run_id']}: {result['state']}")
+        render.table(None, ["task", "state"], result["tasks"].items())
     if result["state"] != "success":
         raise click.exceptions.Exit(1)

@@ -33,10 +33,11 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], **kwargs: Any) -> None:
-    t = Table(title=title, title_justify="left", **kwargs)
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, overflow: str = "fold") -> None:
+    """A table whose long cells wrap (`fold`) rather than lose their ends: ids must stay readable."""
+    t = Table(title=title, title_justify="left")
     for col in columns:
-        t.add_column(col)
+        t.add_column(col, overflow=overflow)  # type: ignore[arg-type]
     for row in rows:
         t.add_row(*[_cell(v) for v in row])
     console.print(t)

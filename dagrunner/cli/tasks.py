@@ -120,9 +120,11 @@ def logs(cli: CliContext, dag_id: str, task_id: str, run_id: str, try_number: in
             f"no {which} of {dag_id}.{task_id} in run {run_id}; `dagrunner tasks states {dag_id} {run_id}` "
             "shows what ran"
         )
+    from dagrunner.execution.base import TaskKey
     from dagrunner.execution.logs import read_log
 
-    text = read_log(cli.settings.logs_folder, attempt.log_path)
+    key = TaskKey(dag_id, run_id, task_id, map_index)
+    text = read_log(cli.settings.logs_folder, key, attempt.try_number)
     render.console.print(f"[dim]--- try {attempt.try_number}: {attempt.log_path}[/]", markup=True)
     click.echo(text, nl=not text.endswith("\n"))
 

@@ -40,7 +40,7 @@ def run_dag_test(
     )
     with StopOnSignals(sched):
         run_loop(sched, StopWhen(runs_done=frozenset({ref})), grace_s=5.0)
-    return run_summary(cli, dag.dag_id, run_id)
+    return run_summary(cli, dag.dag_id, run_id, order=dag.topological_order)
 
 
 def _create_run(cli: CliContext, dag: SerializedDag, when: datetime, conf: dict[str, Any], owner: str,
@@ -59,7 +59,9 @@ def _create_run(cli: CliContext, dag: SerializedDag, when: datetime, conf: dict[
     raise DuplicateRunError(f"too many test runs of {dag.dag_id} at {when.isoformat()}")
 
 
-def run_summary(cli: CliContext, dag_id: str, run_id: str) -> dict[str, Any]:
+def run_summary(cli: CliContext, dag_id: str, run_id: str, order: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The run's state and each instance's state, tasks in `order` (upstream first) when given."""
+    rank = {task_id: i for i, task_id in enumerate(order)}
     with cli.session() as session:
         run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).one()
         tis = session.scalars(
@@ -67,5 +69,6 @@ def run_summary(cli: CliContext, dag_id: str, run_id: str) -> dict[str, Any]:
             .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
             .order_by(TaskInstance.id)
         ).all()
+        tis = sorted(tis, key=lambda ti: (rank.get(ti.task_id, len(rank)), ti.map_index))
         tasks = {(f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id): ti.state.value for ti in tis}
         return {"run_id": run_id, "state": run.state.value, "tasks": tasks}

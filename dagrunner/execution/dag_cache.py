@@ -10,6 +10,7 @@ cached, so a transient one (a network share, a half-written file) heals on the n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -89,6 +90,9 @@ class DagCache:
             found = collected_dags()
             reset_collected_dags()
         self.imports += 1
+        for dag in found:  # built once here, not in every forked child that renders a template
+            with contextlib.suppress(Exception):
+                dag.get_template_env()
         return {dag.dag_id: dag for dag in found}
 
 

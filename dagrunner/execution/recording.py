@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from dagrunner.execution.base import TaskKey, WorkItem
@@ -40,6 +40,61 @@ TI = TaskInstanceState
 log = logging.getLogger(__name__)
 
 _SKIPPABLE = (TI.NONE, TI.SCHEDULED)
+
+
+# Statements of the hot path, built once: building a statement costs more than running it on SQLite.
+_TI_T = TaskInstance.__table__
+_TRY_T = TaskTry.__table__
+_XCOM_T = XCom.__table__
+_RUN_T = DagRun.__table__
+_KEY_WHERE = (
+    TaskInstance.dag_id == bindparam("b_dag_id"),
+    TaskInstance.run_id == bindparam("b_run_id"),
+    TaskInstance.task_id == bindparam("b_task_id"),
+    TaskInstance.map_index == bindparam("b_map_index"),
+)
+_LOAD = select(TaskInstance).where(*_KEY_WHERE).execution_options(populate_existing=True)
+_LOAD_LOCKED = _LOAD.with_for_update()
+_HEARTBEAT = (
+    update(_TI_T)
+    .where(
+        _TI_T.c.dag_id == bindparam("b_dag_id"),
+        _TI_T.c.run_id == bindparam("b_run_id"),
+        _TI_T.c.task_id == bindparam("b_task_id"),
+        _TI_T.c.map_index == bindparam("b_map_index"),
+        _TI_T.c.try_number == bindparam("b_try"),
+        _TI_T.c.state == TI.RUNNING,
+    )
+    .values(last_heartbeat=bindparam("b_now"))
+)
+_INSERT_TRY = insert(_TRY_T)
+_CLOSE_TRY = (
+    update(_TRY_T)
+    .where(
+        _TRY_T.c.ti_id == bindparam("b_ti_id"), _TRY_T.c.try_number == bindparam("b_try"), _TRY_T.c.end_date.is_(None)
+    )
+    .values(
+        end_date=bindparam("b_end"),
+        state=bindparam("b_state"),
+        exit_code=bindparam("b_exit_code"),
+        error=bindparam("b_error"),
+    )
+)
+_DELETE_XCOMS = delete(_XCOM_T).where(_XCOM_T.c.ti_id == bindparam("b_ti_id"))
+_INSERT_XCOM = insert(_XCOM_T)
+_XCOM_COLUMNS = select(_XCOM_T.c.task_id, _XCOM_T.c.map_index, _XCOM_T.c.key, _XCOM_T.c.value)
+_RUN_XCOMS = _XCOM_COLUMNS.where(_XCOM_T.c.dag_id == bindparam("b_dag_id"), _XCOM_T.c.run_id == bindparam("b_run_id"))
+_TASK_XCOMS = _RUN_XCOMS.where(_XCOM_T.c.task_id.in_(bindparam("b_task_ids", expanding=True)))
+_PREVIOUS_SUCCESS = (
+    select(_RUN_T.c.data_interval_start, _RUN_T.c.data_interval_end, _RUN_T.c.start_date)
+    .where(
+        _RUN_T.c.dag_id == bindparam("b_dag_id"),
+        _RUN_T.c.state == DagRunState.SUCCESS,
+        _RUN_T.c.logical_date < bindparam("b_logical_date"),
+    )
+    .order_by(_RUN_T.c.logical_date.desc())
+    .limit(1)
+)
 
 
 # --- start -----------------------------------------------------------------------------------------
@@ -92,21 +147,22 @@ def start_try(
     ti.pid = pid
     ti.last_heartbeat = now
     session.execute(
-        insert(TaskTry).values(
-            ti_id=ti.id,
-            dag_id=ti.dag_id,
-            run_id=ti.run_id,
-            task_id=ti.task_id,
-            map_index=ti.map_index,
-            try_number=item.try_number,
-            state=TI.RUNNING,
-            queued_at=ti.queued_at,
-            start_date=now,
-            hostname=hostname,
-            pid=pid,
-            executor_id=ti.executor_id,
-            log_path=log_path,
-        )
+        _INSERT_TRY,
+        {
+            "ti_id": ti.id,
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "map_index": ti.map_index,
+            "try_number": item.try_number,
+            "state": TI.RUNNING,
+            "queued_at": ti.queued_at,
+            "start_date": now,
+            "hostname": hostname,
+            "pid": pid,
+            "executor_id": ti.executor_id,
+            "log_path": log_path,
+        },
     )
     session.flush()
     return ti
@@ -272,12 +328,7 @@ def record_lost(
 
 def heartbeat(session: Session, key: TaskKey, try_number: int, now: datetime) -> bool:
     """Stamp `last_heartbeat` of a running try (not a state change, so not audited); False if not running."""
-    result = session.execute(
-        update(TaskInstance)
-        .where(*_key_filter(key), TaskInstance.try_number == try_number, TaskInstance.state == TI.RUNNING)
-        .values(last_heartbeat=now)
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_HEARTBEAT, {**_key_params(key), "b_try": try_number, "b_now": now})
     return bool(getattr(result, "rowcount", 0))
 
 
@@ -289,45 +340,32 @@ XComRows = dict[tuple[str, int, str], Any]
 
 def read_xcoms(session: Session, dag_id: str, run_id: str, task_ids: Iterable[str] | None = None) -> XComRows:
     """(task_id, map_index, key) -> value for a run's XComs, of `task_ids` only when given."""
-    query = select(XCom.task_id, XCom.map_index, XCom.key, XCom.value).where(
-        XCom.dag_id == dag_id, XCom.run_id == run_id
-    )
-    if task_ids is not None:
+    if task_ids is None:
+        rows = session.execute(_RUN_XCOMS, {"b_dag_id": dag_id, "b_run_id": run_id})
+    else:
         ids = sorted(set(task_ids))
         if not ids:
             return {}
-        query = query.where(XCom.task_id.in_(ids))
-    return {(task_id, map_index, xkey): value for task_id, map_index, xkey, value in session.execute(query)}
+        rows = session.execute(_TASK_XCOMS, {"b_dag_id": dag_id, "b_run_id": run_id, "b_task_ids": ids})
+    return {(task_id, map_index, xkey): value for task_id, map_index, xkey, value in rows}
 
 
-def previous_success(session: Session, dag_id: str, logical_date: datetime) -> DagRun | None:
-    """The DAG's latest successful run before `logical_date` (for prev_*_success in the context)."""
-    return session.scalars(
-        select(DagRun)
-        .where(DagRun.dag_id == dag_id, DagRun.state == DagRunState.SUCCESS, DagRun.logical_date < logical_date)
-        .order_by(DagRun.logical_date.desc())
-        .limit(1)
-    ).first()
+def previous_success(session: Session, dag_id: str, logical_date: datetime) -> Row[Any] | None:
+    """(data_interval_start, data_interval_end, start_date) of the DAG's latest successful run before
+    `logical_date` (for prev_*_success in the context), or None."""
+    return session.execute(_PREVIOUS_SUCCESS, {"b_dag_id": dag_id, "b_logical_date": logical_date}).first()
 
 
 # --- helpers -------------------------------------------------------------------------------------------
 
 
-def _key_filter(key: TaskKey) -> tuple[Any, ...]:
-    return (
-        TaskInstance.dag_id == key.dag_id,
-        TaskInstance.run_id == key.run_id,
-        TaskInstance.task_id == key.task_id,
-        TaskInstance.map_index == key.map_index,
-    )
+def _key_params(key: TaskKey) -> dict[str, Any]:
+    return {"b_dag_id": key.dag_id, "b_run_id": key.run_id, "b_task_id": key.task_id, "b_map_index": key.map_index}
 
 
 def _load(session: Session, key: TaskKey, *, lock: bool = True) -> TaskInstance | None:
     """The instance, read fresh (and row-locked on PostgreSQL; SQLite's BEGIN IMMEDIATE already locks)."""
-    query = select(TaskInstance).where(*_key_filter(key)).execution_options(populate_existing=True)
-    if lock:
-        query = query.with_for_update()
-    return session.scalars(query).one_or_none()
+    return session.scalars(_LOAD_LOCKED if lock else _LOAD, _key_params(key)).one_or_none()
 
 
 def _fence(ti: TaskInstance | None, key: TaskKey, try_number: int, states: tuple[TaskInstanceState, ...]) -> str | None:
@@ -358,10 +396,15 @@ def _close_try(
 ) -> None:
     """Close the try's row once: the `end_date IS NULL` condition makes a second close a no-op."""
     session.execute(
-        update(TaskTry)
-        .where(TaskTry.ti_id == ti_id, TaskTry.try_number == try_number, TaskTry.end_date.is_(None))
-        .values(end_date=now, state=state, exit_code=exit_code, error=error or None)
-        .execution_options(synchronize_session=False)
+        _CLOSE_TRY,
+        {
+            "b_ti_id": ti_id,
+            "b_try": try_number,
+            "b_end": now,
+            "b_state": state,
+            "b_exit_code": exit_code,
+            "b_error": error or None,
+        },
     )
 
 
@@ -372,10 +415,10 @@ def _replace_xcoms(
     # Only record_finished inserts XComs, once per try, so a first try without XComs (the common no-op
     # case) can skip the delete; with XComs to insert, delete anyway so a stray row cannot break the insert.
     if try_number > 1 or xcoms:
-        session.execute(delete(XCom).where(XCom.ti_id == ti.id).execution_options(synchronize_session=False))
+        session.execute(_DELETE_XCOMS, {"b_ti_id": ti.id})
     if xcoms:
         session.execute(
-            insert(XCom),
+            _INSERT_XCOM,
             [
                 {
                     "ti_id": ti.id,

@@ -164,11 +164,6 @@ class Worker:
     # --- one try ---------------------------------------------------------------------------------------
 
     def run(self, item: WorkItem) -> None:
-        import resource
-        _T = [time.perf_counter()]
-        _F = [resource.getrusage(resource.RUSAGE_SELF).ru_minflt]
-        def _mark():
-            _T.append(time.perf_counter()); _F.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
         task, load_error = attempt.load_task(self.cache, item)
         path = log_path(self.config.logs_folder, item.key, item.try_number)
         start = attempt.begin(self.engine, item, task, log_file=str(path), pid=os.getpid(), actor=self.config.actor)
@@ -176,7 +171,6 @@ class Worker:
             self._send(TryEvent(item.key, item.try_number, "finished", detail=f"not started: {start}"))
             self._send(IDLE)
             return
-        _mark()
         fd = open_log(path)
         try:
             attempt.write_header(fd, item, pid=os.getpid())
@@ -185,20 +179,14 @@ class Worker:
                 outcome = _load_failure(fd, load_error or "the task could not be loaded")
             else:
                 child = TryChild.fork(self, item, task, start, fd)
-                _mark()
                 outcome = child.wait_outcome(attempt.timeout_seconds(task))
-                _mark()
             state = attempt.finish(self.engine, item, outcome, policy=attempt.policy_of(task), actor=self.config.actor)
             attempt.write_result(fd, item, state, outcome)
             self._send(TryEvent(item.key, item.try_number, "finished", state=state.value, detail=outcome.error))
-            _mark()
             errors = child.after_recorded(state, outcome) if child is not None else []
             attempt.audit_callback_errors(self.engine, item, errors, actor=self.config.actor)
         finally:
             os.close(fd)
-        _mark()
-        with open("/tmp/bench/timing.txt", "a") as h:
-            h.write(" ".join(f"{(b-a)*1000:.2f}" for a, b in zip(_T, _T[1:])) + " | " + " ".join(str(b-a) for a, b in zip(_F, _F[1:])) + "\n")
         self._send(IDLE)
 
     def handle_control(self, child: TryChild) -> None:
@@ -403,26 +391,16 @@ def _child_main(
     conn: Connection, item: WorkItem, task: Any, start: attempt.TryStart, fd: int, engine: Engine, worker_pid: int
 ) -> int:
     """Run the try; returns the exit code. Runs only in the forked child."""
-    import resource
-    _T=[time.perf_counter()]; _F=[resource.getrusage(resource.RUSAGE_SELF).ru_minflt]
-    def _mark():
-        _T.append(time.perf_counter()); _F.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
     _die_with_parent()
-    _mark()
     if os.getppid() != worker_pid:  # the worker died before PDEATHSIG was armed
         return 75
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     masker = SecretMasker.from_environ()
-    _mark()
     point_output_at(fd, masker)
-    _mark()
     outcome, prepared = attempt.run_here(task, item, start, masker, _xcom_loader(engine, item))
     _flush_output()
-    _mark()
-    with open("/tmp/bench/child.txt", "a") as h:
-        h.write(" ".join(f"{(b-a)*1000:.2f}" for a, b in zip(_T, _T[1:])) + " | " + " ".join(str(b-a) for a, b in zip(_F, _F[1:])) + "\n")
     wants_ack = prepared is not None and _has_callbacks(prepared.task)
     try:
         conn.send(("outcome", outcome, wants_ack))
@@ -471,8 +449,19 @@ def _xcom_loader(engine: Engine, item: WorkItem) -> Any:
 
 def _die_with_parent() -> None:
     """Linux: the kernel SIGKILLs this process when the worker dies (elsewhere: no-op)."""
+    if _PRCTL is not None:
+        with contextlib.suppress(Exception):
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _load_prctl() -> Any:
+    """libc's prctl, looked up once in the worker (a dlopen per child would cost half a millisecond)."""
     if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()

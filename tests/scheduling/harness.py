@@ -8,7 +8,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -23,7 +23,7 @@ from dagrunner.scheduling.dag_source import FixedDagSource
 from dagrunner.scheduling.scheduler import Scheduler, SchedulerEvent, SchedulerOptions
 from dagrunner.settings import Settings
 
-START = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
 @dataclass

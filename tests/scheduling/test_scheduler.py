@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dagrunner.persistence.audit import set_paused
 from dagrunner.persistence.engine import session_scope
@@ -39,7 +39,7 @@ def test_without_catchup_only_the_latest_due_run(h: Harness) -> None:
     _daily(h, catchup=False)
     h.start()
     h.tick()
-    assert [r.logical_date for r in h.runs("daily")] == [datetime(2026, 1, 5, tzinfo=timezone.utc)]
+    assert [r.logical_date for r in h.runs("daily")] == [datetime(2026, 1, 5, tzinfo=UTC)]
     h.tick(START + timedelta(days=1))
     assert [r.logical_date.day for r in h.runs("daily")] == [5, 6]
 
@@ -305,7 +305,7 @@ def test_depends_on_past_blocks_later_runs_until_fixed(h: Harness) -> None:
     flag = h.root / "fixed.flag"
     h.write_dag("past.py", DEPENDS.format(flag=str(flag)))
     sched = h.start()
-    h.tick(datetime(2026, 1, 3, 12, tzinfo=timezone.utc))
+    h.tick(datetime(2026, 1, 3, 12, tzinfo=UTC))
     by_day = {r.logical_date.day: r for r in h.runs("past")}
     assert h.states("past", by_day[1].run_id) == {"step": "success"}
     assert h.states("past", by_day[2].run_id) == {"step": "failed"}

@@ -1,0 +1,87 @@
+"""Run `dagrunner` as a real process against a project folder and a real database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select
+
+from dagrunner.persistence.engine import make_engine, session_scope
+from dagrunner.persistence.models import DagRun, TaskInstance
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def project(root: Path, *, examples: bool = True) -> Path:
+    if examples:
+        shutil.copytree(REPO / "dags", root / "dags")
+        shutil.copytree(REPO / "plugins", root / "plugins")
+    else:
+        (root / "dags").mkdir()
+    return root
+
+
+def env_for(root: Path, db_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGRUNNER_")}
+    env.update(DAGRUNNER_HOME=str(root), DAGRUNNER_DB_URL=db_url, ETL_DATA_DIR=str(root / "data"))
+    return env
+
+
+def start(root: Path, db_url: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dagrunner", *args],
+        cwd=root,
+        env=env_for(root, db_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def run(root: Path, db_url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dagrunner", *args],
+        cwd=root, env=env_for(root, db_url), capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll a condition on real processes (bounded): these tests watch other processes, not a clock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def scheduler_started(db_url: str) -> bool:
+    """A scheduler process has registered its job row (it parsed the folder and is about to tick)."""
+    from dagrunner.persistence.models import SchedulerJob
+
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine, readonly=True) as s:
+            return s.scalars(select(SchedulerJob.id).limit(1)).first() is not None
+    except Exception:  # noqa: BLE001 - the schema may not exist yet while the scheduler creates it
+        return False
+    finally:
+        engine.dispose()
+
+
+def db_states(db_url: str) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """({run_id: state}, {(run_id, task): state}) for every run in the database."""
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine, readonly=True) as s:
+            runs = {f"{r.dag_id}/{r.run_id}": r.state.value for r in s.scalars(select(DagRun))}
+            tis = {(f"{t.dag_id}/{t.run_id}", t.task_id): t.state.value for t in s.scalars(select(TaskInstance))}
+        return runs, tis
+    finally:
+        engine.dispose()
