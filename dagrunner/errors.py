@@ -98,6 +98,13 @@ class ExecutionError(DagRunnerError):
     """An executor failed to run a work item (not the task's own failure)."""
 
 
+class VariableNotFoundError(ExecutionError, KeyError):
+    """`var.value.get(name)` without a default, for a variable that is not set."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class XComError(ExecutionError):
     """A task returned a value that cannot be stored as XCom (not JSON-serializable)."""
 
@@ -146,3 +153,8 @@ class SkipTask(TaskSignal):  # noqa: N818
 
 class FailTask(TaskSignal):  # noqa: N818
     """Raise inside a task to fail it without further retries (Airflow's AirflowFailException)."""
+
+
+class TaskTimeout(BaseException):  # noqa: N818 - named like Airflow's AirflowTaskTimeout
+    """Raised inside a task whose execution_timeout passed. A BaseException (as in Airflow), so that an
+    `except Exception` in the task cannot swallow it."""

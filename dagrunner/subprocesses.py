@@ -18,6 +18,19 @@ from multiprocessing.process import BaseProcess
 
 _lock = threading.Lock()
 
+#: What the one forkserver imports up front, so DAG-file importers and executor workers start warm.
+#: Shared because whichever user starts the forkserver first decides what it preloads.
+FORKSERVER_PRELOAD = (
+    "dagrunner.authoring",
+    "dagrunner.operators",
+    "dagrunner.loading.serialization",
+    "dagrunner.execution.worker",
+    "pendulum",
+    "networkx",
+    "sqlalchemy",
+    "jinja2",
+)
+
 
 @contextmanager
 def _main_hidden() -> Iterator[None]:
@@ -46,7 +59,7 @@ def start_process(process: BaseProcess) -> None:
         process.start()
 
 
-def preloaded_context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:
+def preloaded_context(preload: Sequence[str] = FORKSERVER_PRELOAD) -> multiprocessing.context.BaseContext:
     """A forkserver with `preload` imported once, where the platform has one; else spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")

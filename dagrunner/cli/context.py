@@ -80,7 +80,9 @@ class CliContext:
     def actor(self) -> str:
         from dagrunner.persistence.audit import actor_for_cli
 
-        return actor_for_cli(["dagrunner", *sys.argv[1:]])
+        ctx = click.get_current_context(silent=True)
+        argv = ctx.meta.get("dagrunner.argv") if ctx is not None else None
+        return actor_for_cli(["dagrunner", *(sys.argv[1:] if argv is None else argv)])
 
     def close(self) -> None:
         if self._engine is not None:

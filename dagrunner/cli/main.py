@@ -28,6 +28,10 @@ class DagRunnerGroup(click.Group):
     script, `python -m dagrunner`, click's test runner) behaves the same.
     """
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["dagrunner.argv"] = list(args)  # the audit log's actor: the command as typed
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)

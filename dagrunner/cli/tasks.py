@@ -67,6 +67,18 @@ def dependency_tree(dag: SerializedDag) -> Tree:
     return root
 
 
+def _live_dag(cli: CliContext, fileloc: str, dag_id: str) -> object:
+    """Import the DAG file in this process: `tasks test` and `tasks render` run the user's code here."""
+    from dagrunner.execution.dag_cache import DagCache
+
+    cache = DagCache(
+        dags_folder=cli.settings.dags_folder,
+        plugins_folder=cli.settings.plugins_folder,
+        import_timeout_s=cli.settings.dagbag_import_timeout,
+    )
+    return cache.get_dag(fileloc, dag_id)
+
+
 def _ti_label(ti: object) -> str:
     map_index = getattr(ti, "map_index", -1)
     task_id = getattr(ti, "task_id", "")
@@ -235,7 +247,7 @@ def render_cmd(cli: CliContext, dag_id: str, task_id: str, logical_date: str | N
     dag = cli.dagbag.get_dag(dag_id)
     dag.task(task_id)
     when = parse_date(logical_date, dag.timezone, "LOGICAL_DATE") if logical_date else datetime.now(UTC)
-    for field, value in render_task(cli.settings, dag.fileloc, dag_id, task_id, when).items():
+    for field, value in render_task(cli.settings, _live_dag(cli, dag.fileloc, dag_id), task_id, when).items():
         render.console.print(f"[bold]# {field}[/]", markup=True)
         click.echo(value if isinstance(value, str) else repr(value))
 
@@ -255,7 +267,8 @@ def test_cmd(cli: CliContext, dag_id: str, task_id: str, logical_date: str | Non
     dag = cli.dagbag.get_dag(dag_id)
     dag.task(task_id)
     when = parse_date(logical_date, dag.timezone, "LOGICAL_DATE") if logical_date else datetime.now(UTC)
-    state, log_text = test_task(cli.settings, dag.fileloc, dag_id, task_id, when)
+    live = _live_dag(cli, dag.fileloc, dag_id)
+    state, log_text = test_task(cli.settings, live, task_id, when)
     click.echo(log_text, nl=not log_text.endswith("\n"))
     render.info(f"{dag_id}.{task_id}: {state}")
     if state not in ("success", "skipped"):

@@ -82,7 +82,7 @@ def begin(
         upstream = frozenset(task.upstream_task_ids) if task is not None else frozenset()
         rows = recording.read_xcoms(session, key.dag_id, key.run_id, upstream) if upstream else {}
         prev = recording.previous_success(session, key.dag_id, item.run.logical_date)
-        prev_success = PrevSuccess(prev.data_interval_start, prev.data_interval_end, prev.start_date) if prev else None
+        prev_success = PrevSuccess(*prev) if prev else None
         return TryStart(ti.max_tries, rows, upstream, prev_success)
 
 

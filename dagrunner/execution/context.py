@@ -26,20 +26,13 @@ from typing import Any
 import dateutil
 import pendulum
 
-from dagrunner.errors import ExecutionError
+from dagrunner.errors import ExecutionError, VariableNotFoundError
 from dagrunner.execution.base import RunFacts, TaskKey
 from dagrunner.execution.masking import VAR_ENV_PREFIX, SecretMasker, is_sensitive
 from dagrunner.execution.recording import XComRows
 from dagrunner.execution.runner import RETURN_VALUE, check_json
 
 _NOTSET: Any = object()
-
-
-class VariableNotFoundError(ExecutionError, KeyError):
-    """`var.value.get(name)` without a default, for a variable that is not set."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ the scheduler records the failure.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import dataclasses
 import os
 import time
 from collections import deque
@@ -26,19 +26,8 @@ from dagrunner.errors import ExecutionError
 from dagrunner.execution.base import Executor, TaskKey, TryEvent, WorkItem
 from dagrunner.execution.worker import HEARTBEAT_S, IDLE, KillRequest, WorkerConfig, worker_main
 from dagrunner.settings import Settings
+from dagrunner.subprocesses import preloaded_context, start_process
 
-#: Modules the forkserver imports once, so a new worker starts warm (a superset of the loader's list,
-#: since whichever of the two starts the forkserver first decides what it preloads).
-PRELOAD = [
-    "dagrunner.authoring",
-    "dagrunner.operators",
-    "dagrunner.loading.serialization",
-    "dagrunner.execution.worker",
-    "pendulum",
-    "networkx",
-    "sqlalchemy",
-    "jinja2",
-]
 #: After `shutdown` kills the tries left, how long their workers get to record them.
 _KILL_RECORD_WAIT_S = 10.0
 
@@ -92,7 +81,8 @@ class LocalExecutor(Executor):
         if self._started:
             return
         self._ctx = _mp_context()
-        self.config = WorkerConfig(**{**self.config.__dict__, "environ": dict(os.environ), "cwd": os.getcwd()})
+        # The workers run in the environment and directory the scheduler has now, not the forkserver's.
+        self.config = dataclasses.replace(self.config, environ=dict(os.environ), cwd=os.getcwd())
         self._started = True
         for _ in range(self.parallelism):
             self._workers.append(self._spawn())
@@ -102,7 +92,7 @@ class LocalExecutor(Executor):
         process = self._ctx.Process(
             target=worker_main, args=(theirs, self.config), name="dagrunner-worker", daemon=True
         )
-        process.start()
+        start_process(process)  # without re-running the caller's __main__ in the worker
         theirs.close()  # only the worker holds its end now: its death (or ours) closes the pipe
         return _WorkerHandle(process, mine)
 
@@ -263,9 +253,5 @@ class LocalExecutor(Executor):
 
 
 def _mp_context() -> Any:
-    """forkserver with dagrunner preloaded where the platform has it, else spawn."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
-        return ctx
-    return multiprocessing.get_context("spawn")
+    """The shared forkserver with dagrunner preloaded where the platform has it, else spawn."""
+    return preloaded_context()

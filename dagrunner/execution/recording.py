@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Row, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from dagrunner.execution.base import TaskKey, WorkItem
@@ -43,10 +43,10 @@ _SKIPPABLE = (TI.NONE, TI.SCHEDULED)
 
 
 # Statements of the hot path, built once: building a statement costs more than running it on SQLite.
-_TI_T = TaskInstance.__table__
-_TRY_T = TaskTry.__table__
-_XCOM_T = XCom.__table__
-_RUN_T = DagRun.__table__
+_TI_T = cast(Table, TaskInstance.__table__)
+_TRY_T = cast(Table, TaskTry.__table__)
+_XCOM_T = cast(Table, XCom.__table__)
+_RUN_T = cast(Table, DagRun.__table__)
 _KEY_WHERE = (
     TaskInstance.dag_id == bindparam("b_dag_id"),
     TaskInstance.run_id == bindparam("b_run_id"),
@@ -336,6 +336,7 @@ def heartbeat(session: Session, key: TaskKey, try_number: int, now: datetime) ->
 
 
 XComRows = dict[tuple[str, int, str], Any]
+PreviousRun = tuple[datetime | None, datetime | None, datetime | None]
 
 
 def read_xcoms(session: Session, dag_id: str, run_id: str, task_ids: Iterable[str] | None = None) -> XComRows:
@@ -350,10 +351,11 @@ def read_xcoms(session: Session, dag_id: str, run_id: str, task_ids: Iterable[st
     return {(task_id, map_index, xkey): value for task_id, map_index, xkey, value in rows}
 
 
-def previous_success(session: Session, dag_id: str, logical_date: datetime) -> Row[Any] | None:
+def previous_success(session: Session, dag_id: str, logical_date: datetime) -> PreviousRun | None:
     """(data_interval_start, data_interval_end, start_date) of the DAG's latest successful run before
     `logical_date` (for prev_*_success in the context), or None."""
-    return session.execute(_PREVIOUS_SUCCESS, {"b_dag_id": dag_id, "b_logical_date": logical_date}).first()
+    row = session.execute(_PREVIOUS_SUCCESS, {"b_dag_id": dag_id, "b_logical_date": logical_date}).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 # --- helpers -------------------------------------------------------------------------------------------

@@ -28,7 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dagrunner.authoring.location import is_internal
-from dagrunner.errors import FailTask, SkipTask, XComError
+from dagrunner.errors import (
+    FailTask,
+    SkipTask,
+    TaskTimeout,
+    XComError,
+)
 from dagrunner.execution.masking import SecretMasker
 from dagrunner.states import TaskInstanceState
 
@@ -62,11 +67,6 @@ class TryOutcome:
         return cls(state="failed", error=error, fail_fast=fail_fast, exit_code=exit_code, timed_out=timed_out)
 
 
-class TaskTimeout(BaseException):  # noqa: N818 - named like Airflow's AirflowTaskTimeout
-    """Raised inside a task whose execution_timeout passed. A BaseException (as in Airflow), so that an
-    `except Exception` in the task cannot swallow it."""
-
-
 def timeout_message(seconds: float) -> str:
     return f"execution_timeout of {seconds:g}s exceeded"
 
@@ -90,50 +90,55 @@ def run_task(
     expect.
     """
     masker = masker or SecretMasker()
-    ti = context.get("ti")
+    pushed = getattr(context.get("ti"), "pushed", None)
     callback_errors: list[str] = []
     try:
         with execution_timeout(timeout_s):
             render_task(task, context, protected or {})
             callback_errors += _call_all(task.on_execute_callback, context, "on_execute_callback", masker)
             result = task.execute(context)
-        xcoms = dict(getattr(ti, "pushed", {}) or {})
-        xcoms.update(_return_xcoms(task, result))
+        xcoms = {**(pushed or {}), **_return_xcoms(task, result)}
         skip_ids = _skips(task, result)
-    except SkipTask as exc:
-        print(f"[dagrunner] task skipped itself: {masker.mask(str(exc))}", file=sys.stderr)
-        return TryOutcome(
-            state="skipped",
-            error=summarize(exc, masker, with_type=False),
-            exit_code=0,
-            xcoms=dict(getattr(ti, "pushed", {}) or {}),
-            callback_errors=tuple(callback_errors),
-        )
-    except TaskTimeout as exc:
-        context["exception"] = exc
-        print_traceback(exc)
-        with contextlib.suppress(Exception):
-            task.on_kill()
-        where = _user_frame(exc)
-        error = timeout_message(timeout_s or 0) + (f" (at {where})" if where else "")
-        return _failed(error, callback_errors, exit_code=1, timed_out=True)
     except BaseException as exc:  # noqa: BLE001 - the runner is the boundary: anything a task raises
-        context["exception"] = exc
-        print_traceback(exc)
-        fail_fast = isinstance(exc, FailTask)
-        exit_code = getattr(exc, "exit_code", None)
-        return _failed(
-            summarize(exc, masker),
-            callback_errors,
-            fail_fast=fail_fast,
-            exit_code=exit_code if isinstance(exit_code, int) else 1,
-        )
+        return _judge(exc, task, context, masker, timeout_s, pushed or {}, tuple(callback_errors))
     return TryOutcome(
         state="success",
         exit_code=0,
         xcoms=xcoms,
         skip_task_ids=tuple(sorted(skip_ids)),
         callback_errors=tuple(callback_errors),
+    )
+
+
+def _judge(
+    exc: BaseException,
+    task: Any,
+    context: dict[str, Any],
+    masker: SecretMasker,
+    timeout_s: float | None,
+    pushed: Mapping[str, Any],
+    callback_errors: tuple[str, ...],
+) -> TryOutcome:
+    """The outcome of a try that raised `exc` (the module docstring lists the rules)."""
+    if isinstance(exc, SkipTask):
+        print(f"[dagrunner] task skipped itself: {masker.mask(str(exc))}", file=sys.stderr)
+        error = summarize(exc, masker, with_type=False)
+        return TryOutcome("skipped", error=error, exit_code=0, xcoms=dict(pushed), callback_errors=callback_errors)
+    context["exception"] = exc
+    print_traceback(exc)
+    if isinstance(exc, TaskTimeout):
+        with contextlib.suppress(Exception):
+            task.on_kill()
+        where = _user_frame(exc)
+        error = timeout_message(timeout_s or 0) + (f" (at {where})" if where else "")
+        return TryOutcome("failed", error=error, exit_code=1, callback_errors=callback_errors, timed_out=True)
+    exit_code = getattr(exc, "exit_code", None)  # e.g. BashCommandError's
+    return TryOutcome(
+        "failed",
+        fail_fast=isinstance(exc, FailTask),
+        error=summarize(exc, masker),
+        exit_code=exit_code if isinstance(exit_code, int) else 1,
+        callback_errors=callback_errors,
     )
 
 
@@ -154,19 +159,6 @@ def render_task(task: Any, context: dict[str, Any], protected: Mapping[str, Any]
             task.op_kwargs = {**task.op_kwargs, **op_kwargs_kept}
         for name, value in attrs_kept.items():
             setattr(task, name, value)
-
-
-def _failed(
-    error: str, callback_errors: list[str], *, fail_fast: bool = False, exit_code: int = 1, timed_out: bool = False
-) -> TryOutcome:
-    return TryOutcome(
-        state="failed",
-        error=error,
-        fail_fast=fail_fast,
-        exit_code=exit_code,
-        callback_errors=tuple(callback_errors),
-        timed_out=timed_out,
-    )
 
 
 def _return_xcoms(task: Any, result: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`dagrunner tasks test`: run one task in this process and hand back its log, writing nothing anywhere.
+"""`dagrunner tasks test` / `tasks render`: one task in this process, its log (or its rendered fields)
+handed back, nothing written anywhere.
 
 The task runs as one try would (templates rendered, context built, callbacks called), but no state,
 try, XCom or audit row is written. `xcom_pull` reads the XComs of an existing run with that logical date
@@ -8,16 +9,18 @@ file is not created.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from dagrunner.errors import DagRunnerError, ExecutionError
-from dagrunner.execution import attempt
+from dagrunner.execution import attempt, runner
 from dagrunner.execution.base import RunFacts, TaskKey, WorkItem
 from dagrunner.execution.context import PrevSuccess
 from dagrunner.execution.logs import output_to, write_line
@@ -41,6 +44,33 @@ def test_task(
     conf: dict[str, Any] | None = None,
 ) -> tuple[TaskInstanceState, str]:
     """Run `task_id` of the live `dag` for `logical_date`; (the state it would get, its log text)."""
+    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader):
+        return _run(item, task, start, loader)
+
+
+def render_task(
+    settings: Settings,
+    dag: Any,
+    task_id: str,
+    logical_date: datetime,
+    *,
+    map_index: int = -1,
+    conf: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`task_id`'s templated fields rendered for `logical_date` (field -> value, secrets masked), without
+    running it: what `dagrunner tasks render` shows."""
+    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader):
+        masker = SecretMasker.from_environ()
+        prepared = attempt.prepare(task, item, start, masker, loader)
+        runner.render_task(prepared.task, prepared.context, prepared.protected)
+        return {name: _masked(getattr(prepared.task, name), masker) for name in prepared.task.template_fields}
+
+
+@contextlib.contextmanager
+def _pretend_try(
+    settings: Settings, dag: Any, task_id: str, logical_date: datetime, map_index: int, conf: dict[str, Any] | None
+) -> Iterator[tuple[WorkItem, Any, attempt.TryStart, Any]]:
+    """The work item, task, start facts and XCom loader of a try that is never recorded."""
     task = dag.get_task(task_id)
     if getattr(task, "is_mapped", False) and map_index < 0:
         raise ExecutionError(f"task {task_id!r} is mapped: say which instance to test with a map index (0, 1, ...)")
@@ -48,10 +78,20 @@ def test_task(
     try:
         run_id, facts, start = _facts(engine, dag, task, logical_date, conf)
         item = WorkItem(TaskKey(dag.dag_id, run_id, task_id, map_index), 1, dag.fileloc, facts)
-        return _run(item, task, start, _loader(engine, item))
+        yield item, task, start, _loader(engine, item)
     finally:
         if engine is not None:
             engine.dispose()
+
+
+def _masked(value: Any, masker: SecretMasker) -> Any:
+    if isinstance(value, str):
+        return masker.mask(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_masked(v, masker) for v in value)
+    if isinstance(value, dict):
+        return {k: _masked(v, masker) for k, v in value.items()}
+    return value
 
 
 test_task.__test__ = False  # type: ignore[attr-defined]  # a pytest collecting this name must not run it
@@ -138,7 +178,7 @@ def _stored(
             rows = read_xcoms(session, dag_id, run.run_id, task.upstream_task_ids) if run is not None else {}
     except Exception:  # noqa: BLE001 - no schema yet, or unreachable: test without stored facts
         return None, {}, None
-    prev_success = PrevSuccess(prev.data_interval_start, prev.data_interval_end, prev.start_date) if prev else None
+    prev_success = PrevSuccess(*prev) if prev else None
     return run, rows, prev_success
 
 

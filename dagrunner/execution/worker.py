@@ -7,16 +7,17 @@ engine, and then serves work items one at a time over its pipe:
 2. record `running`, fenced, and read what the try needs: one short transaction;
 3. `os.fork()` a child for the try. The child dies with the worker (PR_SET_PDEATHSIG), leads its own
    process group (so a timeout or kill takes every process the task started), writes fds 1 and 2 into
-   the try's log file, runs the task, sends its TryOutcome back and waits for the recorded state before
-   it runs the callbacks. Whatever the task does to its process (leaks, globals, os._exit, a segfault)
-   ends with the child;
-4. while the child runs, heartbeat the try every `HEARTBEAT_S` seconds, and kill the child's group if it runs
-   past its execution_timeout (plus a grace; the child's own SIGALRM fires first) or is killed;
+   the try's log file, runs the task and sends its TryOutcome back. If the task has success, failure
+   or retry callbacks, it then waits for the recorded state and runs them; otherwise it exits at once.
+   Whatever the task does to its process (leaks, globals, os._exit, a segfault) ends with the child;
+4. while the child runs, heartbeat the try every `HEARTBEAT_S` seconds, and kill the child's group if it
+   runs past its execution_timeout (plus a grace; the child's own SIGALRM fires first) or is killed;
 5. record the outcome (one short transaction), tell the executor at once (that wakes the scheduler),
-   let the child run its callbacks, audit their errors, and report idle.
+   let the child run its callbacks, audit their errors, reap it, and report idle.
 
-The worker survives its scheduler: with the pipe closed or its parent gone it finishes the try in hand,
-records it, and exits.
+The worker survives its scheduler: with the pipe closed or its parent gone (a forkserver worker's
+parent is the forkserver, which exits with the scheduler) it finishes the try in hand, records it, and
+exits.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import multiprocessing
 import os
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -138,8 +141,6 @@ class Worker:
         try:
             self.run(item)
         except Exception as exc:  # noqa: BLE001
-            import traceback
-
             traceback.print_exc()
             detail = f"worker {os.getpid()} failed to run it: {type(exc).__name__}: {exc}"
             self._send(TryEvent(item.key, item.try_number, "lost", detail=detail))
@@ -172,9 +173,9 @@ class Worker:
             self._send(IDLE)
             return
         fd = open_log(path)
+        child: TryChild | None = None
         try:
             attempt.write_header(fd, item, pid=os.getpid())
-            child: TryChild | None = None
             if task is None:
                 outcome = _load_failure(fd, load_error or "the task could not be loaded")
             else:
@@ -187,6 +188,9 @@ class Worker:
             attempt.audit_callback_errors(self.engine, item, errors, actor=self.config.actor)
         finally:
             os.close(fd)
+            if child is not None and child.exit_status is None:  # we failed midway: leave no child behind
+                child.kill("the worker could not finish recording this try")
+                child.reap()
         self._send(IDLE)
 
     def handle_control(self, child: TryChild) -> None:
@@ -232,12 +236,11 @@ class TryChild:
         self.kill_reason: str | None = None
         self.kill_fail_fast = False
         self.timed_out = False
+        self.wants_ack = False
         self.exit_status: int | None = None
 
     @classmethod
     def fork(cls, worker: Worker, item: WorkItem, task: Any, start: attempt.TryStart, fd: int) -> TryChild:
-        import multiprocessing
-
         mine, theirs = multiprocessing.Pipe(duplex=True)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
@@ -252,8 +255,6 @@ class TryChild:
                 worker.conn.close()
                 code = _child_main(theirs, item, task, start, fd, worker.engine, worker_pid)
             except BaseException:  # noqa: BLE001 - reported as a death without outcome; say why in the log
-                import traceback
-
                 with contextlib.suppress(Exception):
                     traceback.print_exc()
                     sys.stderr.flush()
@@ -292,20 +293,18 @@ class TryChild:
 
     def _receive_outcome(self) -> TryOutcome | None:
         """The outcome the child sent (None: it died first). A child with no callbacks to run exits right
-        after sending it: we reap it before recording, since every page we write while a forked child
-        lives is a copy-on-write fault (several ms per try)."""
+        after sending it, so that it stops sharing pages with us soon (every page the worker writes while
+        a forked child lives is a copy-on-write fault); it is reaped after the outcome is recorded."""
         try:
-            kind, payload, wants_ack = self.conn.recv()
+            kind, payload, self.wants_ack = self.conn.recv()
         except (EOFError, OSError):
             return None
         if kind != "outcome" or not isinstance(payload, TryOutcome):
             return TryOutcome.failed(f"the task process sent an unexpected message {kind!r}")
-        if not wants_ack:
-            self._reap()
         return payload
 
     def _outcome_of_exit(self, timeout_s: float | None) -> TryOutcome:
-        status = self._reap()
+        status = self.reap()
         if self.kill_reason is not None:
             return TryOutcome.failed(
                 self.kill_reason, fail_fast=self.kill_fail_fast, exit_code=_exit_code(status), timed_out=self.timed_out
@@ -315,7 +314,7 @@ class TryChild:
     def after_recorded(self, state: TaskInstanceState, outcome: TryOutcome) -> list[str]:
         """Tell the child the recorded state, let it run its callbacks; their errors. Reaps the child."""
         errors: list[str] = []
-        if self.exit_status is None:
+        if self.exit_status is None and self.wants_ack:
             with contextlib.suppress(OSError):
                 self.conn.send(state.value)
             if self.conn.poll(CALLBACK_TIMEOUT_S):
@@ -326,7 +325,7 @@ class TryChild:
             else:
                 self.kill(f"callbacks did not finish within {CALLBACK_TIMEOUT_S:g}s")
                 errors = [f"callbacks for state {state} did not finish within {CALLBACK_TIMEOUT_S:g}s and were killed"]
-            self._reap()
+        self.reap()
         self.conn.close()
         if outcome.timed_out or self.timed_out or self.kill_reason is not None:
             self._kill_group()  # what the task left behind in its group (e.g. a `sleep` it started)
@@ -344,11 +343,11 @@ class TryChild:
     def _kill_group(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-        if self.exit_status is None:  # the group may not exist yet (setpgid not reached): the child then
+        if self.exit_status is None:  # before its setpgid the child has no group of its own: kill it directly
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.pid, signal.SIGKILL)
 
-    def _reap(self) -> int:
+    def reap(self) -> int:
         """The child's wait status (waiting up to EXIT_WAIT_S for a child that closed its pipe early)."""
         if self.exit_status is not None:
             return self.exit_status

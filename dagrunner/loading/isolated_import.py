@@ -29,7 +29,6 @@ from typing import Any
 from dagrunner.subprocesses import preloaded_context, start_process
 
 #: Modules the forkserver imports once, so each child starts with them warm.
-_PRELOAD = ["dagrunner.authoring", "dagrunner.operators", "dagrunner.loading.serialization", "pendulum", "networkx"]
 #: Extra time the parent grants beyond the timeout before it kills a child that ignored SIGALRM.
 _KILL_GRACE_S = 2.0
 
@@ -161,7 +160,7 @@ def _crash_failure(exitcode: int | None) -> ImportFailure:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    return preloaded_context(_PRELOAD)
+    return preloaded_context()
 
 
 # --- the child side ------------------------------------------------------------------------------------

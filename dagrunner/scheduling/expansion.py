@@ -26,7 +26,7 @@ def expand_mapped(
     for ti in placeholders:
         spec = dag.task(ti.task_id)
         try:
-            length, why = mapped_length(session, spec, run)
+            length, why = mapped_length(session, dag, spec, run)
         except ValueError as exc:
             transition_tasks(session, [ti], TI.FAILED, actor=actor, reason=str(exc), when=now)
             continue
@@ -56,16 +56,17 @@ def expand_mapped(
                      task_id=ti.task_id, detail={"length": length, "inputs": why}, when=now)  # fmt: skip
 
 
-def mapped_length(session: Session, spec: TaskSpec, run: DagRun) -> tuple[int, str]:
+def mapped_length(session: Session, dag: SerializedDag, spec: TaskSpec, run: DagRun) -> tuple[int, str]:
     """How many instances the mapped task gets, and a description of its inputs for the audit log."""
     lengths: dict[str, int] = {}
     for name, arg in (spec.expand_input or {}).items():
-        lengths[name] = _arg_length(session, arg, run)
+        upstream_mapped = arg.kind == "xcom" and dag.task(str(arg.task_id)).is_mapped
+        lengths[name] = _arg_length(session, arg, run, upstream_mapped)
     why = ", ".join(f"{name}: {n}" for name, n in lengths.items())
     return (math.prod(lengths.values()) if lengths else 0), why
 
 
-def _arg_length(session: Session, arg: MappedArgSpec, run: DagRun) -> int:
+def _arg_length(session: Session, arg: MappedArgSpec, run: DagRun, upstream_mapped: bool) -> int:
     if arg.kind == "literal":
         return int(arg.length or 0)
     values = session.scalars(
@@ -78,7 +79,7 @@ def _arg_length(session: Session, arg: MappedArgSpec, run: DagRun) -> int:
         )  # fmt: skip
         .order_by(XCom.map_index)
     ).all()
-    if len(values) > 1:  # a mapped upstream: one value per map index, concatenated
+    if upstream_mapped:  # one value per map index of the upstream, taken as one list
         return len(values)
     if not values or values[0] is None:
         return 0

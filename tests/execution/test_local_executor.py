@@ -19,7 +19,7 @@ from .conftest import ExecutorFactory, Project
 from .dag_sources import PROCESS_DAG, PROCESS_TASK_IDS
 from .helpers import RunSpec, create_run, queue_try, run_one, state_path, ti_row, tries_of, wait_event, xcoms_of
 
-pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from dagrunner.execution import task_test
@@ -57,3 +58,28 @@ def test_it_reads_the_xcoms_of_an_existing_run_and_writes_nothing(project: Proje
     state, log = task_test.test_task(project.settings, _dag(project.dags), "flaky", LOGICAL)
     assert state == TaskInstanceState.FAILED and "Traceback" in log  # no retries in a test
     assert _counts(project) == before
+
+
+def test_render_shows_the_fields_with_secrets_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGRUNNER_VAR_API_TOKEN", "tok-abcdef-123")
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    path = dags / "render_dag.py"
+    path.write_text(RENDER_DAG)
+    dag = DagCache(dags_folder=dags, plugins_folder=None).get_dag(str(path), "render")
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'none.db'}", dags)
+    fields = task_test.render_task(settings, dag, "call", LOGICAL)
+    assert fields["bash_command"] == "curl -H 'token: ***' https://x/2026-01-05"
+    assert fields["env"] == {"DAY": "20260105"}
+    assert not (tmp_path / "none.db").exists()
+
+
+RENDER_DAG = """
+import pendulum
+from dagrunner import DAG
+from dagrunner.operators import BashOperator
+
+with DAG("render", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    BashOperator(task_id="call", bash_command="curl -H 'token: {{ var.value.api_token }}' https://x/{{ ds }}",
+                 env={"DAY": "{{ ds_nodash }}"})
+"""
