@@ -70,9 +70,11 @@ def version() -> None:
 def _register() -> None:
     from dagrunner.cli import config, dags, db, runs, tasks
     from dagrunner.cli.audit import audit
+    from dagrunner.cli.backfill import backfill
     from dagrunner.cli.scheduler import scheduler
 
     cli.add_command(scheduler)
+    cli.add_command(backfill)
     cli.add_command(runs.runs)
     cli.add_command(audit)
     cli.add_command(config.config)

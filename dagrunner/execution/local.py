@@ -23,7 +23,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from dagrunner.errors import ExecutionError
-from dagrunner.execution.base import Executor, TaskKey, TryEvent, WorkItem
+from dagrunner.execution.base import SHUTDOWN_KILL_PREFIX, Executor, TaskKey, TryEvent, WorkItem
 from dagrunner.execution.worker import HEARTBEAT_S, IDLE, KillRequest, WorkerConfig, worker_main
 from dagrunner.settings import Settings
 from dagrunner.subprocesses import preloaded_context, start_process
@@ -107,7 +107,7 @@ class LocalExecutor(Executor):
             self._collect(min(0.5, max(0.0, deadline - time.monotonic())))
         killed = [w.item for w in self._workers if w.item is not None]
         for item in killed:
-            self._send_kill(item, f"the executor shut down and killed it after a {grace_s:g}s grace period", False)
+            self._send_kill(item, f"{SHUTDOWN_KILL_PREFIX} after a {grace_s:g}s grace period", False)
         left += [(item.key, item.try_number) for item in killed]
         deadline = time.monotonic() + _KILL_RECORD_WAIT_S
         while self._in_flight() and time.monotonic() < deadline:

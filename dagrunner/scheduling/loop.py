@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
-from dagrunner.scheduling.scheduler import RunRef, Scheduler
+from dagrunner.scheduling.scheduler import RunRef, Scheduler, TickReport
 
 DEFAULT_GRACE_S = 30.0
 
@@ -26,7 +26,7 @@ def run_loop(
     stop_when: StopWhen = StopWhen(),
     *,
     grace_s: float = DEFAULT_GRACE_S,
-    on_idle: Callable[[], None] | None = None,
+    on_tick: Callable[[TickReport], None] | None = None,
 ) -> list[RunRef]:
     """Run until told to stop; returns the runs this scheduler finished. Always shuts down cleanly."""
     scheduler.start()
@@ -34,10 +34,10 @@ def run_loop(
         while not scheduler.stopping:
             now = scheduler.clock.now()
             report = scheduler.tick(now)
+            if on_tick is not None:
+                on_tick(report)
             if _done(scheduler, stop_when, report.did_work):
                 break
-            if on_idle is not None and not report.did_work:
-                on_idle()
             scheduler.wait(scheduler.next_wakeup(scheduler.clock.now()))
     finally:
         scheduler.shutdown(grace_s)

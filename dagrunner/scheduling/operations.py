@@ -56,6 +56,7 @@ def select_for_clear(
     end: datetime | None = None,
     only_failed: bool = False,
     downstream: bool = False,
+    run_ids: Sequence[str] | None = None,
 ) -> list[TaskInstance]:
     """The task instances `tasks clear` would touch (runs whose logical date is within [start, end])."""
     pattern = re.compile(task_regex) if task_regex else None
@@ -68,6 +69,8 @@ def select_for_clear(
         .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
         .where(TaskInstance.dag_id == dag.dag_id, TaskInstance.task_id.in_(task_ids))
     )
+    if run_ids is not None:
+        query = query.where(DagRun.run_id.in_(list(run_ids)))
     if start is not None:
         query = query.where(DagRun.logical_date >= start)
     if end is not None:

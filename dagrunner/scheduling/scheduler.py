@@ -74,6 +74,10 @@ class SchedulerOptions:
     #: Restrict to these runs (dags test, backfill).
     only_runs: set[RunRef] | None = None
     full_scan_s: float = 2.0
+    #: Most runs running at once per DAG (None: each DAG's max_active_runs). Backfill's --max-active-runs.
+    max_active_runs: int | None = None
+    #: Start queued runs newest first (backfill --run-backwards); oldest first otherwise.
+    newest_first: bool = False
     zombie_check_s: float = 10.0
     job_type: JobType = JobType.SCHEDULER
 
@@ -110,6 +114,8 @@ class Scheduler:
         self._timers: dict[RunRef, datetime] = {}
         #: Runs with ready instances that found no free slot: looked at again when any try ends.
         self._slot_waiters: set[RunRef] = set()
+        #: Queued runs held back by max_active_runs: looked at again when a run finishes.
+        self._run_waiters: set[RunRef] = set()
         #: dag_id -> runs waiting for an instance of an earlier run (depends_on_past).
         self._past_waiters: dict[str, set[RunRef]] = {}
         self._next_full_scan: datetime | None = None
@@ -205,7 +211,7 @@ class Scheduler:
     def _schedule(
         self, session: Session, dags: Mapping[str, SerializedDag], now: datetime, report: TickReport
     ) -> list[WorkItem]:
-        runs = self._runs_to_evaluate(session, now)
+        runs = self._admit(session, self._runs_to_evaluate(session, now), dags, now)
         if not runs:
             return []
         tis_by_run = _load_task_instances(session, [(r.dag_id, r.run_id) for r in runs])
@@ -258,6 +264,35 @@ class Scheduler:
         self._dirty.clear()
         return list(session.scalars(query.order_by(DagRun.logical_date, DagRun.id)))
 
+    def _admit(
+        self, session: Session, runs: list[DagRun], dags: Mapping[str, SerializedDag], now: datetime
+    ) -> list[DagRun]:
+        """Running runs, plus queued ones started (oldest first) while their DAG is under max_active_runs."""
+        queued = [r for r in runs if r.state == DagRunState.QUEUED]
+        if not queued:
+            return runs
+        query = (
+            select(DagRun.dag_id, func.count())
+            .where(DagRun.state == DagRunState.RUNNING, DagRun.dag_id.in_({r.dag_id for r in queued}))
+            .group_by(DagRun.dag_id)
+        )
+        owner = self.options.owner
+        query = query.where(DagRun.owner.is_(None) if owner is None else DagRun.owner == owner)
+        running = dict(session.execute(query).all())
+        admitted = [r for r in runs if r.state != DagRunState.QUEUED]
+        order = sorted(queued, key=lambda r: (r.logical_date, r.id), reverse=self.options.newest_first)
+        for run in order:
+            dag = dags.get(run.dag_id)
+            limit = self.options.max_active_runs or (dag.max_active_runs if dag else 0)
+            if running.get(run.dag_id, 0) >= limit:
+                self._run_waiters.add((run.dag_id, run.run_id))
+                continue
+            running[run.dag_id] = running.get(run.dag_id, 0) + 1
+            transition_run(session, run, DagRunState.RUNNING, actor=self.actor, reason="run started", when=now)
+            self.on_event(SchedulerEvent("run.state", run.dag_id, run.run_id, DagRunState.RUNNING.value))
+            admitted.append(run)
+        return admitted
+
     def _apply_doomed(self, session: Session, plan: RunPlan, run: DagRun) -> int:
         groups: dict[tuple[TI, str], list[TaskInstance]] = {}
         for ti, state, reason in plan.doomed:
@@ -276,6 +311,8 @@ class Scheduler:
     def _finish_run(self, session: Session, run: DagRun, outcome: DagRunState, now: datetime,
                     report: TickReport) -> None:  # fmt: skip
         self._dirty |= self._past_waiters.pop(run.dag_id, set())
+        self._dirty |= self._run_waiters
+        self._run_waiters.clear()
         if run.state == DagRunState.QUEUED:
             transition_run(session, run, DagRunState.RUNNING, actor=self.actor, reason="run started", when=now)
         transition_run(session, run, outcome, actor=self.actor, reason="every task instance finished", when=now)
