@@ -39,7 +39,7 @@ def audit(
     from dagrunner.persistence.queries import audit_rows
 
     since_dt = parse_since(since) if since else None
-    with cli.session() as session:
+    with cli.read_session() as session:
         rows = [
             {
                 "ts": r.ts.isoformat(),

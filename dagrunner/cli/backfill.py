@@ -90,7 +90,7 @@ def backfill(
     bf.check_request(dag, run_backwards=run_backwards)
     run_conf = parse_conf(conf)
     reprocess = reprocess_behavior  # type: ignore[assignment]
-    with cli.session() as session:
+    with cli.read_session() as session:
         resuming = bf.find_resumable(session, dag_id, start, end, reprocess)
         rows = bf.plan(session, dag, start, end, reprocess=reprocess, run_backwards=run_backwards, resuming=resuming)
     if dry_run:
@@ -199,7 +199,7 @@ def _progress_counts(cli: CliContext, backfill_id: int) -> tuple[int, dict[str, 
     from dagrunner.persistence.models import DagRun, TaskInstance
     from dagrunner.states import RUN_FINISHED, DagRunState
 
-    with cli.session() as session:
+    with cli.read_session() as session:
         runs = session.execute(select(DagRun.state, DagRun.logical_date).where(DagRun.backfill_id == backfill_id)).all()
         tis = session.execute(
             select(TaskInstance.state, func.count())
@@ -238,7 +238,7 @@ def _summary(cli: CliContext, dag_id: str, run_ids: list[str], backfill_id: int,
              interrupted: bool) -> dict[str, Any]:  # fmt: skip
     from dagrunner.persistence.models import DagRun
 
-    with cli.session() as session:
+    with cli.read_session() as session:
         runs = session.scalars(
             select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids)).order_by(DagRun.logical_date)
         ).all()

@@ -61,6 +61,12 @@ class CliContext:
 
         return session_scope(self.engine)
 
+    def read_session(self) -> Any:
+        """A read-only view of the metadata DB: never takes SQLite's write lock (for displays, lists)."""
+        from dagrunner.persistence.engine import session_scope
+
+        return session_scope(self.engine, readonly=True)
+
     def raw_engine(self) -> Engine:
         """The engine without the schema check, for `dagrunner db ...` itself."""
         from dagrunner.persistence.engine import make_engine

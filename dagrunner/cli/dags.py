@@ -29,7 +29,7 @@ def list_dags(cli: CliContext, as_json: bool) -> None:
 
     bag = cli.dagbag
     now = datetime.now(UTC)
-    with cli.session() as session:
+    with cli.read_session() as session:
         paused = {row.dag_id: row.is_paused for row in dag_rows(session)}
     rows = []
     for dag_id, dag in sorted(bag.dags.items()):

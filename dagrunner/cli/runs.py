@@ -31,7 +31,7 @@ def list_runs(cli: CliContext, dag_id: str | None, state: str | None, limit: int
         query = query.where(DagRun.dag_id == dag_id)
     if state:
         query = query.where(DagRun.state == DagRunState(state))
-    with cli.session() as session:
+    with cli.read_session() as session:
         rows = [
             {
                 "dag_id": r.dag_id,

@@ -94,7 +94,7 @@ def states(cli: CliContext, dag_id: str, run_id: str, as_json: bool) -> None:
     """The state of every task instance of one run."""
     from dagrunner.persistence.queries import get_run, task_instances_for_run
 
-    with cli.session() as session:
+    with cli.read_session() as session:
         get_run(session, dag_id, run_id)
         tis = task_instances_for_run(session, dag_id, run_id)
         rows = [(_ti_label(ti), ti.state.value, ti.try_number, ti.start_date, ti.end_date, ti.hostname) for ti in tis]
@@ -118,7 +118,7 @@ def logs(cli: CliContext, dag_id: str, task_id: str, run_id: str, try_number: in
     from dagrunner.errors import NotFoundError
     from dagrunner.persistence.models import TaskTry
 
-    with cli.session() as session:
+    with cli.read_session() as session:
         query = select(TaskTry).where(
             TaskTry.dag_id == dag_id, TaskTry.run_id == run_id, TaskTry.task_id == task_id,
             TaskTry.map_index == map_index,
@@ -209,7 +209,7 @@ def why(cli: CliContext, dag_id: str, task_id: str, run_id: str, map_index: int,
 
     dag = cli.dagbag.get_dag(dag_id)
     dag.task(task_id)
-    with cli.session() as session:
+    with cli.read_session() as session:
         run = get_run(session, dag_id, run_id)
         ti = session.scalars(
             select(TaskInstance).where(

@@ -62,7 +62,7 @@ def _create_run(cli: CliContext, dag: SerializedDag, when: datetime, conf: dict[
 def run_summary(cli: CliContext, dag_id: str, run_id: str, order: tuple[str, ...] = ()) -> dict[str, Any]:
     """The run's state and each instance's state, tasks in `order` (upstream first) when given."""
     rank = {task_id: i for i, task_id in enumerate(order)}
-    with cli.session() as session:
+    with cli.read_session() as session:
         run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).one()
         tis = session.scalars(
             select(TaskInstance)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dagrunner.errors import SchedulingError
+from dagrunner.errors import DuplicateRunError, SchedulingError
 from dagrunner.execution.base import SHUTDOWN_KILL_PREFIX
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence.audit import record_event, transition_run, transition_tasks
@@ -175,8 +175,11 @@ def start_backfill(
     run_ids: list[str] = []
     for row in rows:
         if row.action == "create":
-            run = create_run(session, dag, row.info, run_type=DagRunType.BACKFILL, actor=actor, now=now,
-                             run_id=row.run_id, conf=conf, backfill_id=backfill.id, owner=owner)  # fmt: skip
+            try:
+                run = create_run(session, dag, row.info, run_type=DagRunType.BACKFILL, actor=actor, now=now,
+                                 run_id=row.run_id, conf=conf, backfill_id=backfill.id, owner=owner)  # fmt: skip
+            except DuplicateRunError:  # a scheduler created this date after the plan was made: leave it
+                continue
             record_event(session, "backfill.run_created", actor=actor, dag_id=dag.dag_id, run_id=run.run_id,
                          detail={"backfill_id": backfill.id}, when=now)  # fmt: skip
             run_ids.append(run.run_id)

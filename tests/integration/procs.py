@@ -34,14 +34,26 @@ def env_for(root: Path, db_url: str) -> dict[str, str]:
 
 
 def start(root: Path, db_url: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "dagrunner", *args],
-        cwd=root,
-        env=env_for(root, db_url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    """Start `dagrunner ARGS`; its output goes to a file (a pipe nobody reads would block it)."""
+    log = root / f"proc-{len(list(root.glob('proc-*.log')))}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dagrunner", *args],
+            cwd=root, env=env_for(root, db_url), stdout=out, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    proc.log_path = log  # type: ignore[attr-defined]
+    return proc
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 90) -> str:
+    """Wait for a process started with `start` and return everything it printed."""
+    try:
+        proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    return proc.log_path.read_text()  # type: ignore[attr-defined]
 
 
 def run(root: Path, db_url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .procs import db_states, project, run, scheduler_started, start, wait_for
+from .procs import db_states, finish, project, run, scheduler_started, start, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +125,7 @@ def test_sigterm_lets_the_running_try_finish_and_records_a_clean_stop(tmp_path: 
     proc = start(root, db_url, "scheduler", "--grace", "20")
     wait_for(lambda: any(r[:2] == ("start", "first") for r in _ledger(root)), 60, "the first task to start")
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
+    out = finish(proc, 60)
     assert proc.returncode == 0, out
     assert "SIGTERM: stopping" in out
     _, tis = db_states(db_url)
@@ -142,7 +142,7 @@ def test_scheduler_picks_up_a_new_dag_file_while_running(tmp_path: Path, db_url:
         (root / "dags" / "late.py").write_text(
             FLAKY.replace('"flaky"', '"late"').replace("flaky.ledger", "late.ledger")
         )
-        out, _ = proc.communicate(timeout=120)
+        out = finish(proc, 120)
     finally:
         if proc.poll() is None:
             proc.kill()
