@@ -13,10 +13,11 @@ import os
 import shlex
 import socket
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from dagrunner.clock import utcnow
@@ -310,3 +311,131 @@ def _aware(when: datetime | None) -> datetime:
 
 def _clip(actor: str) -> str:
     return actor if len(actor) <= _ACTOR_MAX else actor[: _ACTOR_MAX - 1] + "…"
+
+
+# --- the scheduler's fast path: task instances as plain rows ----------------------------------------
+
+
+@dataclass(slots=True)
+class TIRow:
+    """A task instance as the scheduler's hot path holds it: a plain row, no ORM identity or events.
+
+    Loaded with one Core query per tick and changed only through `transition_task_rows`, which keeps the
+    same rules as `transition_tasks` (the TRANSITIONS check, the audit row in the same transaction).
+    """
+
+    id: int
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    state: TaskInstanceState
+    try_number: int
+    max_tries: int
+    next_try_at: datetime | None
+    pool: str
+    pool_slots: int
+    priority_weight: int
+    queue: str
+    queued_by_job_id: int | None
+
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "id", "dag_id", "run_id", "task_id", "map_index", "state", "try_number", "max_tries", "next_try_at",
+        "pool", "pool_slots", "priority_weight", "queue", "queued_by_job_id",
+    )  # fmt: skip
+
+    def label(self) -> str:
+        mapped = f"[{self.map_index}]" if self.map_index >= 0 else ""
+        return f"{self.dag_id}.{self.task_id}{mapped} in run {self.run_id}"
+
+
+def transition_task_rows(
+    session: Session,
+    rows: Sequence[TIRow],
+    new: TaskInstanceState,
+    *,
+    actor: str,
+    reason: str,
+    when: datetime | None = None,
+    queue_try: int | None = None,
+) -> list[TIRow]:
+    """`transition_tasks` for plain rows, in one fenced UPDATE per old state plus one audit insert.
+
+    Each UPDATE only changes rows still in the state the caller saw (`WHERE id IN (...) AND state = old`),
+    so a row that another process changed meanwhile is left alone and not audited; the rows that did
+    change are returned (and updated in place). `queue_try` (a job id) marks the step to `queued`: the
+    try number goes up by one and the row remembers the job that queued it.
+    """
+    new = TI(new)
+    when = _aware(when)
+    for row in rows:
+        if not task_transition_allowed(row.state, new):
+            allowed = ", ".join(sorted(TASK_TRANSITIONS[row.state]))
+            raise IllegalTransitionError(
+                f"task {row.label()}: {row.state} -> {new} is not an allowed state change (from {row.state} "
+                f"it may go to: {allowed})"
+            )
+    values: dict[str, Any] = {"state": new, "updated_at": when, **_stamp_values(new, when)}
+    if queue_try is not None:
+        values.update(try_number=TaskInstance.try_number + 1, queued_by_job_id=queue_try, next_try_at=None)
+    by_old: dict[TaskInstanceState, list[TIRow]] = {}
+    for row in rows:
+        by_old.setdefault(row.state, []).append(row)
+    changed: list[TIRow] = []
+    audit: list[dict[str, Any]] = []
+    table = TaskInstance.__table__
+    for old, group in by_old.items():
+        ids = [row.id for row in group]
+        stmt = (
+            update(table)
+            .where(table.c.id.in_(ids), table.c.state == old.value)
+            .values(**{k: (v.value if isinstance(v, TI) else v) for k, v in values.items()})
+            .returning(table.c.id)
+        )
+        done = set(session.execute(stmt).scalars())
+        for row in group:
+            if row.id not in done:
+                continue
+            if queue_try is not None:
+                row.try_number += 1
+                row.queued_by_job_id = queue_try
+                row.next_try_at = None
+            audit.append({
+                "ts": when, "actor": _clip(actor), "event": "task.state", "dag_id": row.dag_id,
+                "run_id": row.run_id, "task_id": row.task_id, "map_index": row.map_index,
+                "try_number": row.try_number, "old_state": old.value, "new_state": new.value, "reason": reason,
+                "detail": None,
+            })  # fmt: skip
+            row.state = new
+            changed.append(row)
+    if audit:
+        session.execute(insert(AuditLog), audit)
+    return changed
+
+
+def _stamp_values(new: TaskInstanceState, when: datetime) -> dict[str, Any]:
+    """The timestamp columns that move with a state change (as `_stamp_task` does for ORM objects)."""
+    if new == TI.NONE:
+        return {"queued_at": None, "start_date": None, "end_date": None, "next_try_at": None}
+    if new == TI.QUEUED:
+        return {"queued_at": when}
+    if new == TI.RUNNING:
+        return {"start_date": when, "end_date": None}
+    if new in _TRY_ENDED:
+        return {"end_date": when}
+    return {}
+
+
+def load_ti_rows(session: Session, runs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[TIRow]]:
+    """Every task instance of the given (dag_id, run_id) runs as plain rows (one query per 500 runs)."""
+    table = TaskInstance.__table__
+    cols = [table.c[name] for name in TIRow.COLUMNS]
+    out: dict[tuple[str, str], list[TIRow]] = {}
+    for start in range(0, len(runs), 500):
+        chunk = list(runs[start : start + 500])
+        query = select(*cols).where(tuple_(table.c.dag_id, table.c.run_id).in_(chunk))
+        for values in session.execute(query):
+            row = TIRow(*values)
+            row.state = TI(row.state)
+            out.setdefault((row.dag_id, row.run_id), []).append(row)
+    return out

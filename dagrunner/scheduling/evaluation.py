@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from dagrunner.loading.serialization import SerializedDag, TaskSpec
+from dagrunner.persistence.audit import TIRow
 from dagrunner.persistence.models import TaskInstance
 from dagrunner.scheduling.readiness import WAITING, Decision, TaskFacts, evaluate, upstream_counts
 from dagrunner.states import FAILED_STATES, FINISHED, DagRunState
@@ -20,9 +21,9 @@ from dagrunner.states import TaskInstanceState as TI
 
 @dataclass
 class RunPlan:
-    doomed: list[tuple[TaskInstance, TI, str]] = field(default_factory=list)
-    ready: list[TaskInstance] = field(default_factory=list)
-    to_expand: list[TaskInstance] = field(default_factory=list)
+    doomed: list[tuple[TIRow, TI, str]] = field(default_factory=list)
+    ready: list[TIRow] = field(default_factory=list)
+    to_expand: list[TIRow] = field(default_factory=list)
     outcome: DagRunState | None = None
     next_timer: datetime | None = None  # earliest moment a waiting retry becomes due
     waiting_on_past: bool = False  # some instance waits for its previous run (depends_on_past)
@@ -30,14 +31,14 @@ class RunPlan:
 
 def plan_run(
     dag: SerializedDag,
-    tis: Sequence[TaskInstance],
+    tis: Sequence[TIRow],
     *,
     now: datetime,
     past_states: Mapping[str, TI | None] | None = None,
 ) -> RunPlan:
     """Decide every waiting task instance of one run (see module docstring)."""
     plan = RunPlan()
-    by_task: dict[str, list[TaskInstance]] = {}
+    by_task: dict[str, list[TIRow]] = {}
     for ti in tis:
         by_task.setdefault(ti.task_id, []).append(ti)
     states: dict[str, list[TI]] = {t: [TI(ti.state) for ti in group] for t, group in by_task.items()}
@@ -67,7 +68,7 @@ def plan_run(
 
 def decide(
     spec: TaskSpec,
-    ti: TaskInstance,
+    ti: TIRow | TaskInstance,
     states: Mapping[str, Sequence[TI]],
     now: datetime,
     past_states: Mapping[str, TI | None] | None = None,

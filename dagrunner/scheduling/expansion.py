@@ -11,28 +11,30 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dagrunner.loading.serialization import MappedArgSpec, SerializedDag, TaskSpec
-from dagrunner.persistence.audit import record_created_many, record_event, transition_tasks
+from dagrunner.persistence.audit import TIRow, record_created_many, record_event, transition_task_rows
 from dagrunner.persistence.models import DagRun, TaskInstance, XCom
 from dagrunner.states import TaskInstanceState as TI
 
 
 def expand_mapped(
-    session: Session, dag: SerializedDag, run: DagRun, placeholders: list[TaskInstance], *, actor: str, now: datetime
+    session: Session, dag: SerializedDag, run: DagRun, placeholders: list[TIRow], *, actor: str, now: datetime
 ) -> None:
     for ti in placeholders:
         spec = dag.task(ti.task_id)
         try:
             length, why = mapped_length(session, dag, spec, run)
         except ValueError as exc:
-            transition_tasks(session, [ti], TI.FAILED, actor=actor, reason=str(exc), when=now)
+            transition_task_rows(session, [ti], TI.FAILED, actor=actor, reason=str(exc), when=now)
             continue
         if length == 0:
-            transition_tasks(session, [ti], TI.SKIPPED, actor=actor, reason=f"mapped over nothing: {why}", when=now)
+            transition_task_rows(session, [ti], TI.SKIPPED, actor=actor, reason=f"mapped over nothing: {why}",
+                                 when=now)  # fmt: skip
             continue
+        session.execute(update(TaskInstance).where(TaskInstance.id == ti.id).values(map_index=0))
         ti.map_index = 0
         siblings = [
             TaskInstance(
@@ -41,7 +43,7 @@ def expand_mapped(
                 task_id=ti.task_id,
                 map_index=i,
                 max_tries=ti.max_tries,
-                operator=ti.operator,
+                operator=spec.operator,
                 queue=ti.queue,
                 pool=ti.pool,
                 pool_slots=ti.pool_slots,

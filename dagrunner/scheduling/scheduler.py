@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from dagrunner.clock import Clock
 from dagrunner.execution.base import Executor, RunFacts, TaskKey, TryEvent, WorkItem
 from dagrunner.loading.serialization import SerializedDag
-from dagrunner.persistence.audit import transition_run, transition_tasks
+from dagrunner.persistence.audit import TIRow, load_ti_rows, transition_run, transition_task_rows
 from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import Dag, DagRun, JobType, Pool, TaskInstance
 from dagrunner.scheduling import jobs
@@ -214,8 +214,8 @@ class Scheduler:
         runs = self._admit(session, self._runs_to_evaluate(session, now), dags, now)
         if not runs:
             return []
-        tis_by_run = _load_task_instances(session, [(r.dag_id, r.run_id) for r in runs])
-        ready: list[tuple[DagRun, SerializedDag, TaskInstance]] = []
+        tis_by_run = load_ti_rows(session, [(r.dag_id, r.run_id) for r in runs])
+        ready: list[tuple[DagRun, SerializedDag, TIRow]] = []
         for run in runs:
             dag = dags.get(run.dag_id)
             if dag is None:
@@ -294,12 +294,11 @@ class Scheduler:
         return admitted
 
     def _apply_doomed(self, session: Session, plan: RunPlan, run: DagRun) -> int:
-        groups: dict[tuple[TI, str], list[TaskInstance]] = {}
+        groups: dict[tuple[TI, str], list[TIRow]] = {}
         for ti, state, reason in plan.doomed:
             groups.setdefault((state, reason), []).append(ti)
         for (state, reason), tis in groups.items():
-            transition_tasks(session, tis, state, actor=self.actor, reason=reason)
-            for ti in tis:
+            for ti in transition_task_rows(session, tis, state, actor=self.actor, reason=reason):
                 self.on_event(SchedulerEvent("task.state", ti.dag_id, ti.run_id, state.value, ti.task_id,
                                              ti.map_index, reason))  # fmt: skip
         return len(plan.doomed)
@@ -325,7 +324,7 @@ class Scheduler:
     def _queue(
         self,
         session: Session,
-        ready: list[tuple[DagRun, SerializedDag, TaskInstance]],
+        ready: list[tuple[DagRun, SerializedDag, TIRow]],
         dags: Mapping[str, SerializedDag],
         now: datetime,
         report: TickReport,
@@ -342,18 +341,17 @@ class Scheduler:
         self._slot_waiters |= {(by_key[k][0].dag_id, by_key[k][0].run_id) for k in blocked}
         waiting = [by_key[k][2] for k in blocked if by_key[k][2].state == TI.NONE]
         if waiting:
-            transition_tasks(session, waiting, TI.SCHEDULED, actor=self.actor,
-                             reason="dependencies met; waiting for a free slot", when=now)  # fmt: skip
+            transition_task_rows(session, waiting, TI.SCHEDULED, actor=self.actor,
+                                 reason="dependencies met; waiting for a free slot", when=now)  # fmt: skip
         to_queue = [by_key[c.key] for c in chosen]
         if not to_queue:
             return []
         self._start_runs(session, {id(run): run for run, _, _ in to_queue}.values(), now)
-        for _, _, ti in to_queue:
-            ti.try_number += 1
-            ti.queued_by_job_id = self.job_id
-            ti.next_try_at = None
-        transition_tasks(session, [ti for _, _, ti in to_queue], TI.QUEUED, actor=self.actor,
-                         reason="dependencies met and a slot was free", when=now)  # fmt: skip
+        queued = {ti.id for ti in transition_task_rows(
+            session, [ti for _, _, ti in to_queue], TI.QUEUED, actor=self.actor,
+            reason="dependencies met and a slot was free", when=now, queue_try=self.job_id or 0,
+        )}  # fmt: skip
+        to_queue = [entry for entry in to_queue if entry[2].id in queued]
         report.queued += len(to_queue)
         items = []
         for run, dag, ti in to_queue:
@@ -444,17 +442,7 @@ class Scheduler:
         self._pending_events.extend(self.executor.events(timeout))
 
 
-def _load_task_instances(session: Session, refs: list[RunRef]) -> dict[RunRef, list[TaskInstance]]:
-    out: dict[RunRef, list[TaskInstance]] = {}
-    for start in range(0, len(refs), 500):
-        chunk = refs[start : start + 500]
-        rows = session.scalars(select(TaskInstance).where(tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_(chunk)))
-        for ti in rows:
-            out.setdefault((ti.dag_id, ti.run_id), []).append(ti)
-    return out
-
-
-def _work_item(run: DagRun, dag: SerializedDag, ti: TaskInstance) -> WorkItem:
+def _work_item(run: DagRun, dag: SerializedDag, ti: TIRow) -> WorkItem:
     facts = RunFacts(
         run_type=run.run_type.value,
         logical_date=run.logical_date,
