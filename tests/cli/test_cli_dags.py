@@ -148,3 +148,17 @@ def test_bad_config_is_a_clear_error(run_cli, project: Path) -> None:
 
 def test_version(run_cli) -> None:
     assert run_cli("version").output.startswith("dagrunner ")
+
+
+def test_unusable_databases_are_one_clear_line(run_cli, project: Path, monkeypatch) -> None:
+    garbage = project / "garbage.db"
+    garbage.write_text("this is not a database")
+    monkeypatch.setenv("DAGRUNNER_DB_URL", f"sqlite:///{garbage}")
+    result = run_cli("runs", "list")
+    assert result.exit_code == 1
+    assert "is not a usable SQLite database" in result.output and "dagrunner db init" in result.output
+    assert garbage.read_text() == "this is not a database"  # nothing overwritten
+    monkeypatch.setenv("DAGRUNNER_DB_URL", "postgresql+psycopg://nobody:secret@127.0.0.1:1/x")
+    result = run_cli("runs", "list")
+    assert result.exit_code == 1 and "cannot reach the metadata database" in result.output
+    assert "secret" not in result.output  # the password is masked
