@@ -169,17 +169,3 @@ def create_due_runs(
             previous = info
             active[dag_id] = active.get(dag_id, 0) + 1
     return created
-
-
-def next_run_due(dags: Mapping[str, SerializedDag], last: Mapping[str, DagRunInfo], now: datetime) -> datetime | None:
-    """The earliest future run_after among the DAGs, so the loop knows when to wake up."""
-    soonest: datetime | None = None
-    for dag_id, dag in dags.items():
-        if not dag.timetable.can_be_scheduled:
-            continue
-        info = dag.timetable.next_dagrun_info(
-            last=last.get(dag_id), start_date=dag.start_date, end_date=dag.end_date, catchup=dag.catchup, now=now
-        )
-        if info is not None and (soonest is None or info.run_after < soonest):
-            soonest = info.run_after
-    return soonest

@@ -26,7 +26,8 @@ from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import Dag, DagRun, JobType, Pool, TaskInstance
 from dagrunner.scheduling import jobs
 from dagrunner.scheduling.dag_source import DagSource
-from dagrunner.scheduling.dagruns import create_due_runs, latest_scheduled_runs, next_run_due
+from dagrunner.scheduling.dagruns import create_due_runs
+from dagrunner.scheduling.due_runs import DueRuns
 from dagrunner.scheduling.evaluation import RunPlan, plan_run
 from dagrunner.scheduling.expansion import expand_mapped
 from dagrunner.scheduling.history import past_states_for
@@ -122,6 +123,7 @@ class Scheduler:
         self._next_zombie_check: datetime | None = None
         self._next_heartbeat: datetime | None = None
         self._stop = threading.Event()
+        self._due_runs = DueRuns()
 
     # --- life cycle ----------------------------------------------------------------------------------
 
@@ -198,9 +200,13 @@ class Scheduler:
         self._pending_events.clear()
 
     def _create_runs(self, session: Session, dags: Mapping[str, SerializedDag], now: datetime) -> int:
-        paused = dict(session.execute(select(Dag.dag_id, Dag.is_paused)).all())
-        active = {d: dag for d, dag in dags.items() if not paused.get(d, False)}
-        created = create_due_runs(session, active, now=now, actor=self.actor)
+        due = self._due_runs.due_now(session, dags, now)
+        if not due:
+            return 0
+        created = create_due_runs(session, due, now=now, actor=self.actor)
+        self._due_runs.forget(due)
+        still_due = self._due_runs.due_now(session, due, now)
+        self._due_runs.hold(still_due)  # max_active_runs reached: wait until one of their runs finishes
         for run in created:
             self._dirty.add((run.dag_id, run.run_id))
             self.on_event(SchedulerEvent("run.created", run.dag_id, run.run_id, run.state.value))
@@ -242,6 +248,7 @@ class Scheduler:
         full = self._next_full_scan is None or now >= self._next_full_scan
         if full:
             self._next_full_scan = now + timedelta(seconds=self.options.full_scan_s)
+            self._due_runs.release_held()  # a DAG may have been unpaused, or its runs cleared elsewhere
         for ref, when in list(self._timers.items()):
             if when <= now:
                 self._dirty.add(ref)
@@ -310,6 +317,7 @@ class Scheduler:
     def _finish_run(self, session: Session, run: DagRun, outcome: DagRunState, now: datetime,
                     report: TickReport) -> None:  # fmt: skip
         self._dirty |= self._past_waiters.pop(run.dag_id, set())
+        self._due_runs.forget([run.dag_id])  # a slot under max_active_runs may have opened
         self._dirty |= self._run_waiters
         self._run_waiters.clear()
         if run.state == DagRunState.QUEUED:
@@ -419,12 +427,9 @@ class Scheduler:
         look = getattr(self.dag_source, "next_look", None)
         if look is not None:
             candidates.append(look)
-        if self.options.create_runs:
-            with session_scope(self.engine, readonly=True) as session:
-                dags = self.dag_source.dags()
-                due = next_run_due(dags, latest_scheduled_runs(session, list(dags)), now)
-            if due is not None:
-                candidates.append(due)
+        due = self._due_runs.earliest() if self.options.create_runs else None
+        if due is not None:
+            candidates.append(due)
         return max(now, min(candidates))
 
     @property
