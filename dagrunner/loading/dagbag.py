@@ -9,6 +9,7 @@ It owns two rules the rest of the system relies on:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,6 +73,7 @@ class DagBag:
         self.parallelism = parallelism
         self.env = dict(env or {})
         self.salt = salt
+        self._stamps: dict[str, tuple[int, int]] = {}  # path -> (mtime_ns, size) when last known unchanged
         self.files: dict[str, ParsedFile] = {}
         self._serialized: dict[str, SerializedDag] = {}
         self._owner: dict[str, str] = {}  # dag_id -> the one file it belongs to
@@ -90,7 +92,7 @@ class DagBag:
         """Discover files, import new or changed ones, drop removed ones, and settle dag_id ownership."""
         now = now or datetime.now(UTC)
         report = RefreshReport()
-        paths = discover_dag_files(self.dags_folder)
+        paths = discover_dag_files(self.dags_folder, known=self._unchanged_stat())
         current = {str(p) for p in paths}
         for gone in sorted(set(self.files) - current):
             del self.files[gone]
@@ -120,11 +122,32 @@ class DagBag:
         return report
 
     def _unchanged(self, path: Path, known: ParsedFile) -> bool:
-        """Same content and same salt. Hashing (not mtime) decides: editors and git keep mtimes unreliable."""
+        """Same content and same salt. The content hash decides; a file this bag hashed itself and whose
+        (mtime_ns, size) has not moved since is taken as unchanged without reading it again (the daemon
+        looks several times a second)."""
         try:
-            return file_hash(path, self.salt) == known.content_hash
+            stat = path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if self._stamps.get(str(path)) == stamp:
+                return True
+            same = file_hash(path, self.salt) == known.content_hash
         except OSError:
             return False
+        if same:
+            self._stamps[str(path)] = stamp
+        return same
+
+    def _unchanged_stat(self) -> set[str]:
+        """Files whose stat still matches what this bag saw, so discovery need not read them."""
+        still = set()
+        for path, stamp in self._stamps.items():
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            if (stat.st_mtime_ns, stat.st_size) == stamp:
+                still.add(path)
+        return still
 
     def _owners(self) -> dict[str, str]:
         return dict(self._owner)

@@ -8,6 +8,7 @@ mode, a file whose text never mentions "dag" is not imported at all, which keeps
 from __future__ import annotations
 
 import os
+from collections.abc import Container
 from pathlib import Path
 
 import pathspec
@@ -15,8 +16,11 @@ import pathspec
 IGNORE_FILE = ".dagrunnerignore"
 
 
-def discover_dag_files(dags_folder: Path) -> list[Path]:
-    """Every candidate DAG file under `dags_folder`, sorted, as absolute paths."""
+def discover_dag_files(dags_folder: Path, known: Container[str] = ()) -> list[Path]:
+    """Every candidate DAG file under `dags_folder`, sorted, as absolute paths.
+
+    Paths in `known` (files the caller has seen unchanged since) are not read again for the "dag" check.
+    """
     root = dags_folder.resolve()
     if not root.is_dir():
         return []
@@ -36,7 +40,7 @@ def discover_dag_files(dags_folder: Path) -> list[Path]:
         for name in filenames:
             path = here / name
             candidate = name.endswith(".py") and not name.startswith(".")
-            if candidate and not _ignored(path, active, False) and _mentions_dag(path):
+            if candidate and not _ignored(path, active, False) and (str(path) in known or _mentions_dag(path)):
                 found.append(path)
     return sorted(found)
 
