@@ -117,8 +117,9 @@ class DagBag:
             ):
                 self.files[result.path] = _parsed(result, now)
                 report.parsed.append(result.path)
-        self._settle_duplicates(owners)
-        self._serialized.clear()
+        if report.changed:  # rebuilding every SerializedDag is the costly part: only when a file changed
+            self._settle_duplicates(owners)
+            self._serialized.clear()
         return report
 
     def _unchanged(self, path: Path, known: ParsedFile) -> bool:

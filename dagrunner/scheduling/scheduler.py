@@ -77,6 +77,8 @@ class SchedulerOptions:
     full_scan_s: float = 2.0
     #: Most runs running at once per DAG (None: each DAG's max_active_runs). Backfill's --max-active-runs.
     max_active_runs: int | None = None
+    #: At most this many DAGs get new runs in one tick (keeps each write transaction short).
+    max_dags_per_tick: int = 50
     #: Start queued runs newest first (backfill --run-backwards); oldest first otherwise.
     newest_first: bool = False
     zombie_check_s: float = 10.0
@@ -124,6 +126,7 @@ class Scheduler:
         self._next_heartbeat: datetime | None = None
         self._stop = threading.Event()
         self._due_runs = DueRuns()
+        self._last_run_id: int | None = None  # the newest dag_run id seen (to notice triggered runs)
 
     # --- life cycle ----------------------------------------------------------------------------------
 
@@ -203,6 +206,9 @@ class Scheduler:
         due = self._due_runs.due_now(session, dags, now)
         if not due:
             return 0
+        # A bounded batch per tick: one long write transaction would hold SQLite's lock against the
+        # workers; the rest stay due and the next tick (at once) takes the next batch.
+        due = dict(sorted(due.items())[: self.options.max_dags_per_tick])
         created = create_due_runs(session, due, now=now, actor=self.actor)
         self._due_runs.forget(due)
         still_due = self._due_runs.due_now(session, due, now)
@@ -253,6 +259,7 @@ class Scheduler:
             if when <= now:
                 self._dirty.add(ref)
                 del self._timers[ref]
+        self._notice_new_runs(session)
         if not full and not self._dirty:
             return []
         query = select(DagRun).where(DagRun.state.in_(RUN_ACTIVE))
@@ -270,6 +277,19 @@ class Scheduler:
             query = query.with_for_update(skip_locked=True, of=DagRun)  # several schedulers at once
         self._dirty.clear()
         return list(session.scalars(query.order_by(DagRun.logical_date, DagRun.id)))
+
+    def _notice_new_runs(self, session: Session) -> None:
+        """Runs other processes created (`dags trigger`) since we last looked: one indexed query per tick,
+        so a triggered run starts at once instead of at the next full scan."""
+        if self._last_run_id is None:
+            self._last_run_id = session.scalar(select(func.max(DagRun.id))) or 0
+            return
+        rows = session.execute(
+            select(DagRun.id, DagRun.dag_id, DagRun.run_id).where(DagRun.id > self._last_run_id)
+        ).all()
+        for run_pk, dag_id, run_id in rows:
+            self._dirty.add((dag_id, run_id))
+            self._last_run_id = max(self._last_run_id, run_pk)
 
     def _admit(
         self, session: Session, runs: list[DagRun], dags: Mapping[str, SerializedDag], now: datetime

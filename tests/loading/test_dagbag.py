@@ -170,3 +170,15 @@ def test_plugins_are_importable_from_dag_files(tmp_path: Path) -> None:
     bag.refresh()
     assert bag.failures == []
     assert bag.get_dag("uses_plugin").task("hi").operator == "HelloOperator"
+
+
+def test_an_unchanged_refresh_keeps_the_same_dag_objects(tmp_path: Path) -> None:
+    _write(tmp_path / "a.py", GOOD.format(dag_id="a", task_id="t1"))
+    bag = DagBag(tmp_path, timeout_s=10)
+    bag.refresh()
+    first = bag.get_dag("a")
+    assert not bag.refresh().changed
+    assert bag.get_dag("a") is first  # no rebuild of the read models when nothing changed
+    _write(tmp_path / "a.py", GOOD.format(dag_id="a", task_id="t2"))
+    assert bag.refresh().changed
+    assert bag.get_dag("a") is not first and [t.task_id for t in bag.get_dag("a").tasks] == ["t2"]
