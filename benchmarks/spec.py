@@ -1,0 +1,82 @@
+"""What a workload declares: its metrics and their targets, and the sizes it runs at (full or --quick)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+#: PostgreSQL figures may be this much worse than the SQLite targets (issue 5: "within 2x").
+PG_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for one metric: `value` is the SQLite goal; time and rate goals are PG_FACTOR looser on PostgreSQL."""
+
+    value: float
+    op: Literal["<=", ">="]
+    #: False for goals that do not depend on database speed (a ratio, a memory size).
+    scales_on_pg: bool = True
+
+    def for_db(self, db: str) -> float:
+        if db != "postgres" or not self.scales_on_pg:
+            return self.value
+        return self.value * PG_FACTOR if self.op == "<=" else self.value / PG_FACTOR
+
+    def met(self, figure: float, db: str) -> bool:
+        goal = self.for_db(db)
+        return figure <= goal if self.op == "<=" else figure >= goal
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    target: Target | None = None
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each workload is. `QUICK` shrinks everything for a fast check of the harness itself."""
+
+    quick: bool
+    parallelism: int = 8
+    w1_tasks: int = 200
+    w2_chain: int = 50
+    w3_dates: int = 30
+    w3_tasks: int = 5
+    w3_long_dates: int | None = 365  # None: the long variant is skipped
+    w3_long_tasks: int = 10
+    w4_files: int = 200
+    w4_tasks: int = 10
+    w5_runs: int = 20_000
+    w5_tis_per_run: int = 50
+    w5_active_tasks: int = 10
+    w5_ticks: int = 200
+    w6_dags: int = 1000
+    w6_tasks: int = 10
+    #: Bounds on waiting for work to finish (seconds); a workload that takes longer fails loudly.
+    run_timeout_s: float = 180.0
+    backfill_timeout_s: float = 300.0
+    w6_timeout_s: float = 300.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FULL = Sizes(quick=False)
+QUICK = Sizes(
+    quick=True,
+    w1_tasks=20,
+    w2_chain=10,
+    w3_dates=5,
+    w3_long_dates=None,
+    w4_files=20,
+    w5_runs=200,
+    w5_ticks=20,
+    w6_dags=20,
+    run_timeout_s=120.0,
+    backfill_timeout_s=120.0,
+    w6_timeout_s=120.0,
+)
