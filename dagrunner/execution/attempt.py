@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from dagrunner.clock import Clock, SystemClock, utcnow
 from dagrunner.errors import DagRunnerError
@@ -69,21 +70,31 @@ def load_task(cache: DagCache, item: WorkItem) -> tuple[Any, str | None]:
 
 
 def begin(
-    engine: Engine, item: WorkItem, task: Any, *, log_file: str, pid: int, actor: str, clock: Clock = SYSTEM_CLOCK
+    bind: Engine | Connection,
+    item: WorkItem,
+    upstream: Collection[str],
+    *,
+    log_file: str,
+    pid: int,
+    actor: str,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> TryStart | str:
-    """Record the start (fenced) and read what the try needs; the refusal text when fenced out."""
+    """Record the start (fenced) and read what the try needs: the XComs of the `upstream` task ids and
+    the previous successful run. Returns the refusal text when fenced out."""
     key = item.key
-    with session_scope(engine) as session:
-        ti = recording.start_try(
-            session, item, hostname=HOSTNAME, pid=pid, log_path=log_file, now=clock.now(), actor=actor
+    upstream = frozenset(upstream)
+    now = clock.now()
+    with transaction(bind) as conn:
+        started = recording.start_try_fast(
+            conn, item, hostname=HOSTNAME, pid=pid, log_path=log_file, now=now, actor=actor
         )
-        if ti is None:
+        if started is not None:
+            rows = recording.read_xcoms(conn, key.dag_id, key.run_id, upstream) if upstream else {}
+            prev = recording.previous_success(conn, key.dag_id, item.run.logical_date)
+    if started is None:
+        with session_scope(bind.engine, readonly=True) as session:
             return recording.describe_refusal(session, item)
-        upstream = frozenset(task.upstream_task_ids) if task is not None else frozenset()
-        rows = recording.read_xcoms(session, key.dag_id, key.run_id, upstream) if upstream else {}
-        prev = recording.previous_success(session, key.dag_id, item.run.logical_date)
-        prev_success = PrevSuccess(*prev) if prev else None
-        return TryStart(ti.max_tries, rows, upstream, prev_success)
+    return TryStart(started.max_tries, rows, upstream, PrevSuccess(*prev) if prev else None)
 
 
 def prepare(task: Any, item: WorkItem, start: TryStart, masker: SecretMasker, loader: XComLoader | None) -> Prepared:
@@ -104,7 +115,7 @@ def prepare(task: Any, item: WorkItem, start: TryStart, masker: SecretMasker, lo
 
 
 def finish(
-    engine: Engine,
+    bind: Engine | Connection,
     item: WorkItem,
     outcome: TryOutcome,
     *,
@@ -112,20 +123,48 @@ def finish(
     actor: str,
     clock: Clock = SYSTEM_CLOCK,
 ) -> TaskInstanceState:
-    """Record the outcome in one transaction; returns the state the instance is now in."""
-    with session_scope(engine) as session:
-        return recording.record_finished(session, item, outcome, policy=policy, now=clock.now(), actor=actor)
+    """Record the outcome in one transaction; returns the state the instance is now in.
+
+    A plain success or skip takes the fast path first; if that finds the try fenced out it wrote
+    nothing, and `record_finished` then handles it in a second transaction, as it does every other ending.
+    """
+    now = clock.now()
+    if recording.ends_plainly(outcome):
+        with transaction(bind) as conn:
+            state = recording.record_ended_fast(conn, item, outcome, now=now, actor=actor)
+        if state is not None:
+            return state
+    with session_scope(bind.engine) as session:  # any other ending, or fenced out (then nothing was written)
+        return recording.record_finished(session, item, outcome, policy=policy, now=now, actor=actor)
 
 
 def audit_callback_errors(
-    engine: Engine, item: WorkItem, errors: list[str], *, actor: str, clock: Clock = SYSTEM_CLOCK
+    bind: Engine | Connection, item: WorkItem, errors: list[str], *, actor: str, clock: Clock = SYSTEM_CLOCK
 ) -> None:
     if not errors:
         return
-    with session_scope(engine) as session:
+    with session_scope(bind.engine) as session:
         now = clock.now()
         for error in errors:
             recording.record_callback_error(session, item, error, actor=actor, now=now)
+
+
+@contextmanager
+def transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """A write transaction on a pooled connection of an Engine, or on a Connection the caller keeps open
+    across tries (the local worker does: no pool checkout per transaction, and on PostgreSQL no
+    liveness ping either)."""
+    if isinstance(bind, Connection):
+        with bind.begin():
+            yield bind
+    else:
+        with bind.begin() as conn:
+            yield conn
+
+
+def upstream_of(task: Any) -> frozenset[str]:
+    """The upstream task ids whose XComs `begin` pre-fetches for a try of `task` (None: no task)."""
+    return frozenset(task.upstream_task_ids) if task is not None else frozenset()
 
 
 def policy_of(task: Any) -> RetryPolicy:

@@ -57,6 +57,21 @@ class DagCache:
     def get_task(self, fileloc: str, dag_id: str, task_id: str) -> BaseOperator:
         return self.get_dag(fileloc, dag_id).get_task(task_id)
 
+    def cached_task(self, fileloc: str, dag_id: str, task_id: str) -> tuple[BaseOperator, tuple[int, int]] | None:
+        """The task and its file's (mtime_ns, size) if the file is imported and unchanged since; never
+        imports. None otherwise (not imported yet, changed, or no such DAG or task)."""
+        path = os.path.abspath(fileloc)
+        entry = self._entries.get(path)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        if entry is None or entry.stamp != (stat.st_mtime_ns, stat.st_size):
+            return None
+        dag = entry.dags.get(dag_id)
+        task = dag.task_dict.get(task_id) if dag is not None else None
+        return (task, entry.stamp) if task is not None else None
+
     def _entry(self, fileloc: str) -> _Entry:
         path = os.path.abspath(fileloc)
         try:

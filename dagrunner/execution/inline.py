@@ -89,7 +89,13 @@ class InlineExecutor(Executor):
         task, load_error = attempt.load_task(self.cache, item)
         path = log_path(self.settings.logs_folder, item.key, item.try_number)
         start = attempt.begin(
-            self.engine, item, task, log_file=str(path), pid=os.getpid(), actor=self.actor, clock=self.clock
+            self.engine,
+            item,
+            attempt.upstream_of(task),
+            log_file=str(path),
+            pid=os.getpid(),
+            actor=self.actor,
+            clock=self.clock,
         )
         if isinstance(start, str):
             return TryEvent(item.key, item.try_number, "finished", detail=f"not started: {start}")

@@ -24,12 +24,15 @@ from typing import Any
 
 from dagrunner.errors import ExecutionError
 from dagrunner.execution.base import SHUTDOWN_KILL_PREFIX, Executor, TaskKey, TryEvent, WorkItem
-from dagrunner.execution.worker import HEARTBEAT_S, IDLE, KillRequest, WorkerConfig, worker_main
+from dagrunner.execution.worker import HEARTBEAT_S, Dispatch, KillRequest, Report, WorkerConfig, worker_main
 from dagrunner.settings import Settings
 from dagrunner.subprocesses import preloaded_context, start_process
 
 #: After `shutdown` kills the tries left, how long their workers get to record them.
 _KILL_RECORD_WAIT_S = 10.0
+#: While fewer tries than this run (counting the one dispatched), workers let the task processes they
+#: fork ahead warm up (`worker.Dispatch`).
+_CPUS = os.cpu_count() or 1
 
 
 @dataclass
@@ -144,7 +147,7 @@ class LocalExecutor(Executor):
             if worker.idle and worker.item is None and worker.process.is_alive():
                 item = self._pending.popleft()
                 try:
-                    worker.conn.send(item)
+                    worker.conn.send(Dispatch(item, cpus_to_spare=self._running_tries() + 1 < _CPUS))
                 except OSError:  # died just now: its sentinel will be handled by the next _collect
                     self._pending.appendleft(item)
                     continue
@@ -174,6 +177,9 @@ class LocalExecutor(Executor):
             if worker.item is item:
                 with contextlib.suppress(OSError):
                     worker.conn.send(KillRequest(item.key, item.try_number, reason, fail_fast))
+
+    def _running_tries(self) -> int:
+        return sum(1 for w in self._workers if w.item is not None)
 
     def _in_flight(self) -> int:
         return len(self._pending) + sum(1 for w in self._workers if w.item is not None)
@@ -217,12 +223,12 @@ class LocalExecutor(Executor):
         """Handle all messages waiting on the worker's pipe; False when the pipe is closed (it died)."""
         try:
             while worker.conn.poll():
-                message = worker.conn.recv()
-                if isinstance(message, TryEvent):
-                    self._events.append(message)
-                    if worker.item is not None and message.key == worker.item.key:
+                message: Report = worker.conn.recv()
+                if message.event is not None:
+                    self._events.append(message.event)
+                    if worker.item is not None and message.event.key == worker.item.key:
                         worker.item = None
-                elif message == IDLE:
+                if message.idle:
                     worker.idle = True
         except (EOFError, OSError):
             return False

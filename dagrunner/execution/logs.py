@@ -81,37 +81,71 @@ def point_output_at(fd: int, masker: SecretMasker | None = None) -> Callable[[],
     partial line, and print and traceback stay in order); subprocesses inherit fds 1 and 2 and write to
     the file directly, so no pipe can fill up and block them. Returns a function that undoes all of it.
     """
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    saved = (os.dup(1), os.dup(2))
-    old_streams = (sys.stdout, sys.stderr)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    text = open(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-    stream = MaskedStream(text, masker or SecretMasker())
-    sys.stdout = sys.stderr = stream  # type: ignore[assignment]
-    root = logging.getLogger()
-    handler = logging.StreamHandler(stream)  # type: ignore[arg-type]
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    return OutputRedirect(masker).attach(fd)
 
-    def restore() -> None:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-        with contextlib.suppress(Exception):
-            text.flush()
-        sys.stdout, sys.stderr = old_streams
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for copy in saved:
-            os.close(copy)
-        with contextlib.suppress(Exception):
-            text.close()
 
-    return restore
+class OutputRedirect:
+    """`point_output_at` in two steps, for a process that gets ready before it knows its log.
+
+    Building the stream and the logging handler is most of the work; it is done here, on a descriptor
+    that points at /dev/null until `attach(fd)` points it, and fds 1 and 2, at the log."""
+
+    def __init__(self, masker: SecretMasker | None = None) -> None:
+        self._slot = os.open(os.devnull, os.O_WRONLY)  # the stream's own descriptor (closed with it)
+        text = open(self._slot, "w", buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        self._text = text
+        self.stream = MaskedStream(text, masker or SecretMasker())
+        self._handler = logging.StreamHandler(self.stream)  # type: ignore[arg-type]
+        self._handler.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    def attach(self, fd: int) -> Callable[[], None]:
+        """Point the stream, fds 1 and 2, sys.stdout/stderr and the root logger at `fd` (which the caller
+        may close afterwards); returns a function that undoes it and closes the stream."""
+        detach = self._attach(fd)
+
+        def restore() -> None:
+            detach()
+            with contextlib.suppress(Exception):
+                self._text.close()
+
+        return restore
+
+    def rehearse(self) -> None:
+        """Attach to /dev/null and detach again: in a forked process that wants the pages attaching
+        writes copied before it attaches for real (see `execution.forker.WarmUp`)."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            self._attach(devnull)()
+        finally:
+            os.close(devnull)
+
+    def _attach(self, fd: int) -> Callable[[], None]:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        saved = (os.dup(1), os.dup(2))
+        old_streams = (sys.stdout, sys.stderr)
+        os.dup2(fd, self._slot)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        sys.stdout = sys.stderr = self.stream  # type: ignore[assignment]
+        root = logging.getLogger()
+        old_level = root.level
+        root.addHandler(self._handler)
+        root.setLevel(logging.INFO)
+
+        def detach() -> None:
+            root.removeHandler(self._handler)
+            root.setLevel(old_level)
+            with contextlib.suppress(Exception):
+                self._text.flush()
+            sys.stdout, sys.stderr = old_streams
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for copy in saved:
+                os.close(copy)
+
+        return detach
 
 
 @contextlib.contextmanager

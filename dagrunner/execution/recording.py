@@ -8,7 +8,9 @@ out and changes nothing, so a try can never be started twice or have its outcome
 
 Every function works in the caller's session and flushes without committing: the caller's transaction
 commits the state change, its audit rows, the `task_try` row and the XComs together, or none of them.
-State changes go only through `persistence.audit`.
+State changes go only through `persistence.audit`. A try's common steps (start; a success or skip with
+nothing else to record) also have a fast path on a bare Connection, `start_try_fast` and
+`record_ended_fast`: the same fences, writes and audit rows in fewer statements and without the ORM.
 
 Retry rule (Airflow's): a failed try becomes `up_for_retry` when the task has retries
 (`policy.retries > 0`), the failure is not `fail_fast` (FailTask, a kill), and
@@ -21,15 +23,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from dagrunner.execution.base import TaskKey, WorkItem
 from dagrunner.execution.retries import RetryPolicy, next_try_at
-from dagrunner.persistence.audit import record_event, transition_task, transition_tasks
+from dagrunner.persistence.audit import record_event, transition_task, transition_task_fenced, transition_tasks
 from dagrunner.persistence.models import DagRun, TaskInstance, TaskTry, XCom
 from dagrunner.states import DagRunState, TaskInstanceState
 
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
 
 TI = TaskInstanceState
 log = logging.getLogger(__name__)
+
+#: A Session or a bare Connection: the helpers below that issue only Core statements take either.
+Executable = Session | Connection
 
 _SKIPPABLE = (TI.NONE, TI.SCHEDULED)
 
@@ -168,6 +174,64 @@ def start_try(
     return ti
 
 
+@dataclass(frozen=True)
+class StartedTry:
+    """What `start_try_fast` learned about the instance it started."""
+
+    ti_id: int
+    max_tries: int
+
+
+def start_try_fast(
+    conn: Connection,
+    item: WorkItem,
+    *,
+    hostname: str,
+    pid: int,
+    log_path: str,
+    now: datetime,
+    actor: str,
+) -> StartedTry | None:
+    """`start_try` in three statements (fenced UPDATE, audit row, `task_try` row); None when fenced out,
+    with nothing written (`describe_refusal` then says why)."""
+    key = item.key
+    fence = {"queued_by_job_id": item.queued_by_job_id} if item.queued_by_job_id is not None else None
+    row = transition_task_fenced(
+        conn,
+        (key.dag_id, key.run_id, key.task_id, key.map_index),
+        TI.QUEUED,
+        TI.RUNNING,
+        try_number=item.try_number,
+        actor=actor,
+        reason=f"try {item.try_number} started on {hostname} (pid {pid})",
+        when=now,
+        fence=fence,
+        values={"hostname": hostname, "pid": pid, "last_heartbeat": now},
+        returning=("max_tries", "queued_at", "executor_id"),
+    )
+    if row is None:
+        return None
+    conn.execute(
+        _INSERT_TRY,
+        {
+            "ti_id": row.id,
+            "dag_id": key.dag_id,
+            "run_id": key.run_id,
+            "task_id": key.task_id,
+            "map_index": key.map_index,
+            "try_number": item.try_number,
+            "state": TI.RUNNING,
+            "queued_at": row.queued_at,
+            "start_date": now,
+            "hostname": hostname,
+            "pid": pid,
+            "executor_id": row.executor_id,
+            "log_path": log_path,
+        },
+    )
+    return StartedTry(row.id, row.max_tries)
+
+
 def start_refusal(ti: TaskInstance | None, item: WorkItem) -> str | None:
     """Why `item` may not start (None: it may): the words a fenced-out worker logs and reports."""
     reason = _fence(ti, item.key, item.try_number, (TI.QUEUED,))
@@ -224,13 +288,46 @@ def record_finished(
     reason = _finish_reason(item.try_number, state, outcome.error)
     transition_task(session, ti, state, actor=actor, reason=reason, detail=detail or None, when=now)
     _close_try(session, ti.id, item.try_number, state, now, outcome.exit_code, outcome.error)
-    _replace_xcoms(session, ti, item.try_number, outcome.xcoms if state in (TI.SUCCESS, TI.SKIPPED) else {}, now)
+    xcoms = outcome.xcoms if state in (TI.SUCCESS, TI.SKIPPED) else {}
+    _replace_xcoms(session, ti.id, key, item.try_number, xcoms, now)
     if state == TI.SUCCESS and outcome.skip_task_ids:
         skip_downstream(session, key, outcome.skip_task_ids, actor=actor, now=now)
     for error in outcome.callback_errors:
         record_callback_error(session, item, error, actor=actor, now=now)
     session.flush()
     return state
+
+
+def record_ended_fast(conn: Connection, item: WorkItem, outcome: TryOutcome, *, now: datetime, actor: str) -> TI | None:
+    """`record_finished` for the common ending, a success or a skip that skips no other task and has no
+    callback errors to audit, in three to four statements: the fenced UPDATE, its audit row, the closed
+    `task_try` row and the XComs. None when it does not apply or the try is fenced out (nothing is
+    written then): call `record_finished`, which handles every case."""
+    if not ends_plainly(outcome):
+        return None
+    key = item.key
+    state = TI(outcome.state)
+    row = transition_task_fenced(
+        conn,
+        (key.dag_id, key.run_id, key.task_id, key.map_index),
+        TI.RUNNING,
+        state,
+        try_number=item.try_number,
+        actor=actor,
+        reason=_finish_reason(item.try_number, state, outcome.error),
+        when=now,
+    )
+    if row is None:
+        return None
+    _close_try(conn, row.id, item.try_number, state, now, outcome.exit_code, outcome.error)
+    _replace_xcoms(conn, row.id, key, item.try_number, outcome.xcoms, now)
+    return state
+
+
+def ends_plainly(outcome: TryOutcome) -> bool:
+    """Whether `record_ended_fast` applies: a success or skip that skips nothing else and has no
+    callback errors to audit."""
+    return outcome.state in ("success", "skipped") and not outcome.skip_task_ids and not outcome.callback_errors
 
 
 def final_state(
@@ -326,7 +423,7 @@ def record_lost(
     return state
 
 
-def heartbeat(session: Session, key: TaskKey, try_number: int, now: datetime) -> bool:
+def heartbeat(session: Executable, key: TaskKey, try_number: int, now: datetime) -> bool:
     """Stamp `last_heartbeat` of a running try (not a state change, so not audited); False if not running."""
     result = session.execute(_HEARTBEAT, {**_key_params(key), "b_try": try_number, "b_now": now})
     return bool(getattr(result, "rowcount", 0))
@@ -339,7 +436,7 @@ XComRows = dict[tuple[str, int, str], Any]
 PreviousRun = tuple[datetime | None, datetime | None, datetime | None]
 
 
-def read_xcoms(session: Session, dag_id: str, run_id: str, task_ids: Iterable[str] | None = None) -> XComRows:
+def read_xcoms(session: Executable, dag_id: str, run_id: str, task_ids: Iterable[str] | None = None) -> XComRows:
     """(task_id, map_index, key) -> value for a run's XComs, of `task_ids` only when given."""
     if task_ids is None:
         rows = session.execute(_RUN_XCOMS, {"b_dag_id": dag_id, "b_run_id": run_id})
@@ -351,7 +448,7 @@ def read_xcoms(session: Session, dag_id: str, run_id: str, task_ids: Iterable[st
     return {(task_id, map_index, xkey): value for task_id, map_index, xkey, value in rows}
 
 
-def previous_success(session: Session, dag_id: str, logical_date: datetime) -> PreviousRun | None:
+def previous_success(session: Executable, dag_id: str, logical_date: datetime) -> PreviousRun | None:
     """(data_interval_start, data_interval_end, start_date) of the DAG's latest successful run before
     `logical_date` (for prev_*_success in the context), or None."""
     row = session.execute(_PREVIOUS_SUCCESS, {"b_dag_id": dag_id, "b_logical_date": logical_date}).first()
@@ -388,7 +485,7 @@ def _finish_reason(try_number: int, state: TaskInstanceState, error: str) -> str
 
 
 def _close_try(
-    session: Session,
+    session: Executable,
     ti_id: int,
     try_number: int,
     state: TaskInstanceState,
@@ -411,23 +508,23 @@ def _close_try(
 
 
 def _replace_xcoms(
-    session: Session, ti: TaskInstance, try_number: int, xcoms: Mapping[str, Any], now: datetime
+    session: Executable, ti_id: int, key: TaskKey, try_number: int, xcoms: Mapping[str, Any], now: datetime
 ) -> None:
     """This instance's XComs become exactly `xcoms` (an earlier try's or run's are dropped)."""
     # Only record_finished inserts XComs, once per try, so a first try without XComs (the common no-op
     # case) can skip the delete; with XComs to insert, delete anyway so a stray row cannot break the insert.
     if try_number > 1 or xcoms:
-        session.execute(_DELETE_XCOMS, {"b_ti_id": ti.id})
+        session.execute(_DELETE_XCOMS, {"b_ti_id": ti_id})
     if xcoms:
         session.execute(
             _INSERT_XCOM,
             [
                 {
-                    "ti_id": ti.id,
-                    "dag_id": ti.dag_id,
-                    "run_id": ti.run_id,
-                    "task_id": ti.task_id,
-                    "map_index": ti.map_index,
+                    "ti_id": ti_id,
+                    "dag_id": key.dag_id,
+                    "run_id": key.run_id,
+                    "task_id": key.task_id,
+                    "map_index": key.map_index,
                     "key": name,
                     "value": value,
                     "created_at": now,

@@ -1,65 +1,78 @@
-"""A warm worker process of the local executor, and the child it forks for each try.
+"""A warm worker process of the local executor: it records and supervises tries; its forker runs them.
 
-The worker is started once (forkserver or spawn, never a fork of the scheduler), opens its own database
-engine, and then serves work items one at a time over its pipe:
+The worker is started once (forkserver or spawn, never a fork of the scheduler). It first forks its
+forker (`execution.forker`: keeps DAG files imported and forks task processes ahead of time), then opens
+its own database engine, and serves work items one at a time over its pipe:
 
-1. load the task (DAG file imported once, cached while unchanged);
-2. record `running`, fenced, and read what the try needs: one short transaction;
-3. `os.fork()` a child for the try. The child dies with the worker (PR_SET_PDEATHSIG), leads its own
-   process group (so a timeout or kill takes every process the task started), writes fds 1 and 2 into
-   the try's log file, runs the task and sends its TryOutcome back. If the task has success, failure
-   or retry callbacks, it then waits for the recorded state and runs them; otherwise it exits at once.
-   Whatever the task does to its process (leaks, globals, os._exit, a segfault) ends with the child;
-4. while the child runs, heartbeat the try every `HEARTBEAT_S` seconds, and kill the child's group if it
-   runs past its execution_timeout (plus a grace; the child's own SIGALRM fires first) or is killed;
-5. record the outcome (one short transaction), tell the executor at once (that wakes the scheduler),
-   let the child run its callbacks, audit their errors, reap it, and report idle.
+1. assign the try to a spare task process (forked and warmed before the try came). It finds the task in
+   the DAG cache it inherited and answers with its pid and the task's facts while we go on; when its
+   cache lacks the file as it is now, the forker imports the file and forks a fresh process;
+2. record `running`, fenced, and read what the try needs: one short transaction. Which upstream XComs to
+   read comes from what a task process told us about the DAG earlier; for a DAG not described yet we
+   wait for the answer first;
+3. send the task process its TryStart. It leads its own process group (so a timeout or kill takes every
+   process the task started), writes fds 1 and 2 into the try's log file, runs the task and sends its
+   TryOutcome back; with success, failure or retry callbacks it then waits for the recorded state and
+   runs them, otherwise it exits at once. Whatever the task does to its process (leaks, globals,
+   os._exit, a segfault) ends with it;
+4. while it runs, heartbeat the try every `HEARTBEAT_S` seconds, and kill its group if it runs past its
+   execution_timeout (plus a grace; its own SIGALRM fires first) or is killed;
+5. record the outcome (one short transaction), tell the executor at once (that wakes the scheduler) and,
+   when there are no callbacks to wait for, that we are free; then let it run its callbacks and audit
+   their errors.
+
+The worker never runs user code and never forks while it works (only to start a forker, once, and again
+if one dies), so its pages stay its own and its database work takes no copy-on-write faults.
 
 The worker survives its scheduler: with the pipe closed or its parent gone (a forkserver worker's
 parent is the forkserver, which exits with the scheduler) it finishes the try in hand, records it, and
-exits.
+exits. Its forker dies with it, and the task processes with the forker.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
-import multiprocessing
 import os
 import signal
 import sys
 import time
 import traceback
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy import Connection as DbConnection
 from sqlalchemy import Engine
 
 from dagrunner.clock import utcnow
+from dagrunner.errors import DatabaseUnavailableError
 from dagrunner.execution import attempt
 from dagrunner.execution.base import TaskKey, TryEvent, WorkItem
-from dagrunner.execution.dag_cache import DagCache
-from dagrunner.execution.logs import log_path, open_log, point_output_at
-from dagrunner.execution.masking import SecretMasker
-from dagrunner.execution.recording import XComRows, heartbeat, read_xcoms
-from dagrunner.execution.runner import TryOutcome, run_callbacks, timeout_message
-from dagrunner.persistence.engine import make_engine, session_scope
+from dagrunner.execution.forker import Accepted, Assign, ForkerLink, Stamp, TaskFacts
+from dagrunner.execution.logs import log_path, open_log, write_line
+from dagrunner.execution.recording import heartbeat
+from dagrunner.execution.retries import RetryPolicy
+from dagrunner.execution.runner import TryOutcome, timeout_message
+from dagrunner.persistence.engine import make_engine
 from dagrunner.states import TaskInstanceState
+
+T = TypeVar("T")
 
 #: Seconds between heartbeats of a running try (the zombie threshold is minutes). Not a setting yet.
 HEARTBEAT_S = 5.0
-#: After execution_timeout the child raises TaskTimeout itself; this much later the worker kills it.
+#: After execution_timeout the task process raises TaskTimeout itself; this much later the worker kills it.
 HARD_KILL_GRACE_S = 3.0
-#: How long a child may run its callbacks after its outcome is recorded before it is killed.
+#: How long a task process may run its callbacks after its outcome is recorded before it is killed.
 CALLBACK_TIMEOUT_S = 300.0
-#: How long to wait for a child that closed its pipe to exit before killing it.
+#: How long to wait for a task process that closed its pipe to be reported exited before killing it.
 EXIT_WAIT_S = 5.0
-_PR_SET_PDEATHSIG = 1
-
-IDLE = "idle"
+#: How often a try may ask for a freshly forked task process when the one offered lacks its DAG file.
+_FRESH_PROCESS_TRIES = 2
+#: Task processes each worker keeps forked and warmed ahead of its tries.
+SPARES = 2
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,30 @@ class KillRequest:
     try_number: int
     reason: str
     fail_fast: bool = True
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Executor -> worker: run this try. `cpus_to_spare`: fewer tries run than the machine has CPUs, so
+    the task processes forked ahead may spend CPU warming up (`forker.WarmUp`); when every CPU is taken,
+    that CPU is better spent on the tries themselves."""
+
+    item: WorkItem
+    cpus_to_spare: bool = True
+
+
+@dataclass(frozen=True)
+class Report:
+    """Worker -> executor: an event about the try it holds (if any), and whether it is free for the next.
+
+    A try without callbacks is reported finished and the worker free in one message, so the executor
+    can hand the worker its next try on the same wake-up."""
+
+    event: TryEvent | None = None
+    idle: bool = False
+
+
+IDLE = Report(idle=True)
 
 
 @dataclass(frozen=True)
@@ -113,12 +150,18 @@ class Worker:
         self.conn = conn
         self.config = config
         self.parent_pid = os.getppid()
+        self.forker = ForkerLink(config, inherited=[conn])  # first: the forker inherits no database state
         self.engine: Engine = make_engine(config.engine_url, busy_timeout=config.busy_timeout)
-        self.cache = DagCache(
-            dags_folder=config.dags_folder,
-            plugins_folder=config.plugins_folder,
-            import_timeout_s=config.import_timeout_s,
-        )
+        #: One connection for all our transactions: no pool checkout (or PostgreSQL ping) per transaction.
+        #: After a lost connection SQLAlchemy connects again on its next use.
+        self.db: DbConnection = self.engine.connect()
+        #: (fileloc, dag_id) -> (the file's stamp, task_id -> upstream task ids) as a task process described it.
+        self.upstreams: dict[tuple[str, str], tuple[Stamp, dict[str, frozenset[str]]]] = {}
+        #: The files the forker has imported, and the task processes forked ahead for the next tries.
+        self.forker_files: set[str] = set()
+        self.spares: deque[Connection] = deque()
+        self.warm_spares = True
+        self.tries = 0
         self.stopping = False
         self.pipe_closed = False
         self.backlog: list[Any] = []
@@ -129,10 +172,14 @@ class Worker:
         """Take work items until told to stop, the pipe closes, or the parent process is gone."""
         while not self.stopping:
             message = self.backlog.pop(0) if self.backlog else self._next_message()
-            if isinstance(message, WorkItem):
-                self.run_safely(message)
+            if isinstance(message, Dispatch):
+                self.warm_spares = message.cpus_to_spare
+                self.run_safely(message.item)
             elif message is None:
                 self.stopping = True
+        self._drop_spares()
+        self.forker.stop()
+        self.db.close()
         self.engine.dispose()
 
     def run_safely(self, item: WorkItem) -> None:
@@ -143,8 +190,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             detail = f"worker {os.getpid()} failed to run it: {type(exc).__name__}: {exc}"
-            self._send(TryEvent(item.key, item.try_number, "lost", detail=detail))
-            self._send(IDLE)
+            self._send(Report(TryEvent(item.key, item.try_number, "lost", detail=detail), idle=True))
 
     def _next_message(self) -> Any:
         while not self.pipe_closed:
@@ -158,42 +204,102 @@ class Worker:
                 return None
         return None
 
-    def _send(self, message: Any) -> None:
+    def _send(self, message: Report) -> None:
         with contextlib.suppress(OSError):  # the executor is gone: the DB has the outcome anyway
             self.conn.send(message)
 
     # --- one try ---------------------------------------------------------------------------------------
 
     def run(self, item: WorkItem) -> None:
-        task, load_error = attempt.load_task(self.cache, item)
+        if not self.forker.running():  # it died, and its task processes with it: start afresh
+            self._drop_spares()
+            self.forker_files.clear()
+            self.forker.start()
+        self.tries += 1
         path = log_path(self.config.logs_folder, item.key, item.try_number)
-        start = attempt.begin(self.engine, item, task, log_file=str(path), pid=os.getpid(), actor=self.config.actor)
-        if isinstance(start, str):
-            self._send(TryEvent(item.key, item.try_number, "finished", detail=f"not started: {start}"))
+        process = TryProcess(self, item, self.tries, str(path))
+        process.offer(self._take_spare(item))
+        try:
+            idle = self._run(item, path, process)
+        finally:
+            process.abandon()  # when we failed midway: leave nothing running
+        if not idle:
             self._send(IDLE)
-            return
+
+    def _run(self, item: WorkItem, path: Path, process: TryProcess) -> bool:
+        """Steps 2-5 of the module docstring; whether the executor was already told we are idle."""
+        upstream = self.known_upstream(item)
+        if upstream is None:  # no task process described this DAG yet: wait for its answer
+            process.await_accepted()
+            upstream = process.facts.upstream_task_ids if process.facts is not None else frozenset()
+        pid, actor = os.getpid(), self.config.actor
+        start = self.recorded(lambda db: attempt.begin(db, item, upstream, log_file=str(path), pid=pid, actor=actor))
+        if isinstance(start, str):
+            process.cancel()
+            self._send(Report(TryEvent(item.key, item.try_number, "finished", detail=f"not started: {start}"), True))
+            self._order_spares()
+            return True
         fd = open_log(path)
-        child: TryChild | None = None
         try:
             attempt.write_header(fd, item, pid=os.getpid())
-            if task is None:
-                outcome = _load_failure(fd, load_error or "the task could not be loaded")
-            else:
-                child = TryChild.fork(self, item, task, start, fd)
-                outcome = child.wait_outcome(attempt.timeout_seconds(task))
-            state = attempt.finish(self.engine, item, outcome, policy=attempt.policy_of(task), actor=self.config.actor)
+            process.start(start)
+            if item.fileloc in self.forker_files:  # else the forker imports it now: spares come after
+                self._order_spares()  # forked while this try runs and we would only wait
+            outcome = process.outcome()
+            if process.load_error is not None:
+                write_line(fd, f"[dagrunner] {process.load_error}")
+            state = self.recorded(lambda db: attempt.finish(db, item, outcome, policy=process.policy, actor=actor))
             attempt.write_result(fd, item, state, outcome)
-            self._send(TryEvent(item.key, item.try_number, "finished", state=state.value, detail=outcome.error))
-            errors = child.after_recorded(state, outcome) if child is not None else []
-            attempt.audit_callback_errors(self.engine, item, errors, actor=self.config.actor)
+            idle = not process.wants_ack
+            event = TryEvent(item.key, item.try_number, "finished", state=state.value, detail=outcome.error)
+            self._send(Report(event, idle))
+            self._order_spares()  # unless they are on their way (ordered above, and not dropped since)
+            errors = process.after_recorded(state, outcome)
+            attempt.audit_callback_errors(self.db, item, errors, actor=self.config.actor)
         finally:
             os.close(fd)
-            if child is not None and child.exit_status is None:  # we failed midway: leave no child behind
-                child.kill("the worker could not finish recording this try")
-                child.reap()
-        self._send(IDLE)
+        return idle
 
-    def handle_control(self, child: TryChild) -> None:
+    def recorded(self, write: Callable[[DbConnection], T]) -> T:
+        """`write(connection)`, once more on a new connection when the one we keep turned out to be dead
+        (the database restarted, say). Safe: a transaction that failed wrote nothing, and our writes are
+        fenced, so one that committed just before the connection broke is refused the second time."""
+        try:
+            return write(self.db)
+        except DatabaseUnavailableError:
+            with contextlib.suppress(Exception):
+                self.db.close()
+            self.db = self.engine.connect()
+            return write(self.db)
+
+    def known_upstream(self, item: WorkItem) -> frozenset[str] | None:
+        """The task's upstream task ids as a task process last described its DAG (None: not described)."""
+        known = self.upstreams.get((item.fileloc, item.key.dag_id))
+        return known[1].get(item.key.task_id) if known is not None else None
+
+    def loaded(self, fileloc: str) -> None:
+        """The forker imported `fileloc`: the spares, forked before, do not have it."""
+        self.forker_files.add(fileloc)
+        self._drop_spares()
+
+    def _drop_spares(self) -> None:
+        while self.spares:
+            self.spares.popleft().close()  # it sees its pipe close and exits
+
+    def _take_spare(self, item: WorkItem) -> Connection | None:
+        """The oldest spare task process (the warmest), if it can have `item`'s task (its forker has
+        imported the file); None when the forker must import it first."""
+        if item.fileloc not in self.forker_files:
+            return None
+        return self.spares.popleft() if self.spares else self.forker.spawn(warm=False)
+
+    def _order_spares(self) -> None:
+        """Keep `SPARES` task processes forked ahead: with one, back-to-back tries of a few milliseconds
+        each outran it (a fork and the warm-up take about as long as a try)."""
+        while len(self.spares) < SPARES and self.forker.alive:
+            self.spares.append(self.forker.spawn(warm=self.warm_spares))
+
+    def handle_control(self, process: TryProcess) -> None:
         """A message from the executor while a try runs: a kill for it, a stop, or early work."""
         try:
             message = self.conn.recv()
@@ -201,8 +307,8 @@ class Worker:
             self.stopping = self.pipe_closed = True  # the executor is gone: finish this try, record it, exit
             return
         if isinstance(message, KillRequest):
-            if message.key == child.item.key and message.try_number == child.item.try_number:
-                child.kill(message.reason, fail_fast=message.fail_fast)
+            if message.key == process.item.key and message.try_number == process.item.try_number:
+                process.kill(message.reason, fail_fast=message.fail_fast)
         elif message is None:
             self.stopping = True
         else:
@@ -210,93 +316,159 @@ class Worker:
 
     def heartbeat(self, item: WorkItem) -> None:
         try:
-            with session_scope(self.engine) as session:
-                heartbeat(session, item.key, item.try_number, utcnow())
+            with attempt.transaction(self.db) as conn:
+                heartbeat(conn, item.key, item.try_number, utcnow())
         except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not kill the try
             print(f"[dagrunner worker {os.getpid()}] heartbeat failed: {exc}", file=sys.stderr)
 
 
-def _load_failure(fd: int, error: str) -> TryOutcome:
-    os.write(fd, f"[dagrunner] {error}\n".encode("utf-8", errors="backslashreplace"))
-    return TryOutcome.failed(error)
+# --- the process of one try ------------------------------------------------------------------------------
 
 
-# --- the child of one try ------------------------------------------------------------------------------
+class TryProcess:
+    """The task process running one try, as its worker sees and controls it (its forker forked it).
 
+    The worker talks to it directly over `conn`; it names its pid and its task's facts when it accepts
+    the try. When it cannot (its DAG cache lacks the file as it is now), the forker imports the file and
+    forks a fresh one."""
 
-class TryChild:
-    """The forked process running one try, as its worker sees and controls it."""
-
-    def __init__(self, worker: Worker, item: WorkItem, pid: int, conn: Connection) -> None:
+    def __init__(self, worker: Worker, item: WorkItem, seq: int, log_file: str) -> None:
         self.worker = worker
         self.item = item
-        self.pid = pid
-        self.conn = conn
+        self.seq = seq
+        self.log_file = log_file
+        self.conn: Connection | None = None
+        self.pid: int | None = None
+        self.facts: TaskFacts | None = None
+        #: Why there is no task process (the task could not be loaded, the forker died).
+        self.load_error: str | None = None
         self.started = time.monotonic()
         self.kill_reason: str | None = None
         self.kill_fail_fast = False
         self.timed_out = False
         self.wants_ack = False
-        self.exit_status: int | None = None
+        self.done = False
+        worker.forker.exited.clear()  # earlier tries' processes no longer matter
 
-    @classmethod
-    def fork(cls, worker: Worker, item: WorkItem, task: Any, start: attempt.TryStart, fd: int) -> TryChild:
-        mine, theirs = multiprocessing.Pipe(duplex=True)
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        gc.freeze()  # keep the warm heap's pages shared: the child's GC then never touches them
-        worker_pid = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the child: never return into the worker's code
-            code = 70
-            try:
-                mine.close()
-                worker.conn.close()
-                code = _child_main(theirs, item, task, start, fd, worker.engine, worker_pid)
-            except BaseException:  # noqa: BLE001 - reported as a death without outcome; say why in the log
-                with contextlib.suppress(Exception):
-                    traceback.print_exc()
-                    sys.stderr.flush()
-            finally:
-                os._exit(code)
-        theirs.close()
-        return cls(worker, item, pid, mine)
+    @property
+    def policy(self) -> RetryPolicy:
+        return self.facts.policy if self.facts is not None else RetryPolicy.none()
+
+    def offer(self, conn: Connection | None) -> None:
+        """Assign the try to the task process on `conn` (None: there is none to ask; get one later)."""
+        self.conn = conn
+        if conn is not None:
+            self._assign()
+
+    def await_accepted(self) -> None:
+        """Wait until a task process has accepted the try (its pid and the task's facts), or know why
+        none can (`load_error`)."""
+        if self.pid is not None or self.load_error is not None:
+            return
+        answer = self._answer()
+        for _ in range(_FRESH_PROCESS_TRIES):
+            if isinstance(answer, Accepted):
+                break
+            answer = self._fresh_process()
+        if not isinstance(answer, Accepted):
+            if self.load_error is None:
+                self.load_error = f"no task process could take the try: {self._why_not()}"
+            self._close()
+            return
+        self.pid, self.facts = answer.pid, answer.facts
+        if answer.upstreams is not None:
+            self.worker.upstreams[(self.item.fileloc, self.item.key.dag_id)] = (answer.stamp, answer.upstreams)
+
+    def cancel(self) -> None:
+        """The try was fenced out: its process sees its pipe close and exits without running anything."""
+        self._close()
+        self.done = True
+
+    def start(self, start: attempt.TryStart) -> None:
+        """Send the task process its TryStart (once it has accepted the try; not when none could)."""
+        self.await_accepted()
+        if self.load_error is None and self.conn is not None:
+            with contextlib.suppress(OSError):  # it died already: waiting sees its pipe closed
+                self.conn.send(start)
+            self.started = time.monotonic()
+
+    def outcome(self) -> TryOutcome:
+        """Wait for the outcome of the started try, or the failure that stands for it."""
+        if self.load_error is not None or self.conn is None:
+            return TryOutcome.failed(self.load_error or "no task process")
+        return self.wait_outcome(self.conn)
+
+    def _assign(self) -> None:
+        assert self.conn is not None
+        known = self.worker.upstreams.get((self.item.fileloc, self.item.key.dag_id))
+        with contextlib.suppress(OSError):  # it died: its answer reads as EOF
+            self.conn.send(Assign(self.item, self.log_file, known[0] if known is not None else None))
+
+    def _answer(self) -> Any:
+        """What the task process on `conn` answered the Assign (None: there is none, or it died)."""
+        if self.conn is None:
+            return None
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            return None
+
+    def _fresh_process(self) -> Any:
+        """Have the forker import the task's file and fork a process that has it; its answer."""
+        self._close()
+        error = self.worker.forker.load(self.seq, self.item)
+        self.worker.loaded(self.item.fileloc)
+        if error is not None:
+            self.load_error = error
+            return None
+        self.offer(self.worker.forker.spawn(warm=False))  # needed now: no time to warm up
+        return self._answer()
+
+    def _why_not(self) -> str:
+        if not self.worker.forker.alive:
+            return self.worker.forker.death_message()
+        return "its DAG file kept changing while it was imported, or the task process died at once"
+
+    def _close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
 
     # --- waiting ----------------------------------------------------------------------------------------
 
-    def wait_outcome(self, timeout_s: float | None) -> TryOutcome:
-        """The child's outcome, or the failure that stands for it (crash, timeout, kill)."""
+    def wait_outcome(self, conn: Connection) -> TryOutcome:
+        timeout_s = self.facts.timeout_s if self.facts is not None else None
         deadline = self.started + timeout_s + HARD_KILL_GRACE_S if timeout_s else None
         every = self.worker.config.heartbeat_s
         next_heartbeat = time.monotonic() + every
         while True:
             now = time.monotonic()
             wake = min(next_heartbeat, deadline) if deadline is not None else next_heartbeat
-            watched = [self.conn] if self.worker.pipe_closed else [self.conn, self.worker.conn]
+            forker_conn = self.worker.forker.conn
+            watched = [conn] if forker_conn is None else [conn, forker_conn]
+            if not self.worker.pipe_closed:
+                watched.append(self.worker.conn)
             ready = wait(watched, timeout=max(0.0, wake - now))
-            if self.conn in ready:
-                outcome = self._receive_outcome()
-                if outcome is not None:
-                    return outcome
-                return self._outcome_of_exit(timeout_s)
+            if forker_conn is not None and forker_conn in ready:
+                self.worker.forker.pump()
+            if conn in ready:
+                outcome = self._receive_outcome(conn)
+                return outcome if outcome is not None else self._outcome_of_exit(timeout_s)
             if self.worker.conn in ready:
                 self.worker.handle_control(self)
             now = time.monotonic()
             if deadline is not None and now >= deadline and self.kill_reason is None:
                 self.timed_out = True
-                reason = f"{timeout_message(timeout_s or 0)}; the task did not stop, so it was killed"
-                self.kill(reason, fail_fast=False)
+                self.kill(
+                    f"{timeout_message(timeout_s or 0)}; the task did not stop, so it was killed", fail_fast=False
+                )
             if now >= next_heartbeat:
                 self.worker.heartbeat(self.item)
                 next_heartbeat = now + every
 
-    def _receive_outcome(self) -> TryOutcome | None:
-        """The outcome the child sent (None: it died first). A child with no callbacks to run exits right
-        after sending it, so that it stops sharing pages with us soon (every page the worker writes while
-        a forked child lives is a copy-on-write fault); it is reaped after the outcome is recorded."""
+    def _receive_outcome(self, conn: Connection) -> TryOutcome | None:
+        """The outcome the task process sent (None: it died first)."""
         try:
-            kind, payload, self.wants_ack = self.conn.recv()
+            kind, payload, self.wants_ack = conn.recv()
         except (EOFError, OSError):
             return None
         if kind != "outcome" or not isinstance(payload, TryOutcome):
@@ -304,17 +476,36 @@ class TryChild:
         return payload
 
     def _outcome_of_exit(self, timeout_s: float | None) -> TryOutcome:
-        status = self.reap()
+        status = self._exit_status()
+        code = None if status is None else os.waitstatus_to_exitcode(status)
         if self.kill_reason is not None:
             return TryOutcome.failed(
-                self.kill_reason, fail_fast=self.kill_fail_fast, exit_code=_exit_code(status), timed_out=self.timed_out
+                self.kill_reason, fail_fast=self.kill_fail_fast, exit_code=code, timed_out=self.timed_out
             )
-        return TryOutcome.failed(_death_message(status), exit_code=_exit_code(status))
+        if status is None:
+            return TryOutcome.failed(
+                f"the task process died without reporting an outcome: {self.worker.forker.death_message()}"
+            )
+        return TryOutcome.failed(_death_message(status), exit_code=code)
+
+    def _exit_status(self) -> int | None:
+        """The wait status the forker reports for our process (killing it if it lingers); None when the
+        forker died, taking the task process with it."""
+        forker = self.worker.forker
+        for attempt_no in range(2):
+            deadline = time.monotonic() + EXIT_WAIT_S
+            while self.pid not in forker.exited and forker.alive and time.monotonic() < deadline:
+                forker.pump(max(0.0, deadline - time.monotonic()))
+            if self.pid in forker.exited or not forker.alive:
+                break
+            if attempt_no == 0:
+                self.kill("the task process closed its pipe but did not exit")
+        return forker.exited.get(self.pid) if self.pid is not None else None
 
     def after_recorded(self, state: TaskInstanceState, outcome: TryOutcome) -> list[str]:
-        """Tell the child the recorded state, let it run its callbacks; their errors. Reaps the child."""
+        """Tell the process the recorded state and let it run its callbacks; their errors."""
         errors: list[str] = []
-        if self.exit_status is None and self.wants_ack:
+        if self.wants_ack and self.conn is not None:
             with contextlib.suppress(OSError):
                 self.conn.send(state.value)
             if self.conn.poll(CALLBACK_TIMEOUT_S):
@@ -325,51 +516,32 @@ class TryChild:
             else:
                 self.kill(f"callbacks did not finish within {CALLBACK_TIMEOUT_S:g}s")
                 errors = [f"callbacks for state {state} did not finish within {CALLBACK_TIMEOUT_S:g}s and were killed"]
-        self.reap()
-        self.conn.close()
+        self._close()
         if outcome.timed_out or self.timed_out or self.kill_reason is not None:
             self._kill_group()  # what the task left behind in its group (e.g. a `sleep` it started)
+        self.done = True
         return errors
 
     # --- control ---------------------------------------------------------------------------------------
 
     def kill(self, reason: str, *, fail_fast: bool = True) -> None:
-        """SIGKILL the child's whole process group; the try fails with `reason`."""
+        """SIGKILL the process's whole group; the try fails with `reason`."""
         if self.kill_reason is None:
             self.kill_reason = reason
             self.kill_fail_fast = fail_fast
         self._kill_group()
 
+    def abandon(self) -> None:
+        """After a failure of ours midway through a try: kill its process, if it may still run."""
+        if not self.done:
+            self.kill("the worker could not finish recording this try")
+            self._close()
+            self.done = True
+
     def _kill_group(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        if self.exit_status is None:  # before its setpgid the child has no group of its own: kill it directly
+        if self.pid is not None:  # it made itself a group leader before it told us its pid
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(self.pid, signal.SIGKILL)
-
-    def reap(self) -> int:
-        """The child's wait status (waiting up to EXIT_WAIT_S for a child that closed its pipe early)."""
-        if self.exit_status is not None:
-            return self.exit_status
-        if self.conn.poll(EXIT_WAIT_S):  # EOF comes once the child has exited (after its memory is freed)
-            with contextlib.suppress(EOFError, OSError):
-                self.conn.recv()
-        deadline = time.monotonic() + EXIT_WAIT_S
-        while True:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.exit_status = status
-                return status
-            if time.monotonic() >= deadline:
-                self.kill("the task process closed its pipe but did not exit")
-                _, status = os.waitpid(self.pid, 0)
-                self.exit_status = status
-                return status
-            time.sleep(0.001)
-
-
-def _exit_code(status: int) -> int:
-    return os.waitstatus_to_exitcode(status)
+                os.killpg(self.pid, signal.SIGKILL)
 
 
 def _death_message(status: int) -> str:
@@ -381,86 +553,3 @@ def _death_message(status: int) -> str:
             name = f"signal {-code}"
         return f"the task process was killed by {name} without reporting an outcome"
     return f"the task process exited with code {code} without reporting an outcome (os._exit or sys.exit in a thread?)"
-
-
-# --- inside the child ----------------------------------------------------------------------------------
-
-
-def _child_main(
-    conn: Connection, item: WorkItem, task: Any, start: attempt.TryStart, fd: int, engine: Engine, worker_pid: int
-) -> int:
-    """Run the try; returns the exit code. Runs only in the forked child."""
-    _die_with_parent()
-    if os.getppid() != worker_pid:  # the worker died before PDEATHSIG was armed
-        return 75
-    os.setpgid(0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    masker = SecretMasker.from_environ()
-    point_output_at(fd, masker)
-    outcome, prepared = attempt.run_here(task, item, start, masker, _xcom_loader(engine, item))
-    _flush_output()
-    wants_ack = prepared is not None and _has_callbacks(prepared.task)
-    try:
-        conn.send(("outcome", outcome, wants_ack))
-    except Exception as exc:  # noqa: BLE001 - a value pickle refuses; the worker must still hear
-        failed = TryOutcome.failed(f"the outcome could not be sent: {type(exc).__name__}: {exc}")
-        conn.send(("outcome", failed, wants_ack))
-    if not wants_ack:
-        return 0
-    try:
-        state = conn.recv()
-    except (EOFError, OSError):
-        return 0  # the worker is gone; it could not record callbacks either
-    assert prepared is not None
-    errors = run_callbacks(prepared.task, state, prepared.context, masker=masker)
-    _flush_output()
-    conn.send(("callbacks", errors))
-    return 0
-
-
-def _has_callbacks(task: Any) -> bool:
-    names = ("on_success_callback", "on_failure_callback", "on_retry_callback")
-    return any(getattr(task, name, None) for name in names)
-
-
-def _flush_output() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-
-
-def _xcom_loader(engine: Engine, item: WorkItem) -> Any:
-    """Reads XComs the worker did not pre-fetch, on a connection of the child's own."""
-
-    fresh = False
-
-    def load(task_ids: list[str]) -> XComRows:
-        nonlocal fresh
-        if not fresh:  # never use a connection inherited from the worker: open our own
-            engine.dispose(close=False)
-            fresh = True
-        with session_scope(engine, readonly=True) as session:
-            return read_xcoms(session, item.key.dag_id, item.key.run_id, task_ids)
-
-    return load
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel SIGKILLs this process when the worker dies (elsewhere: no-op)."""
-    if _PRCTL is not None:
-        with contextlib.suppress(Exception):
-            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _load_prctl() -> Any:
-    """libc's prctl, looked up once in the worker (a dlopen per child would cost half a millisecond)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()

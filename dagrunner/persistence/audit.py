@@ -12,12 +12,13 @@ import getpass
 import os
 import shlex
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from functools import cache
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import Connection, Row, Table, Update, bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from dagrunner.clock import utcnow
@@ -439,3 +440,81 @@ def load_ti_rows(session: Session, runs: Sequence[tuple[str, str]]) -> dict[tupl
             row.state = TI(row.state)
             out.setdefault((row.dag_id, row.run_id), []).append(row)
     return out
+
+
+# --- a try's fast path: one task instance, one fenced UPDATE -----------------------------------------
+
+
+def transition_task_fenced(
+    conn: Connection,
+    key: tuple[str, str, str, int],
+    old: TaskInstanceState,
+    new: TaskInstanceState,
+    *,
+    try_number: int,
+    actor: str,
+    reason: str,
+    detail: dict[str, Any] | None = None,
+    when: datetime | None = None,
+    fence: Mapping[str, Any] | None = None,
+    values: Mapping[str, Any] | None = None,
+    returning: Sequence[str] = (),
+) -> Row[Any] | None:
+    """`transition_task` for the instance `key` (dag_id, run_id, task_id, map_index), as one statement.
+
+    The hot path of a try (a worker recording `running` and the outcome): one UPDATE that applies only
+    while the instance is still `old` at `try_number` (and every `fence` column still holds its value),
+    sets `new`, the timestamps `transition_task` would set, and `values`; it returns `id` and the
+    `returning` columns. Then the audit row, on the caller's connection and in its transaction. Returns
+    None when nothing matched: nothing is written and nothing audited. `old -> new` is checked against
+    `states.TASK_TRANSITIONS` first (IllegalTransitionError). ORM objects are not refreshed, so use it
+    in a transaction that holds none of this instance.
+    """
+    old, new = TI(old), TI(new)
+    dag_id, run_id, task_id, map_index = key
+    if not task_transition_allowed(old, new):
+        allowed = ", ".join(sorted(TASK_TRANSITIONS[old]))
+        raise IllegalTransitionError(
+            f"task {dag_id}.{task_id} in run {run_id}: {old} -> {new} is not an allowed state change (from "
+            f"{old} it may go to: {allowed})"
+        )
+    fence, values = dict(fence or {}), dict(values or {})
+    if "state" in values or "state" in fence or any(value is None for value in fence.values()):
+        raise ValueError("transition_task_fenced: `values` must not set the state; `fence` values must not be None")
+    when = _aware(when)
+    columns = {"updated_at": when, **_stamp_values(new, when), **values}
+    statement = _fenced_update(tuple(columns), tuple(fence), tuple(dict.fromkeys(("id", *returning))))
+    params = {"k_dag_id": dag_id, "k_run_id": run_id, "k_task_id": task_id, "k_map_index": map_index}
+    params.update(k_old=old, k_try=try_number, v_state=new)
+    params.update({f"f_{name}": value for name, value in fence.items()})
+    params.update({f"v_{name}": value for name, value in columns.items()})
+    row = conn.execute(statement, params).first()
+    if row is None:
+        return None
+    conn.execute(_INSERT_AUDIT, [{
+        "ts": when, "actor": _clip(actor), "event": "task.state", "dag_id": dag_id, "run_id": run_id,
+        "task_id": task_id, "map_index": map_index, "try_number": try_number, "old_state": old.value,
+        "new_state": new.value, "reason": reason, "detail": detail,
+    }])  # fmt: skip
+    return row
+
+
+_INSERT_AUDIT = insert(cast(Table, AuditLog.__table__))
+
+
+@cache
+def _fenced_update(columns: tuple[str, ...], fence: tuple[str, ...], returning: tuple[str, ...]) -> Update:
+    """The UPDATE of `transition_task_fenced` for one shape of arguments, built once: building a
+    statement costs more than running it on SQLite."""
+    table = cast(Table, TaskInstance.__table__)
+    where = [
+        table.c.dag_id == bindparam("k_dag_id"),
+        table.c.run_id == bindparam("k_run_id"),
+        table.c.task_id == bindparam("k_task_id"),
+        table.c.map_index == bindparam("k_map_index"),
+        table.c.state == bindparam("k_old"),
+        table.c.try_number == bindparam("k_try"),
+        *(table.c[name] == bindparam(f"f_{name}") for name in fence),
+    ]
+    assignments = {"state": bindparam("v_state"), **{name: bindparam(f"v_{name}") for name in columns}}
+    return update(table).where(*where).values(assignments).returning(*(table.c[name] for name in returning))

@@ -227,3 +227,23 @@ def test_a_running_try_is_heartbeaten(
     assert [e for e in executor.events(0) if e.key == item.key] == []
     executor.kill(item.key, "test over")
     assert wait_event(executor, item.key).state == "failed"
+
+
+def test_a_worker_whose_database_connection_was_cut_carries_on(
+    project: Project, local_executor: Executor, run: RunSpec, process_file: Path, db_url: str
+) -> None:
+    """A worker keeps one connection open across tries; when the server drops it (a restart, an idle
+    timeout) the next try is recorded on a new one, not lost."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("only a database server can drop a connection")
+    first = queue_try(project.engine, run, "touch", process_file)
+    assert run_one(local_executor, first).state == "success"
+    with project.engine.connect() as conn:
+        conn.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    project.engine.dispose()  # our own pooled connections were cut as well
+    second = queue_try(project.engine, run, "inspect", process_file)
+    event = run_one(local_executor, second)
+    assert (event.kind, event.state) == ("finished", "success")

@@ -164,6 +164,114 @@ def test_bulk_transition_refuses_the_same_instance_twice(migrated_engine: Engine
             audit.transition_tasks(session, [ti, ti], TI.SCHEDULED, actor=ACTOR, reason="tick")
 
 
+# --- one instance, one fenced UPDATE (a try's fast path) ---------------------------------------------------
+
+
+def _key(ti: TaskInstance) -> tuple[str, str, str, int]:
+    return (ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+
+
+def _queued_once(migrated_engine: Engine, job_id: int | None = None) -> TaskInstance:
+    """An instance queued for its first try (by `job_id`), the way the scheduler leaves it."""
+    with session_scope(migrated_engine) as session:
+        _, [ti] = add_run_with_tasks(session, ["load"])
+        ti.try_number, ti.max_tries, ti.queued_by_job_id = 1, 2, job_id
+        audit.transition_task(session, ti, TI.QUEUED, actor=ACTOR, reason="queued", when=NOW)
+    return ti
+
+
+def test_fenced_transition_sets_the_state_and_values_and_audits_it(migrated_engine: Engine) -> None:
+    ti = _queued_once(migrated_engine, job_id=7)
+    later = NOW + timedelta(seconds=5)
+    with migrated_engine.begin() as conn:
+        row = audit.transition_task_fenced(
+            conn, _key(ti), TI.QUEUED, TI.RUNNING, try_number=1, actor=ACTOR, reason="started", when=later,
+            fence={"queued_by_job_id": 7}, values={"hostname": "h1", "pid": 42}, returning=("max_tries",),
+        )  # fmt: skip
+    assert row is not None and (row.id, row.max_tries) == (ti.id, 2)
+    with session_scope(migrated_engine, readonly=True) as session:
+        [stored] = task_instances_for_run(session, ti.dag_id, ti.run_id)
+        [audited] = audit_for(session, "task.state", old_state="queued")
+    assert (stored.state, stored.hostname, stored.pid) == (TI.RUNNING, "h1", 42)
+    assert (stored.queued_at, stored.start_date, stored.end_date, stored.updated_at) == (NOW, later, None, later)
+    assert (audited.new_state, audited.try_number, audited.reason, audited.actor, audited.ts) == (
+        "running",
+        1,
+        "started",
+        ACTOR,
+        later,
+    )
+
+
+@pytest.mark.parametrize(
+    "fenced_on",
+    [
+        {"old": TI.RUNNING, "try_number": 1},  # not in the state the caller expects
+        {"old": TI.QUEUED, "try_number": 2},  # at another try
+        {"old": TI.QUEUED, "try_number": 1, "fence": {"queued_by_job_id": 8}},  # queued by another job
+    ],
+)
+def test_fenced_transition_of_a_row_that_moved_on_changes_nothing(
+    migrated_engine: Engine, fenced_on: dict[str, object]
+) -> None:
+    ti = _queued_once(migrated_engine, job_id=7)
+    fence = dict(fenced_on)
+    old = fence.pop("old")
+    new = TI.SUCCESS if old == TI.RUNNING else TI.RUNNING
+    with migrated_engine.begin() as conn:
+        assert audit.transition_task_fenced(conn, _key(ti), old, new, actor=ACTOR, reason="x", **fence) is None
+    with session_scope(migrated_engine, readonly=True) as session:
+        [stored] = task_instances_for_run(session, ti.dag_id, ti.run_id)
+        assert (stored.state, stored.try_number) == (TI.QUEUED, 1)
+        assert [r.new_state for r in audit_for(session, "task.state")] == ["queued"]
+
+
+def test_fenced_transition_refuses_what_the_table_forbids(migrated_engine: Engine) -> None:
+    ti = _queued_once(migrated_engine)
+    with migrated_engine.begin() as conn, pytest.raises(IllegalTransitionError, match="queued -> upstream_failed"):
+        audit.transition_task_fenced(
+            conn, _key(ti), TI.QUEUED, TI.UPSTREAM_FAILED, try_number=1, actor=ACTOR, reason="x"
+        )
+    with pytest.raises(ValueError, match="must not set the state"):
+        audit.transition_task_fenced(
+            None,  # type: ignore[arg-type] - refused before any statement
+            _key(ti), TI.QUEUED, TI.RUNNING, try_number=1, actor=ACTOR, reason="x", values={"state": "success"},
+        )  # fmt: skip
+
+
+def test_fenced_transition_keeps_the_same_timestamps_as_transition_task(migrated_engine: Engine) -> None:
+    """Every allowed move, made once through the ORM path and once through the fenced UPDATE."""
+    stamps = ("queued_at", "start_date", "end_date", "next_try_at", "updated_at")
+    before = NOW - timedelta(hours=1)
+    pairs = [(old, new) for old in TaskInstanceState for new in sorted(TASK_TRANSITIONS[old])]
+    with session_scope(migrated_engine) as session:
+        run = new_run()
+        tis = {}
+        for old, new in pairs:
+            for path in ("orm", "sql"):
+                ti = new_ti(run, f"{path}__{old}__{new}", state=old)
+                ti.queued_at = ti.start_date = ti.end_date = ti.next_try_at = ti.updated_at = before
+                tis[(path, old, new)] = ti
+        audit.record_created_many(session, [run, *tis.values()], actor=ACTOR, reason="setup")
+        for old, new in pairs:
+            audit.transition_task(session, tis[("orm", old, new)], new, actor=ACTOR, reason="orm", when=NOW)
+        conn = session.connection()
+        for old, new in pairs:
+            ti = tis[("sql", old, new)]
+            done = audit.transition_task_fenced(
+                conn, _key(ti), old, new, try_number=0, actor=ACTOR, reason="sql", when=NOW
+            )
+            assert done is not None
+    with session_scope(migrated_engine, readonly=True) as session:
+        stored = {ti.task_id: ti for ti in task_instances_for_run(session, run.dag_id, run.run_id)}
+    differ = []
+    for old, new in pairs:
+        orm, sql = stored[f"orm__{old}__{new}"], stored[f"sql__{old}__{new}"]
+        if (orm.state, *(getattr(orm, s) for s in stamps)) != (sql.state, *(getattr(sql, s) for s in stamps)):
+            differ.append(f"{old} -> {new}")
+    assert differ == []
+
+
 # --- the gate cannot be bypassed by assignment ----------------------------------------------------------
 
 

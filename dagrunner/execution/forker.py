@@ -1,0 +1,539 @@
+"""The forker: the process beside each local worker that keeps DAG files imported and forks the task processes.
+
+A local worker is three processes. The worker (`execution.worker`) writes to the database and supervises
+tries; it runs no user code and never forks while it works. Forking write-protects every page of the
+parent, so each page a parent writes afterwards costs a copy-on-write fault (several microseconds each on
+a virtual machine); a worker that forked for every try took a thousand such faults per try in its own
+database work. The forker, forked by its worker before the worker opens the database, imports DAG files
+(`DagCache`) and forks task processes from that warm state, and does little else. A task process runs
+exactly one try and talks to the worker directly, over a pipe the worker made and passed to the forker.
+
+A task process is forked *before* its try is known, as the worker's spare: while one try ends and the
+scheduler decides the next, the forker forks the next process and it gets ready (its own process group,
+death with the forker, its log stream built). When a try comes, the worker `Assign`s it to the spare,
+which finds the task in the DAG cache it inherited and answers `Accepted` with the task's facts, or
+`Declined` when its cache does not have the file as it is now. Then the worker asks the forker to `Load`
+the file (an import, reported as `Loaded`, with the error if it failed), and has a fresh spare forked.
+After the worker's `TryStart` the task process points its output at the try's log, runs the task, sends
+its `TryOutcome` and, if it has callbacks, waits for the recorded state and runs them. The forker reaps it
+and reports `Exited` with its wait status.
+
+The forker dies with its worker (PR_SET_PDEATHSIG), and a task process with its forker, so nothing
+outlives a worker that is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler, recv_handle, send_handle
+from typing import TYPE_CHECKING, Any
+
+from dagrunner.execution import attempt
+from dagrunner.execution.base import RunFacts, TaskKey, WorkItem
+from dagrunner.execution.dag_cache import DagCache
+from dagrunner.execution.logs import OutputRedirect
+from dagrunner.execution.masking import SecretMasker
+from dagrunner.execution.retries import RetryPolicy
+from dagrunner.execution.runner import TryOutcome, run_callbacks
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dagrunner.execution.recording import XComRows
+    from dagrunner.execution.worker import WorkerConfig
+
+_PR_SET_PDEATHSIG = 1
+#: Without pidfds (not Linux), how often the forker looks for task processes that exited.
+_REAP_POLL_S = 0.05
+
+#: A DAG file as the DAG cache holds it: (mtime_ns, size).
+Stamp = tuple[int, int]
+
+
+# --- messages: worker <-> forker ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """Worker -> forker: fork a task process on the pipe whose end follows as a passed descriptor;
+    `warm`: it runs the `WarmUp` while it waits."""
+
+    warm: bool = True
+
+
+@dataclass(frozen=True)
+class Load:
+    """Worker -> forker: import the DAG file of `item` if it is new or changed (answered by `Loaded`)."""
+
+    seq: int
+    item: WorkItem
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Forker -> worker: the file of try `seq` is imported; `error` says why its task cannot be had."""
+
+    seq: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Exited:
+    """Forker -> worker: task process `pid` exited and was reaped (`status` as os.waitpid gives it)."""
+
+    pid: int
+    status: int
+
+
+# --- messages: worker <-> task process -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Assign:
+    """Worker -> task process: this is your try. `known` is the stamp of the DAG file the worker's
+    upstream map of this DAG came from (None: it has none)."""
+
+    item: WorkItem
+    log_path: str
+    known: Stamp | None
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """What the worker needs to know about a task to start, supervise and record a try of it."""
+
+    upstream_task_ids: frozenset[str]
+    policy: RetryPolicy
+    timeout_s: float | None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """Task process -> worker: it has the task and waits for the TryStart."""
+
+    pid: int
+    facts: TaskFacts
+    stamp: Stamp
+    #: task_id -> upstream task ids for every task of the DAG, when `Assign.known` is not `stamp`: the
+    #: worker records the next tries of this DAG without waiting for an answer first.
+    upstreams: dict[str, frozenset[str]] | None = None
+
+
+@dataclass(frozen=True)
+class Declined:
+    """Task process -> worker: its DAG cache does not have the task's file as it is now; it exits."""
+
+
+# --- the worker's side ---------------------------------------------------------------------------------
+
+
+class ForkerLink:
+    """A worker's handle on its forker: starts it (again, if it died), has it fork task processes and
+    import DAG files, and collects what it reports."""
+
+    def __init__(self, config: WorkerConfig, inherited: list[Connection]) -> None:
+        """`inherited`: the worker's connections the forker must not keep open (its executor pipe)."""
+        self.config = config
+        self.inherited = inherited
+        self.pid = 0
+        self.conn: Connection | None = None
+        self.loaded: dict[int, Loaded] = {}
+        self.exited: dict[int, int] = {}
+        self.death = ""
+        self.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.conn is not None
+
+    def start(self) -> None:
+        mine, theirs = multiprocessing.Pipe(duplex=True)
+        _flush_stdio()
+        worker_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the forker: never return into the worker's code
+            code = 1
+            try:
+                mine.close()
+                for conn in self.inherited:
+                    conn.close()
+                code = Forker(theirs, self.config, worker_pid).serve()
+            except BaseException:  # noqa: BLE001 - say why on stderr, then go
+                with contextlib.suppress(Exception):
+                    traceback.print_exc()
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.pid, self.conn = pid, mine
+        self.loaded.clear()
+        self.exited.clear()
+
+    def running(self) -> bool:
+        """Whether the forker is still there (False: it died, noticed now or earlier; `start` another)."""
+        if self.conn is None:
+            return False
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid:
+            self._lost(status)
+        return not pid
+
+    def spawn(self, *, warm: bool) -> Connection:
+        """Have a task process forked (`warm`: it warms up while it waits); returns the worker's end of the
+        pipe to it (usable at once: what is sent waits in the pipe until the process reads it)."""
+        mine, theirs = multiprocessing.Pipe(duplex=True)
+        try:
+            if self.conn is not None:
+                self.conn.send(Spawn(warm))
+                send_handle(self.conn, theirs.fileno(), self.pid)
+        except OSError:
+            self._lost()
+        finally:
+            theirs.close()  # only the forker and the task process hold that end now
+        return mine
+
+    def load(self, seq: int, item: WorkItem) -> str | None:
+        """Have the forker import `item`'s DAG file; the error that keeps its task from running, or None."""
+        try:
+            if self.conn is not None:
+                self.conn.send(Load(seq, item))
+        except OSError:
+            self._lost()
+        while seq not in self.loaded and self.conn is not None:
+            self.pump(None)
+        answer = self.loaded.pop(seq, None)
+        return self.death_message() if answer is None else answer.error
+
+    def pump(self, timeout: float | None = 0.0) -> None:
+        """Read what the forker reported (waiting up to `timeout` for the first message)."""
+        try:
+            if self.conn is None or not self.conn.poll(timeout):
+                return
+            while self.conn.poll():
+                message = self.conn.recv()
+                if isinstance(message, Exited):
+                    self.exited[message.pid] = message.status
+                else:
+                    self.loaded[message.seq] = message
+        except (EOFError, OSError):
+            self._lost()
+
+    def forget(self, pid: int) -> None:
+        """Drop what is known about task process `pid` (its try is over)."""
+        self.exited.pop(pid, None)
+
+    def death_message(self) -> str:
+        return self.death or "the forker process died"
+
+    def stop(self) -> None:
+        """Close the pipe (the forker exits when it sees that) and reap it."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+            self._reap(wait_s=5.0)
+
+    def _lost(self, status: int | None = None) -> None:
+        """The forker is gone: close our end, reap it, and remember why for the try it failed."""
+        if self.conn is None:
+            return
+        self.conn.close()
+        self.conn = None
+        if status is None:
+            status = self._reap(wait_s=1.0)
+        what = "is gone" if status is None else describe_exit(status)
+        self.death = f"the forker process {self.pid}, which imports DAG files and starts task processes, {what}"
+
+    def _reap(self, wait_s: float) -> int | None:
+        """The forker's wait status, killing it if it does not exit within `wait_s`."""
+        deadline = time.monotonic() + wait_s
+        try:
+            while True:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    return status
+                if time.monotonic() >= deadline:
+                    os.kill(self.pid, signal.SIGKILL)
+                    return os.waitpid(self.pid, 0)[1]
+                time.sleep(0.001)
+        except (ChildProcessError, ProcessLookupError):
+            return None
+
+
+def describe_exit(status: int) -> str:
+    """`exited with code 3` / `was killed by SIGSEGV`, for a wait status."""
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+# --- the forker process ----------------------------------------------------------------------------------
+
+
+class Forker:
+    def __init__(self, conn: Connection, config: WorkerConfig, worker_pid: int) -> None:
+        self.conn = conn
+        self.config = config
+        self.worker_pid = worker_pid
+        self.cache = DagCache(
+            dags_folder=config.dags_folder,
+            plugins_folder=config.plugins_folder,
+            import_timeout_s=config.import_timeout_s,
+        )
+        #: pidfd (or pid, without pidfds) -> pid of each task process not yet reaped.
+        self.children: dict[int, int] = {}
+        self.pidfds = _pidfds_work()
+        self.warm_up = WarmUp.build()
+
+    def serve(self) -> int:
+        """Serve the worker until it closes the pipe; returns the exit code."""
+        _die_with_parent()
+        if os.getppid() != self.worker_pid:  # the worker died before PDEATHSIG was armed
+            return 75
+        while True:
+            polling = not self.pidfds and bool(self.children)
+            watched: list[Any] = [self.conn, *([] if polling else self.children)]
+            ready = wait(watched, timeout=_REAP_POLL_S if polling else None)
+            self._reap(ready, polling)
+            if self.conn not in ready:
+                continue
+            try:
+                message = self.conn.recv()
+                if isinstance(message, Spawn):
+                    self._fork(recv_handle(self.conn), message.warm)
+                elif isinstance(message, Load):
+                    _, error = attempt.load_task(self.cache, message.item)
+                    self._send(Loaded(message.seq, error))
+            except (EOFError, OSError):
+                return 0
+
+    def _fork(self, fd: int, warm: bool) -> None:
+        _flush_stdio()
+        gc.freeze()  # keep the warm heap's pages shared: the child's GC then never touches them
+        forker_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the task process: never return into the forker's code
+            code = 70
+            try:
+                self.conn.close()
+                warm_up = self.warm_up if warm else None
+                code = _task_process(Connection(fd), self.cache, self.config, forker_pid, warm_up)
+            except BaseException:  # noqa: BLE001 - reported as a death without outcome; say why
+                with contextlib.suppress(Exception):
+                    traceback.print_exc()
+                    sys.stderr.flush()
+            finally:
+                os._exit(code)
+        os.close(fd)
+        self.children[os.pidfd_open(pid) if self.pidfds else pid] = pid
+
+    def _reap(self, ready: list[Any], polling: bool) -> None:
+        for handle, pid in list(self.children.items()):
+            if not polling and handle not in ready:
+                continue
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+            if reaped == 0:
+                continue
+            del self.children[handle]
+            if self.pidfds:
+                os.close(handle)
+            self._send(Exited(pid, status))
+
+    def _send(self, message: Any) -> None:
+        with contextlib.suppress(OSError):  # the worker is gone; we die with it
+            self.conn.send(message)
+
+
+# --- inside the task process -----------------------------------------------------------------------------
+
+
+def _task_process(
+    conn: Connection, cache: DagCache, config: WorkerConfig, forker_pid: int, warm_up: WarmUp | None
+) -> int:
+    """Get ready, take the try assigned, run it, report; returns the exit code. Runs only in the child."""
+    _die_with_parent()
+    if os.getppid() != forker_pid:  # the forker died before PDEATHSIG was armed
+        return 75
+    os.setpgid(0, 0)  # before the worker learns our pid, so it can always kill the group
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    masker = SecretMasker.from_environ()
+    output = OutputRedirect(masker)
+    if warm_up is not None:
+        warm_up.run(output, until=conn.poll)
+    try:
+        assign: Assign = conn.recv()
+    except (EOFError, OSError):
+        return 0  # not needed after all (the worker stopped, or replaced us)
+    item = assign.item
+    found = cache.cached_task(item.fileloc, item.key.dag_id, item.key.task_id)
+    if found is None:
+        conn.send(Declined())
+        return 0
+    task, stamp = found
+    conn.send(Accepted(os.getpid(), _facts(task), stamp, None if assign.known == stamp else _upstreams(task)))
+    try:
+        start = conn.recv()
+    except (EOFError, OSError):
+        return 0
+    if start is None:  # fenced out: the try does not run
+        return 0
+    fd = os.open(assign.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    output.attach(fd)
+    os.close(fd)
+    return _run(conn, task, item, start, masker, config)
+
+
+def _run(conn: Connection, task: Any, item: WorkItem, start: Any, masker: SecretMasker, config: WorkerConfig) -> int:
+    outcome, prepared = attempt.run_here(task, item, start, masker, _xcom_loader(config, item))
+    _flush_stdio()
+    wants_ack = prepared is not None and _has_callbacks(prepared.task)
+    try:
+        conn.send(("outcome", outcome, wants_ack))
+    except Exception as exc:  # noqa: BLE001 - a value pickle refuses; the worker must still hear
+        failed = TryOutcome.failed(f"the outcome could not be sent: {type(exc).__name__}: {exc}")
+        conn.send(("outcome", failed, wants_ack))
+    if not wants_ack:
+        return 0
+    try:
+        state = conn.recv()
+    except (EOFError, OSError):
+        return 0  # the worker is gone; it could not record callbacks either
+    assert prepared is not None
+    errors = run_callbacks(prepared.task, state, prepared.context, masker=masker)
+    _flush_stdio()
+    conn.send(("callbacks", errors))
+    return 0
+
+
+class WarmUp:
+    """A private no-op try that a task process runs while it waits for its real one.
+
+    In a forked process the first write to each page copies it (a copy-on-write fault, several
+    microseconds each on a virtual machine). Running a no-op PythonOperator through the same steps as a
+    real try (context, rendering, the runner, pickling the messages) takes those faults, ~90% of a
+    no-op try's time in its process, before the try is assigned instead of while the worker waits. It
+    has no side effects: no output, no database, no XComs kept.
+    """
+
+    def __init__(self, task: Any, item: WorkItem) -> None:
+        self.task = task
+        self.item = item
+
+    @classmethod
+    def build(cls) -> WarmUp | None:
+        """Built once in the forker (its Jinja environment with it), shared by every task process."""
+        from dagrunner.authoring.dag import DAG, reset_collected_dags
+        from dagrunner.operators import PythonOperator
+
+        when = datetime(2026, 1, 1, tzinfo=UTC)
+        try:
+            with DAG("dagrunner_warm_up", schedule=None, start_date=when) as dag:
+                task = PythonOperator(task_id="no_op", python_callable=_no_op)
+            dag.get_template_env()
+        except Exception:  # noqa: BLE001 - only a speed-up: without it tries just run colder
+            return None
+        finally:
+            reset_collected_dags()  # not a DAG of any file
+        item = WorkItem(TaskKey(dag.dag_id, "warm_up", task.task_id), 1, "<warm-up>", RunFacts("manual", *[when] * 4))
+        return cls(task, item)
+
+    def run(self, output: OutputRedirect, *, until: Callable[[], bool]) -> None:
+        """Rehearse, step by step, until `until()` says the real try has come."""
+        steps = (self._try, output.rehearse, self._messages)
+        with contextlib.suppress(Exception):
+            for step in steps:
+                if until():
+                    return
+                step()
+
+    def _try(self) -> None:
+        start = attempt.TryStart(0, {}, frozenset(), None)
+        outcome, _ = attempt.run_here(self.task, self.item, start, SecretMasker(), None)
+        ForkingPickler.loads(ForkingPickler.dumps(("outcome", outcome, False)))
+
+    def _messages(self) -> None:
+        ForkingPickler.loads(ForkingPickler.dumps(Assign(self.item, "", None)))
+        ForkingPickler.dumps(Accepted(0, _facts(self.task), (0, 0), _upstreams(self.task)))
+
+
+def _no_op() -> None:
+    return None
+
+
+def _facts(task: Any) -> TaskFacts:
+    return TaskFacts(attempt.upstream_of(task), attempt.policy_of(task), attempt.timeout_seconds(task))
+
+
+def _upstreams(task: Any) -> dict[str, frozenset[str]]:
+    return {task_id: frozenset(other.upstream_task_ids) for task_id, other in task.dag.task_dict.items()}
+
+
+def _has_callbacks(task: Any) -> bool:
+    names = ("on_success_callback", "on_failure_callback", "on_retry_callback")
+    return any(getattr(task, name, None) for name in names)
+
+
+def _xcom_loader(config: WorkerConfig, item: WorkItem) -> Any:
+    """Reads XComs the worker did not pre-fetch, on a database connection of the task process's own."""
+    engine: Any = None
+
+    def load(task_ids: list[str]) -> XComRows:
+        nonlocal engine
+        from dagrunner.execution.recording import read_xcoms
+        from dagrunner.persistence.engine import make_engine, session_scope
+
+        if engine is None:
+            engine = make_engine(config.engine_url, busy_timeout=config.busy_timeout)
+        with session_scope(engine, readonly=True) as session:
+            return read_xcoms(session, item.key.dag_id, item.key.run_id, task_ids)
+
+    return load
+
+
+def _flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel SIGKILLs this process when its parent dies (elsewhere: no-op)."""
+    if _PRCTL is not None:
+        with contextlib.suppress(Exception):
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _load_prctl() -> Any:
+    """libc's prctl, looked up once (a dlopen per task process would cost half a millisecond)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _pidfds_work() -> bool:
+    """Whether this system has pidfds (Linux 5.3+): a task process's exit then wakes the forker."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+_PRCTL = _load_prctl()

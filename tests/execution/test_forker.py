@@ -1,0 +1,214 @@
+"""The local worker's three processes: what the forker and its spare task processes must get right.
+
+A worker records, its forker imports DAG files and forks task processes ahead of time, and a task
+process takes the try it is assigned only if the DAG file it inherited is still the file on disk. These
+tests change files between tries, kill the forker at awkward moments, and crash it while it imports.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from dagrunner.execution.base import Executor
+from dagrunner.execution.logs import read_log
+from dagrunner.persistence import audit
+from dagrunner.persistence.engine import session_scope
+
+from .conftest import ExecutorFactory, Project
+from .dag_sources import PROCESS_DAG, PROCESS_TASK_IDS
+from .helpers import (
+    ACTOR,
+    TI,
+    create_run,
+    eventually,
+    get_ti,
+    queue_try,
+    run_one,
+    ti_row,
+    tries_of,
+    wait_event,
+    xcoms_of,
+)
+
+pytestmark = [pytest.mark.slow]
+
+VERSIONED_DAG = """
+import pendulum
+from dagrunner import DAG
+from dagrunner.operators import PythonOperator
+
+
+def upstream_value():
+    return "{version}"
+
+
+def read_upstream(ti):
+    return ti.xcom_pull(task_ids="first")
+
+
+with DAG("versioned", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    first = PythonOperator(task_id="first", python_callable=upstream_value)
+    second = PythonOperator(task_id="second", python_callable=read_upstream)
+    {wiring}
+"""
+
+CRASHING_IMPORT_DAG = """
+import os
+import signal
+
+os.kill(os.getpid(), signal.SIGSEGV)
+"""
+
+
+def _write(path: Path, source: str) -> None:
+    """Write a new version of a DAG file that the DAG cache must see as changed (size and mtime)."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(source)
+    if path.stat().st_mtime_ns == before:  # a coarse clock: make the change visible
+        os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
+
+
+def _versioned(version: str, wiring: str = "") -> str:
+    return VERSIONED_DAG.format(version=version, wiring=wiring)
+
+
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if _parent_of(int(entry)) == pid:
+                    found.append(int(entry))
+            except (OSError, IndexError):
+                continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _one_worker(make_executor: ExecutorFactory) -> Executor:
+    return make_executor("local", parallelism=1)
+
+
+def test_a_changed_dag_file_runs_its_new_code(project: Project, make_executor: ExecutorFactory) -> None:
+    executor = _one_worker(make_executor)
+    path = project.dags / "versioned.py"
+    _write(path, _versioned("v1"))
+    first_run = create_run(project.engine, "versioned", ["first", "second"], run_id="one")
+    item = queue_try(project.engine, first_run, "first", path)
+    assert run_one(executor, item).state == "success"
+    assert xcoms_of(project.engine, item.key) == {"return_value": "v1"}
+    _write(path, _versioned("version two"))
+    second_run = create_run(project.engine, "versioned", ["first", "second"], run_id="two")
+    item = queue_try(project.engine, second_run, "first", path)
+    assert run_one(executor, item).state == "success"
+    assert xcoms_of(project.engine, item.key) == {"return_value": "version two"}
+
+
+def test_a_task_given_a_new_upstream_still_reads_its_xcom(project: Project, make_executor: ExecutorFactory) -> None:
+    """The worker pre-fetches upstream XComs from what it knew of the DAG; when the file changed since,
+    the task process reads what it lacks itself."""
+    executor = _one_worker(make_executor)
+    path = project.dags / "versioned.py"
+    _write(path, _versioned("from v1"))
+    run = create_run(project.engine, "versioned", ["first", "second"])
+    first = queue_try(project.engine, run, "first", path)
+    assert run_one(executor, first).state == "success"  # the worker now knows v1: `second` has no upstream
+    _write(path, _versioned("from v1", wiring="first >> second"))
+    second = queue_try(project.engine, run, "second", path)
+    assert run_one(executor, second).state == "success"
+    assert xcoms_of(project.engine, second.key) == {"return_value": "from v1"}
+
+
+def test_a_killed_forker_fails_the_running_try_and_is_replaced(
+    project: Project, make_executor: ExecutorFactory
+) -> None:
+    executor = _one_worker(make_executor)
+    process_file = project.dag_file("process_dag.py", PROCESS_DAG)
+    run = create_run(project.engine, "process", PROCESS_TASK_IDS, max_tries={"block": 1})
+    item = queue_try(project.engine, run, "block", process_file)
+    executor.submit(item)
+    pid_file = project.marks / "blocker.pid"
+    eventually(pid_file.exists, what="the blocking task to start")
+    task_pid = int(pid_file.read_text())
+    forker_pid = _parent_of(task_pid)
+    worker_pid = ti_row(project.engine, item.key).pid
+    assert worker_pid is not None and _parent_of(forker_pid) == worker_pid
+    os.kill(forker_pid, signal.SIGKILL)
+    event = wait_event(executor, item.key)
+    assert event.state == "up_for_retry"  # not the worker's fault, nor the task's: retried
+    (row,) = tries_of(project.engine, item.key)
+    assert "forker process" in (row.error or "") and "SIGKILL" in (row.error or "")
+    eventually(lambda: not _alive(task_pid), what="the task process to die with its forker")
+    follow = queue_try(project.engine, run, "touch", process_file)
+    assert run_one(executor, follow).state == "success"
+    assert ti_row(project.engine, follow.key).pid == worker_pid  # the same worker, with a new forker
+
+
+def test_a_forker_gone_between_tries_is_replaced_before_the_next(
+    project: Project, make_executor: ExecutorFactory
+) -> None:
+    executor = _one_worker(make_executor)
+    process_file = project.dag_file("process_dag.py", PROCESS_DAG)
+    run = create_run(project.engine, "process", PROCESS_TASK_IDS)
+    item = queue_try(project.engine, run, "touch", process_file)
+    assert run_one(executor, item).state == "success"
+    worker_pid = ti_row(project.engine, item.key).pid
+    assert worker_pid is not None
+    (forker_pid,) = _children_of(worker_pid)
+    os.kill(forker_pid, signal.SIGKILL)
+    eventually(lambda: not _alive(forker_pid), what="the forker to die")
+    follow = queue_try(project.engine, run, "inspect", process_file)
+    assert run_one(executor, follow).state == "success"
+    assert _children_of(worker_pid) not in ([], [forker_pid])
+
+
+def test_a_dag_file_that_crashes_its_import_fails_only_that_try(
+    project: Project, make_executor: ExecutorFactory
+) -> None:
+    """The import runs in the forker, never in the worker: the worker records the failure and goes on."""
+    executor = _one_worker(make_executor)
+    crashing = project.dag_file("crashing_dag.py", CRASHING_IMPORT_DAG)
+    run = create_run(project.engine, "crashing", ["any"])
+    item = queue_try(project.engine, run, "any", crashing)
+    event = run_one(executor, item)
+    assert event.kind == "finished" and event.state == "failed"
+    (row,) = tries_of(project.engine, item.key)
+    assert "forker process" in (row.error or "") and "SIGSEGV" in (row.error or "")
+    assert "SIGSEGV" in read_log(project.settings.logs_folder, item.key, 1)
+    process_file = project.dag_file("process_dag.py", PROCESS_DAG)
+    other = create_run(project.engine, "process", PROCESS_TASK_IDS)
+    assert run_one(executor, queue_try(project.engine, other, "touch", process_file)).state == "success"
+
+
+def test_a_fenced_out_try_runs_nothing_and_the_next_one_does(project: Project, make_executor: ExecutorFactory) -> None:
+    """Fenced out after its spare process was assigned it: the spare goes without running anything."""
+    executor = _one_worker(make_executor)
+    process_file = project.dag_file("process_dag.py", PROCESS_DAG)
+    run = create_run(project.engine, "process", PROCESS_TASK_IDS)
+    warm = queue_try(project.engine, run, "inspect", process_file)
+    assert run_one(executor, warm).state == "success"  # the file is imported: the next try goes to a spare
+    stale = queue_try(project.engine, run, "touch", process_file)
+    with session_scope(project.engine) as session:
+        audit.transition_task(session, get_ti(session, stale.key), TI.SCHEDULED, actor=ACTOR, reason="t")
+    fresh = queue_try(project.engine, run, "touch", process_file)
+    event = run_one(executor, stale)
+    assert event.state is None and "at try 2 now, not try 1" in event.detail
+    assert not (project.marks / "touched").exists()
+    assert run_one(executor, fresh).state == "success"
+    assert (project.marks / "touched").exists()
