@@ -1,7 +1,7 @@
 """Executors: where and how tries run. `base` is the map (the interface and its messages).
 
 - `inline`: in the calling process (debugging, `dags test`);
-- `local`: warm worker processes forking one child per try (the default);
+- `local`: warm worker processes, each with a forker that forks one process per try (the default);
 - `celery`: not available yet.
 
 The runner (`runner.run_task`) is the one place user code runs; `recording` is every database write

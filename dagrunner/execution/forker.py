@@ -1,6 +1,6 @@
 """The forker: the process beside each local worker that keeps DAG files imported and forks the task processes.
 
-A local worker is three processes. The worker (`execution.worker`) writes to the database and supervises
+A local worker is three kinds of process. The worker (`execution.worker`) writes to the database and supervises
 tries; it runs no user code and never forks while it works. Forking write-protects every page of the
 parent, so each page a parent writes afterwards costs a copy-on-write fault (several microseconds each on
 a virtual machine); a worker that forked for every try took a thousand such faults per try in its own
@@ -34,13 +34,12 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
-from multiprocessing.reduction import ForkingPickler, recv_handle, send_handle
+from multiprocessing.reduction import recv_handle, send_handle
 from typing import TYPE_CHECKING, Any
 
 from dagrunner.execution import attempt
-from dagrunner.execution.base import RunFacts, TaskKey, WorkItem
+from dagrunner.execution.base import WorkItem
 from dagrunner.execution.dag_cache import DagCache
 from dagrunner.execution.logs import OutputRedirect
 from dagrunner.execution.masking import SecretMasker
@@ -48,8 +47,6 @@ from dagrunner.execution.retries import RetryPolicy
 from dagrunner.execution.runner import TryOutcome, run_callbacks
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from dagrunner.execution.recording import XComRows
     from dagrunner.execution.worker import WorkerConfig
 
@@ -66,10 +63,7 @@ Stamp = tuple[int, int]
 
 @dataclass(frozen=True)
 class Spawn:
-    """Worker -> forker: fork a task process on the pipe whose end follows as a passed descriptor;
-    `warm`: it runs the `WarmUp` while it waits."""
-
-    warm: bool = True
+    """Worker -> forker: fork a task process on the pipe whose end follows as a passed descriptor."""
 
 
 @dataclass(frozen=True)
@@ -188,13 +182,13 @@ class ForkerLink:
             self._lost(status)
         return not pid
 
-    def spawn(self, *, warm: bool) -> Connection:
-        """Have a task process forked (`warm`: it warms up while it waits); returns the worker's end of the
-        pipe to it (usable at once: what is sent waits in the pipe until the process reads it)."""
+    def spawn(self) -> Connection:
+        """Have a task process forked; returns the worker's end of the pipe to it (usable at once: what
+        is sent waits in the pipe until the process reads it)."""
         mine, theirs = multiprocessing.Pipe(duplex=True)
         try:
             if self.conn is not None:
-                self.conn.send(Spawn(warm))
+                self.conn.send(Spawn())
                 send_handle(self.conn, theirs.fileno(), self.pid)
         except OSError:
             self._lost()
@@ -227,10 +221,6 @@ class ForkerLink:
                     self.loaded[message.seq] = message
         except (EOFError, OSError):
             self._lost()
-
-    def forget(self, pid: int) -> None:
-        """Drop what is known about task process `pid` (its try is over)."""
-        self.exited.pop(pid, None)
 
     def death_message(self) -> str:
         return self.death or "the forker process died"
@@ -296,7 +286,6 @@ class Forker:
         #: pidfd (or pid, without pidfds) -> pid of each task process not yet reaped.
         self.children: dict[int, int] = {}
         self.pidfds = _pidfds_work()
-        self.warm_up = WarmUp.build()
 
     def serve(self) -> int:
         """Serve the worker until it closes the pipe; returns the exit code."""
@@ -313,14 +302,14 @@ class Forker:
             try:
                 message = self.conn.recv()
                 if isinstance(message, Spawn):
-                    self._fork(recv_handle(self.conn), message.warm)
+                    self._fork(recv_handle(self.conn))
                 elif isinstance(message, Load):
                     _, error = attempt.load_task(self.cache, message.item)
                     self._send(Loaded(message.seq, error))
             except (EOFError, OSError):
                 return 0
 
-    def _fork(self, fd: int, warm: bool) -> None:
+    def _fork(self, fd: int) -> None:
         _flush_stdio()
         gc.freeze()  # keep the warm heap's pages shared: the child's GC then never touches them
         forker_pid = os.getpid()
@@ -329,8 +318,7 @@ class Forker:
             code = 70
             try:
                 self.conn.close()
-                warm_up = self.warm_up if warm else None
-                code = _task_process(Connection(fd), self.cache, self.config, forker_pid, warm_up)
+                code = _task_process(Connection(fd), self.cache, self.config, forker_pid)
             except BaseException:  # noqa: BLE001 - reported as a death without outcome; say why
                 with contextlib.suppress(Exception):
                     traceback.print_exc()
@@ -360,9 +348,7 @@ class Forker:
 # --- inside the task process -----------------------------------------------------------------------------
 
 
-def _task_process(
-    conn: Connection, cache: DagCache, config: WorkerConfig, forker_pid: int, warm_up: WarmUp | None
-) -> int:
+def _task_process(conn: Connection, cache: DagCache, config: WorkerConfig, forker_pid: int) -> int:
     """Get ready, take the try assigned, run it, report; returns the exit code. Runs only in the child."""
     _die_with_parent()
     if os.getppid() != forker_pid:  # the forker died before PDEATHSIG was armed
@@ -371,25 +357,21 @@ def _task_process(
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     masker = SecretMasker.from_environ()
-    output = OutputRedirect(masker)
-    if warm_up is not None:
-        warm_up.run(output, until=conn.poll)
+    output = OutputRedirect(masker)  # built now, attached to the log when the try starts
     try:
         assign: Assign = conn.recv()
     except (EOFError, OSError):
         return 0  # not needed after all (the worker stopped, or replaced us)
     item = assign.item
     found = cache.cached_task(item.fileloc, item.key.dag_id, item.key.task_id)
-    if found is None:
-        conn.send(Declined())
-        return 0
-    task, stamp = found
-    conn.send(Accepted(os.getpid(), _facts(task), stamp, None if assign.known == stamp else _upstreams(task)))
     try:
+        if found is None:
+            conn.send(Declined())
+            return 0
+        task, stamp = found
+        conn.send(Accepted(os.getpid(), _facts(task), stamp, None if assign.known == stamp else _upstreams(task)))
         start = conn.recv()
-    except (EOFError, OSError):
-        return 0
-    if start is None:  # fenced out: the try does not run
+    except (EOFError, OSError):  # the worker is gone, or fenced the try out and closed the pipe
         return 0
     fd = os.open(assign.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     output.attach(fd)
@@ -417,61 +399,6 @@ def _run(conn: Connection, task: Any, item: WorkItem, start: Any, masker: Secret
     _flush_stdio()
     conn.send(("callbacks", errors))
     return 0
-
-
-class WarmUp:
-    """A private no-op try that a task process runs while it waits for its real one.
-
-    In a forked process the first write to each page copies it (a copy-on-write fault, several
-    microseconds each on a virtual machine). Running a no-op PythonOperator through the same steps as a
-    real try (context, rendering, the runner, pickling the messages) takes those faults, ~90% of a
-    no-op try's time in its process, before the try is assigned instead of while the worker waits. It
-    has no side effects: no output, no database, no XComs kept.
-    """
-
-    def __init__(self, task: Any, item: WorkItem) -> None:
-        self.task = task
-        self.item = item
-
-    @classmethod
-    def build(cls) -> WarmUp | None:
-        """Built once in the forker (its Jinja environment with it), shared by every task process."""
-        from dagrunner.authoring.dag import DAG, reset_collected_dags
-        from dagrunner.operators import PythonOperator
-
-        when = datetime(2026, 1, 1, tzinfo=UTC)
-        try:
-            with DAG("dagrunner_warm_up", schedule=None, start_date=when) as dag:
-                task = PythonOperator(task_id="no_op", python_callable=_no_op)
-            dag.get_template_env()
-        except Exception:  # noqa: BLE001 - only a speed-up: without it tries just run colder
-            return None
-        finally:
-            reset_collected_dags()  # not a DAG of any file
-        item = WorkItem(TaskKey(dag.dag_id, "warm_up", task.task_id), 1, "<warm-up>", RunFacts("manual", *[when] * 4))
-        return cls(task, item)
-
-    def run(self, output: OutputRedirect, *, until: Callable[[], bool]) -> None:
-        """Rehearse, step by step, until `until()` says the real try has come."""
-        steps = (self._try, output.rehearse, self._messages)
-        with contextlib.suppress(Exception):
-            for step in steps:
-                if until():
-                    return
-                step()
-
-    def _try(self) -> None:
-        start = attempt.TryStart(0, {}, frozenset(), None)
-        outcome, _ = attempt.run_here(self.task, self.item, start, SecretMasker(), None)
-        ForkingPickler.loads(ForkingPickler.dumps(("outcome", outcome, False)))
-
-    def _messages(self) -> None:
-        ForkingPickler.loads(ForkingPickler.dumps(Assign(self.item, "", None)))
-        ForkingPickler.dumps(Accepted(0, _facts(self.task), (0, 0), _upstreams(self.task)))
-
-
-def _no_op() -> None:
-    return None
 
 
 def _facts(task: Any) -> TaskFacts:

@@ -3,11 +3,13 @@
 Workers are started with multiprocessing's forkserver (dagrunner and its heavy dependencies preloaded
 once) or spawn where there is none, never forked from the scheduler, so they share none of its state
 or database connections. Each has its own duplex pipe, so the executor always knows which worker holds
-which try; a worker runs one try at a time (see `execution.worker`).
+which try; a worker runs one try at a time, each in a process of its own that the worker's forker
+forked (see `execution.worker` and `execution.forker`).
 
 `events()` waits on every worker's pipe and process sentinel at once: a try's end wakes the scheduler
-the moment it is recorded. A worker that dies is replaced, and its try (if any) is reported `lost` so
-the scheduler records the failure.
+the moment it is recorded, and a worker with no callbacks to wait for says in the same message that it
+is free, so the next try is handed over on the same wake-up. A worker that dies is replaced, and its
+try (if any) is reported `lost` so the scheduler records the failure.
 """
 
 from __future__ import annotations
@@ -24,15 +26,12 @@ from typing import Any
 
 from dagrunner.errors import ExecutionError
 from dagrunner.execution.base import SHUTDOWN_KILL_PREFIX, Executor, TaskKey, TryEvent, WorkItem
-from dagrunner.execution.worker import HEARTBEAT_S, Dispatch, KillRequest, Report, WorkerConfig, worker_main
+from dagrunner.execution.worker import HEARTBEAT_S, KillRequest, Report, WorkerConfig, worker_main
 from dagrunner.settings import Settings
 from dagrunner.subprocesses import preloaded_context, start_process
 
 #: After `shutdown` kills the tries left, how long their workers get to record them.
 _KILL_RECORD_WAIT_S = 10.0
-#: While fewer tries than this run (counting the one dispatched), workers let the task processes they
-#: fork ahead warm up (`worker.Dispatch`).
-_CPUS = os.cpu_count() or 1
 
 
 @dataclass
@@ -147,7 +146,7 @@ class LocalExecutor(Executor):
             if worker.idle and worker.item is None and worker.process.is_alive():
                 item = self._pending.popleft()
                 try:
-                    worker.conn.send(Dispatch(item, cpus_to_spare=self._running_tries() + 1 < _CPUS))
+                    worker.conn.send(item)
                 except OSError:  # died just now: its sentinel will be handled by the next _collect
                     self._pending.appendleft(item)
                     continue
@@ -177,9 +176,6 @@ class LocalExecutor(Executor):
             if worker.item is item:
                 with contextlib.suppress(OSError):
                     worker.conn.send(KillRequest(item.key, item.try_number, reason, fail_fast))
-
-    def _running_tries(self) -> int:
-        return sum(1 for w in self._workers if w.item is not None)
 
     def _in_flight(self) -> int:
         return len(self._pending) + sum(1 for w in self._workers if w.item is not None)

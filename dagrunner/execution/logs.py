@@ -110,15 +110,6 @@ class OutputRedirect:
 
         return restore
 
-    def rehearse(self) -> None:
-        """Attach to /dev/null and detach again: in a forked process that wants the pages attaching
-        writes copied before it attaches for real (see `execution.forker.WarmUp`)."""
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            self._attach(devnull)()
-        finally:
-            os.close(devnull)
-
     def _attach(self, fd: int) -> Callable[[], None]:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):

@@ -4,7 +4,7 @@ The worker is started once (forkserver or spawn, never a fork of the scheduler).
 forker (`execution.forker`: keeps DAG files imported and forks task processes ahead of time), then opens
 its own database engine, and serves work items one at a time over its pipe:
 
-1. assign the try to a spare task process (forked and warmed before the try came). It finds the task in
+1. assign the try to a spare task process (forked before the try came). It finds the task in
    the DAG cache it inherited and answers with its pid and the task's facts while we go on; when its
    cache lacks the file as it is now, the forker imports the file and forks a fresh process;
 2. record `running`, fenced, and read what the try needs: one short transaction. Which upstream XComs to
@@ -71,7 +71,7 @@ CALLBACK_TIMEOUT_S = 300.0
 EXIT_WAIT_S = 5.0
 #: How often a try may ask for a freshly forked task process when the one offered lacks its DAG file.
 _FRESH_PROCESS_TRIES = 2
-#: Task processes each worker keeps forked and warmed ahead of its tries.
+#: Task processes each worker keeps forked ahead of its tries.
 SPARES = 2
 
 
@@ -83,16 +83,6 @@ class KillRequest:
     try_number: int
     reason: str
     fail_fast: bool = True
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """Executor -> worker: run this try. `cpus_to_spare`: fewer tries run than the machine has CPUs, so
-    the task processes forked ahead may spend CPU warming up (`forker.WarmUp`); when every CPU is taken,
-    that CPU is better spent on the tries themselves."""
-
-    item: WorkItem
-    cpus_to_spare: bool = True
 
 
 @dataclass(frozen=True)
@@ -160,7 +150,6 @@ class Worker:
         #: The files the forker has imported, and the task processes forked ahead for the next tries.
         self.forker_files: set[str] = set()
         self.spares: deque[Connection] = deque()
-        self.warm_spares = True
         self.tries = 0
         self.stopping = False
         self.pipe_closed = False
@@ -172,9 +161,8 @@ class Worker:
         """Take work items until told to stop, the pipe closes, or the parent process is gone."""
         while not self.stopping:
             message = self.backlog.pop(0) if self.backlog else self._next_message()
-            if isinstance(message, Dispatch):
-                self.warm_spares = message.cpus_to_spare
-                self.run_safely(message.item)
+            if isinstance(message, WorkItem):
+                self.run_safely(message)
             elif message is None:
                 self.stopping = True
         self._drop_spares()
@@ -287,17 +275,17 @@ class Worker:
             self.spares.popleft().close()  # it sees its pipe close and exits
 
     def _take_spare(self, item: WorkItem) -> Connection | None:
-        """The oldest spare task process (the warmest), if it can have `item`'s task (its forker has
+        """The oldest spare task process, if it can have `item`'s task (its forker has
         imported the file); None when the forker must import it first."""
         if item.fileloc not in self.forker_files:
             return None
-        return self.spares.popleft() if self.spares else self.forker.spawn(warm=False)
+        return self.spares.popleft() if self.spares else self.forker.spawn()
 
     def _order_spares(self) -> None:
-        """Keep `SPARES` task processes forked ahead: with one, back-to-back tries of a few milliseconds
-        each outran it (a fork and the warm-up take about as long as a try)."""
+        """Keep `SPARES` task processes forked ahead. Two, because a fork and its process getting ready
+        take about as long as a no-op try: back-to-back tries sometimes outran a single spare."""
         while len(self.spares) < SPARES and self.forker.alive:
-            self.spares.append(self.forker.spawn(warm=self.warm_spares))
+            self.spares.append(self.forker.spawn())
 
     def handle_control(self, process: TryProcess) -> None:
         """A message from the executor while a try runs: a kill for it, a stop, or early work."""
@@ -421,7 +409,7 @@ class TryProcess:
         if error is not None:
             self.load_error = error
             return None
-        self.offer(self.worker.forker.spawn(warm=False))  # needed now: no time to warm up
+        self.offer(self.worker.forker.spawn())
         return self._answer()
 
     def _why_not(self) -> str:

@@ -516,5 +516,5 @@ def _fenced_update(columns: tuple[str, ...], fence: tuple[str, ...], returning: 
         table.c.try_number == bindparam("k_try"),
         *(table.c[name] == bindparam(f"f_{name}") for name in fence),
     ]
-    assignments = {"state": bindparam("v_state"), **{name: bindparam(f"v_{name}") for name in columns}}
+    assignments: dict[str, Any] = {"state": bindparam("v_state"), **{name: bindparam(f"v_{name}") for name in columns}}
     return update(table).where(*where).values(assignments).returning(*(table.c[name] for name in returning))
