@@ -59,7 +59,7 @@ class Sizes:
     #: Bounds on waiting for work to finish (seconds); a workload that takes longer fails loudly.
     run_timeout_s: float = 180.0
     backfill_timeout_s: float = 300.0
-    w6_timeout_s: float = 300.0
+    w6_timeout_s: float = 900.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -436,8 +436,7 @@ def load_ti_rows(session: Session, runs: Sequence[tuple[str, str]]) -> dict[tupl
         chunk = list(runs[start : start + 500])
         query = select(*cols).where(tuple_(table.c.dag_id, table.c.run_id).in_(chunk))
         for values in session.execute(query):
-            row = TIRow(*values)
-            row.state = TI(row.state)
+            row = TIRow(*values)  # the state column's type gives a TaskInstanceState
             out.setdefault((row.dag_id, row.run_id), []).append(row)
     return out
 

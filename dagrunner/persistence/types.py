@@ -84,7 +84,8 @@ class StrEnumType(TypeDecorator[E], Generic[E]):
     def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
         if value is None:
             return None
-        return self.enum_cls(value)
+        member = self.enum_cls._value2member_map_.get(value)  # the enum call per row showed up in profiles
+        return member if member is not None else self.enum_cls(value)  # type: ignore[return-value]
 
     @property
     def python_type(self) -> type[E]:

@@ -27,6 +27,9 @@ class DueRuns:
     def __init__(self) -> None:
         self._due: dict[str, datetime | str | None] = {}
         self._keys: dict[str, str] = {}
+        #: The definition each key was computed from: a DAG source hands out the same object until the
+        #: DAG's file changes, so an unchanged DAG costs a lookup per tick, not a key.
+        self._seen: dict[str, SerializedDag] = {}
 
     def forget(self, dag_ids: Iterable[str]) -> None:
         """Recompute these DAGs next time (a run of theirs was created or finished)."""
@@ -72,7 +75,11 @@ class DueRuns:
         for dag_id in [d for d in self._due if d not in dags]:
             del self._due[dag_id]
             self._keys.pop(dag_id, None)
+            self._seen.pop(dag_id, None)
         for dag_id, dag in dags.items():
+            if self._seen.get(dag_id) is dag:
+                continue
+            self._seen[dag_id] = dag
             key = json.dumps(
                 [dag.timetable_data, str(dag.start_date), str(dag.end_date), dag.catchup, dag.max_active_runs],
                 sort_keys=True, default=str,

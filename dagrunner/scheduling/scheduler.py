@@ -4,13 +4,19 @@ One tick: take the executor's events (which runs changed), pick up changed DAG f
 then in one short write transaction decide the runs that changed (cascade upstream_failed/skipped,
 expand mapped tasks, queue what is ready within the limits, finish runs), and after the commit hand the
 queued tries to the executor. Time is always an argument, so tests drive `tick()` with a fake clock.
+
+Two things keep a tick's cost proportional to what changed rather than to what is active: a finished
+try marks only its own task and its downstream for deciding again (`focus.DirtyRuns`), and instances
+that are ready but found no free slot are remembered (`_ready`), so a freed slot is given out without
+deciding their runs again. A full scan every `full_scan_s` rebuilds both from the database, which is
+how changes made by other processes (`tasks clear`, another scheduler) are picked up.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,6 +36,7 @@ from dagrunner.scheduling.dagruns import create_due_runs
 from dagrunner.scheduling.due_runs import DueRuns
 from dagrunner.scheduling.evaluation import RunPlan, plan_run
 from dagrunner.scheduling.expansion import expand_mapped
+from dagrunner.scheduling.focus import DirtyRuns
 from dagrunner.scheduling.history import past_states_for
 from dagrunner.scheduling.readiness import Candidate, Limits, allocate
 from dagrunner.scheduling.recovery import record_lost_tries, recover_orphans
@@ -54,6 +61,16 @@ class SchedulerEvent:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class ReadyTry:
+    """A task instance whose dependencies are met, waiting for a slot (see module docstring)."""
+
+    ref: RunRef
+    order: tuple[datetime, int]  # older runs first
+    facts: RunFacts
+    ti: TIRow
+
+
 @dataclass
 class TickReport:
     created_runs: int = 0
@@ -74,7 +91,11 @@ class SchedulerOptions:
     owner: str | None = None
     #: Restrict to these runs (dags test, backfill).
     only_runs: set[RunRef] | None = None
+    #: Every active run is decided again this often (how changes made by other processes are noticed),
+    #: stretched with the number of active runs beyond `full_scan_runs`, so that with many active runs
+    #: a full scan stays a small share of the scheduler's time (1,000 runs: every 10 s).
     full_scan_s: float = 2.0
+    full_scan_runs: int = 200
     #: Most runs running at once per DAG (None: each DAG's max_active_runs). Backfill's --max-active-runs.
     max_active_runs: int | None = None
     #: At most this many DAGs get new runs in one tick (keeps each write transaction short).
@@ -112,16 +133,17 @@ class Scheduler:
         self.on_event = on_event or (lambda event: None)
         self.job_id: int | None = None
         self.finished_runs: list[RunRef] = []
-        self._dirty: set[RunRef] = set()
+        self._dirty = DirtyRuns()
         self._pending_events: list[TryEvent] = []
         self._timers: dict[RunRef, datetime] = {}
-        #: Runs with ready instances that found no free slot: looked at again when any try ends.
-        self._slot_waiters: set[RunRef] = set()
+        #: Ready instances waiting for a slot, per run, by task instance id.
+        self._ready: dict[RunRef, dict[int, ReadyTry]] = {}
         #: Queued runs held back by max_active_runs: looked at again when a run finishes.
         self._run_waiters: set[RunRef] = set()
         #: dag_id -> runs waiting for an instance of an earlier run (depends_on_past).
         self._past_waiters: dict[str, set[RunRef]] = {}
         self._next_full_scan: datetime | None = None
+        self._full_scan_pending = False  # this tick is a full scan
         self._next_zombie_check: datetime | None = None
         self._next_heartbeat: datetime | None = None
         self._stop = threading.Event()
@@ -154,7 +176,7 @@ class Scheduler:
         self._pending_events.extend(self.executor.events(0))
         now = self.clock.now()
         with session_scope(self.engine) as session:
-            self._apply_events(session, now)
+            self._apply_events(session, now, self.dag_source.dags())
             if left:
                 record_lost_tries(session, left, dags=self.dag_source.dags(), now=now, actor=self.actor,
                                   reason=f"the scheduler stopped and killed it after a {grace_s:g}s grace period")  # fmt: skip
@@ -172,7 +194,7 @@ class Scheduler:
         self.dag_source.refresh(now)
         dags = self.dag_source.dags()
         with session_scope(self.engine) as session:
-            self._apply_events(session, now)
+            self._apply_events(session, now, dags)
             if self.options.create_runs and not self.stopping:
                 report.created_runs = self._create_runs(session, dags, now)
             items = self._schedule(session, dags, now, report)
@@ -184,14 +206,17 @@ class Scheduler:
             self._check_zombies(dags, now)
         return report
 
-    def _apply_events(self, session: Session, now: datetime) -> None:
+    def _apply_events(self, session: Session, now: datetime, dags: Mapping[str, SerializedDag]) -> None:
         lost = []
-        if any(e.kind in ("finished", "lost") for e in self._pending_events):
-            self._dirty |= self._slot_waiters  # a slot was freed
-            self._slot_waiters.clear()
         for event in self._pending_events:
-            self._dirty.add((event.key.dag_id, event.key.run_id))
-            self._dirty |= self._past_waiters.pop(event.key.dag_id, set())
+            key = event.key
+            ref = (key.dag_id, key.run_id)
+            self._dirty.whole_many(self._past_waiters.pop(key.dag_id, set()))
+            spec = dag.task_dict.get(key.task_id) if (dag := dags.get(key.dag_id)) is not None else None
+            if event.kind == "finished" and spec is not None:
+                self._dirty.tasks(ref, (key.task_id, *spec.downstream_task_ids))
+            else:
+                self._dirty.whole(ref)
             if event.kind == "lost":
                 lost.append((event.key, event.try_number))
             elif event.kind == "finished" and event.state:
@@ -214,7 +239,7 @@ class Scheduler:
         still_due = self._due_runs.due_now(session, due, now)
         self._due_runs.hold(still_due)  # max_active_runs reached: wait until one of their runs finishes
         for run in created:
-            self._dirty.add((run.dag_id, run.run_id))
+            self._dirty.whole((run.dag_id, run.run_id))
             self.on_event(SchedulerEvent("run.created", run.dag_id, run.run_id, run.state.value))
         return len(created)
 
@@ -223,45 +248,69 @@ class Scheduler:
     def _schedule(
         self, session: Session, dags: Mapping[str, SerializedDag], now: datetime, report: TickReport
     ) -> list[WorkItem]:
-        runs = self._admit(session, self._runs_to_evaluate(session, now), dags, now)
-        if not runs:
-            return []
-        tis_by_run = load_ti_rows(session, [(r.dag_id, r.run_id) for r in runs])
-        ready: list[tuple[DagRun, SerializedDag, TIRow]] = []
+        found, focus = self._runs_to_evaluate(session, now)
+        runs = self._admit(session, found, dags, now)
+        tis_by_run = load_ti_rows(session, [(r.dag_id, r.run_id) for r in runs]) if runs else {}
         for run in runs:
             dag = dags.get(run.dag_id)
             if dag is None:
                 continue  # its file is gone or broken: leave the run as it is until the DAG is back
             ref = (run.dag_id, run.run_id)
+            tasks = focus.get(ref)
+            self._forget_ready(ref, tasks)
             tis = tis_by_run.get(ref, [])
             past = past_states_for(session, dag, run)
-            plan = plan_run(dag, tis, now=now, past_states=past)
+            plan = plan_run(dag, tis, now=now, past_states=past, focus=tasks)
             if plan.to_expand:
                 expand_mapped(session, dag, run, plan.to_expand, actor=self.actor, now=now)
-                self._dirty.add(ref)  # evaluate the new instances next tick (which follows at once)
+                self._dirty.whole(ref)  # evaluate the new instances next tick (which follows at once)
             report.decided += self._apply_doomed(session, plan, run)
             self._track_timer(ref, plan)
             if plan.waiting_on_past:
                 self._past_waiters.setdefault(run.dag_id, set()).add(ref)
             if plan.outcome is not None and not plan.to_expand:
+                self._forget_ready(ref, None)
                 self._finish_run(session, run, plan.outcome, now, report)
                 continue
-            ready.extend((run, dag, ti) for ti in plan.ready)
-        return self._queue(session, ready, dags, now, report)
+            if plan.ready:
+                facts, order = _run_facts(run), (run.logical_date, run.id)
+                waiting = self._ready.setdefault(ref, {})
+                for ti in plan.ready:
+                    waiting[ti.id] = ReadyTry(ref, order, facts, ti)
+        if self._full_scan_pending:
+            self._full_scan_pending = False
+            stretch = len(found) / self.options.full_scan_runs
+            if stretch > 1 and self._next_full_scan is not None:
+                self._next_full_scan += timedelta(seconds=self.options.full_scan_s * (stretch - 1))
+        return self._queue(session, dags, now, report)
 
-    def _runs_to_evaluate(self, session: Session, now: datetime) -> list[DagRun]:
-        """The runs that changed (events, new runs, due timers), or every active run on a full scan."""
+    def _forget_ready(self, ref: RunRef, tasks: set[str] | None) -> None:
+        """Drop the remembered ready instances of `ref` (of `tasks` only, when given): about to be decided again."""
+        if tasks is None:
+            self._ready.pop(ref, None)
+            return
+        waiting = self._ready.get(ref)
+        if waiting:
+            for ti_id in [i for i, entry in waiting.items() if entry.ti.task_id in tasks]:
+                del waiting[ti_id]
+
+    def _runs_to_evaluate(
+        self, session: Session, now: datetime
+    ) -> tuple[list[DagRun], dict[RunRef, set[str] | None]]:
+        """The runs that changed (events, new runs, due timers) and which of their tasks to decide; or
+        every active run, each whole, on a full scan."""
         full = self._next_full_scan is None or now >= self._next_full_scan
         if full:
+            self._full_scan_pending = True
             self._next_full_scan = now + timedelta(seconds=self.options.full_scan_s)
             self._due_runs.release_held()  # a DAG may have been unpaused, or its runs cleared elsewhere
         for ref, when in list(self._timers.items()):
             if when <= now:
-                self._dirty.add(ref)
+                self._dirty.whole(ref)
                 del self._timers[ref]
         self._notice_new_runs(session)
         if not full and not self._dirty:
-            return []
+            return [], {}
         query = select(DagRun).where(DagRun.state.in_(RUN_ACTIVE))
         owner = self.options.owner
         if owner is None:  # the daemon: unowned runs of unpaused DAGs (a paused DAG's runs wait, as in Airflow)
@@ -269,14 +318,17 @@ class Scheduler:
             query = query.where(DagRun.owner.is_(None), DagRun.dag_id.in_(unpaused))
         else:
             query = query.where(DagRun.owner == owner)
-        if not full:
-            query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(self._dirty)))
+        focus = self._dirty.take()
+        if full:
+            focus = {}  # every run whole; what is ready is found again
+            self._ready.clear()
+        else:
+            query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(focus)))
         if self.options.only_runs is not None:
             query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(self.options.only_runs)))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=DagRun)  # several schedulers at once
-        self._dirty.clear()
-        return list(session.scalars(query.order_by(DagRun.logical_date, DagRun.id)))
+        return list(session.scalars(query.order_by(DagRun.logical_date, DagRun.id))), focus
 
     def _notice_new_runs(self, session: Session) -> None:
         """Runs other processes created (`dags trigger`) since we last looked: one indexed query per tick,
@@ -288,7 +340,7 @@ class Scheduler:
             select(DagRun.id, DagRun.dag_id, DagRun.run_id).where(DagRun.id > self._last_run_id)
         ).all()
         for run_pk, dag_id, run_id in rows:
-            self._dirty.add((dag_id, run_id))
+            self._dirty.whole((dag_id, run_id))
             self._last_run_id = max(self._last_run_id, run_pk)
 
     def _admit(
@@ -336,9 +388,9 @@ class Scheduler:
 
     def _finish_run(self, session: Session, run: DagRun, outcome: DagRunState, now: datetime,
                     report: TickReport) -> None:  # fmt: skip
-        self._dirty |= self._past_waiters.pop(run.dag_id, set())
+        self._dirty.whole_many(self._past_waiters.pop(run.dag_id, set()))
         self._due_runs.forget([run.dag_id])  # a slot under max_active_runs may have opened
-        self._dirty |= self._run_waiters
+        self._dirty.whole_many(self._run_waiters)
         self._run_waiters.clear()
         if run.state == DagRunState.QUEUED:
             transition_run(session, run, DagRunState.RUNNING, actor=self.actor, reason="run started", when=now)
@@ -350,49 +402,44 @@ class Scheduler:
     # --- queueing ------------------------------------------------------------------------------------
 
     def _queue(
-        self,
-        session: Session,
-        ready: list[tuple[DagRun, SerializedDag, TIRow]],
-        dags: Mapping[str, SerializedDag],
-        now: datetime,
-        report: TickReport,
+        self, session: Session, dags: Mapping[str, SerializedDag], now: datetime, report: TickReport
     ) -> list[WorkItem]:
-        if not ready or self.stopping:
+        """Give free slots to the remembered ready instances, highest priority first; the rest wait."""
+        if not self._ready or self.stopping:
             return []
-        limits = self._limits(session, dags, {dag.dag_id for _, dag, _ in ready})
-        by_key = {ti.id: (run, dag, ti) for run, dag, ti in ready}
-        candidates = [
-            Candidate(ti.id, dag.dag_id, ti.pool, ti.pool_slots, ti.priority_weight, (run.logical_date, run.id, ti.id))
-            for run, dag, ti in ready
-        ]
-        chosen, blocked = allocate(candidates, limits)
-        self._slot_waiters |= {(by_key[k][0].dag_id, by_key[k][0].run_id) for k in blocked}
-        waiting = [by_key[k][2] for k in blocked if by_key[k][2].state == TI.NONE]
+        entries = [entry for waiting in self._ready.values() for entry in waiting.values() if entry.ref[0] in dags]
+        if self.executor.slots_free > 0:
+            limits = self._limits(session, dags, {entry.ref[0] for entry in entries})
+            candidates = [
+                Candidate(e.ti.id, e.ref[0], e.ti.pool, e.ti.pool_slots, e.ti.priority_weight, (*e.order, e.ti.id))
+                for e in entries
+            ]
+            chosen_ids = {c.key for c in allocate(candidates, limits)[0]}
+        else:
+            chosen_ids = set()
+        chosen = [e for e in entries if e.ti.id in chosen_ids]
+        waiting = [e.ti for e in entries if e.ti.id not in chosen_ids and e.ti.state == TI.NONE]
         if waiting:
             transition_task_rows(session, waiting, TI.SCHEDULED, actor=self.actor,
                                  reason="dependencies met; waiting for a free slot", when=now)  # fmt: skip
-        to_queue = [by_key[c.key] for c in chosen]
-        if not to_queue:
+        if not chosen:
             return []
-        self._start_runs(session, {id(run): run for run, _, _ in to_queue}.values(), now)
+        for entry in chosen:
+            del self._ready[entry.ref][entry.ti.id]
         queued = {ti.id for ti in transition_task_rows(
-            session, [ti for _, _, ti in to_queue], TI.QUEUED, actor=self.actor,
+            session, [e.ti for e in chosen], TI.QUEUED, actor=self.actor,
             reason="dependencies met and a slot was free", when=now, queue_try=self.job_id or 0,
         )}  # fmt: skip
-        to_queue = [entry for entry in to_queue if entry[2].id in queued]
-        report.queued += len(to_queue)
         items = []
-        for run, dag, ti in to_queue:
+        for entry in chosen:
+            if entry.ti.id not in queued:  # changed by another process since we decided: decide again
+                self._dirty.whole(entry.ref)
+                continue
+            ti = entry.ti
             self.on_event(SchedulerEvent("task.state", ti.dag_id, ti.run_id, TI.QUEUED.value, ti.task_id, ti.map_index))
-            items.append(_work_item(run, dag, ti))
+            items.append(_work_item(entry.facts, dags[ti.dag_id], ti))
+        report.queued += len(items)
         return items
-
-    def _start_runs(self, session: Session, runs: Iterable[DagRun], now: datetime) -> None:
-        for run in runs:
-            if run.state == DagRunState.QUEUED:
-                transition_run(session, run, DagRunState.RUNNING, actor=self.actor, reason="first task queued",
-                               when=now)  # fmt: skip
-                self.on_event(SchedulerEvent("run.state", run.dag_id, run.run_id, DagRunState.RUNNING.value))
 
     def _limits(self, session: Session, dags: Mapping[str, SerializedDag], dag_ids: set[str]) -> Limits:
         active = list(
@@ -437,7 +484,7 @@ class Scheduler:
             if zombies:
                 record_lost_tries(session, zombies, dags=dags, now=now, actor=self.actor,
                                   reason=f"no heartbeat for over {self.zombie_threshold_s:g}s (zombie)")  # fmt: skip
-                self._dirty.update((k.dag_id, k.run_id) for k, _ in zombies)
+                self._dirty.whole_many((k.dag_id, k.run_id) for k, _ in zombies)
 
     def next_wakeup(self, now: datetime) -> datetime:
         """The latest moment the loop may sleep until: a retry due, a run due, a scan, a heartbeat."""
@@ -467,8 +514,8 @@ class Scheduler:
         self._pending_events.extend(self.executor.events(timeout))
 
 
-def _work_item(run: DagRun, dag: SerializedDag, ti: TIRow) -> WorkItem:
-    facts = RunFacts(
+def _run_facts(run: DagRun) -> RunFacts:
+    return RunFacts(
         run_type=run.run_type.value,
         logical_date=run.logical_date,
         data_interval_start=run.data_interval_start or run.logical_date,
@@ -476,6 +523,9 @@ def _work_item(run: DagRun, dag: SerializedDag, ti: TIRow) -> WorkItem:
         run_after=run.run_after,
         conf=dict(run.conf or {}),
     )
+
+
+def _work_item(facts: RunFacts, dag: SerializedDag, ti: TIRow) -> WorkItem:
     return WorkItem(
         key=TaskKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index),
         try_number=ti.try_number,

@@ -264,7 +264,8 @@ with DAG("pooled", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="U
 """
 
 
-def test_pool_slots_limit_and_priority_order(h: Harness) -> None:
+def _run_pooled_one_tick(h: Harness) -> None:
+    """POOLED in a pool of one slot, triggered, after one tick: the highest priority ran, the others wait."""
     from dagrunner.persistence.models import Pool
     from dagrunner.scheduling.operations import trigger_run
 
@@ -274,8 +275,12 @@ def test_pool_slots_limit_and_priority_order(h: Harness) -> None:
     sched = h.start()
     with session_scope(h.engine) as s:
         trigger_run(s, sched.dag_source.dags()["pooled"], actor="test", now=START)
-    sched.tick(START)  # one tick: one slot, the highest priority wins; the others wait as scheduled
+    sched.tick(START)
     assert h.states("pooled") == {"t2": "success", "t1": "scheduled", "t0": "scheduled"}
+
+
+def test_pool_slots_limit_and_priority_order(h: Harness) -> None:
+    _run_pooled_one_tick(h)
     h.tick()
     assert set(h.states("pooled").values()) == {"success"}
     queued = [e.task_id for e in h.events or [] if e.state == "queued"]
@@ -322,3 +327,24 @@ def test_depends_on_past_blocks_later_runs_until_fixed(h: Harness) -> None:
         2: "success",
         3: "success",
     }
+
+
+def test_a_waiting_instance_changed_by_another_process_is_not_queued(h: Harness) -> None:
+    """The scheduler remembers ready instances that found no slot and gives them the next free slot
+    without deciding their run again; the queueing is fenced on the state it saw, so an instance another
+    process changed meanwhile (here: marked success by hand) is left as that process left it."""
+    from sqlalchemy import select
+
+    from dagrunner.persistence.audit import transition_task
+    from dagrunner.persistence.models import TaskInstance
+    from dagrunner.states import TaskInstanceState
+
+    _run_pooled_one_tick(h)
+    with session_scope(h.engine) as s:
+        ti = s.scalars(select(TaskInstance).where(TaskInstance.task_id == "t1")).one()
+        transition_task(s, ti, TaskInstanceState.SUCCESS, actor="someone", reason="marked by hand")
+    h.tick()  # the slot t2 held is free again: t1 must not take it
+    assert h.states("pooled") == {"t2": "success", "t1": "success", "t0": "success"}
+    assert h.tries("pooled", "t1") == []
+    queued = [e.task_id for e in h.events or [] if e.state == "queued"]
+    assert queued == ["t2", "t0"]
