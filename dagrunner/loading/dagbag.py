@@ -9,7 +9,6 @@ It owns two rules the rest of the system relies on:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dagrunner.errors import DagNotFoundError
-from dagrunner.loading.discovery import discover_dag_files
+from dagrunner.loading.discovery import DagFileScanner, Stamp
 from dagrunner.loading.isolated_import import FileImport, ImportFailure, file_hash, import_files
 from dagrunner.loading.serialization import SerializedDag
 
@@ -73,7 +72,8 @@ class DagBag:
         self.parallelism = parallelism
         self.env = dict(env or {})
         self.salt = salt
-        self._stamps: dict[str, tuple[int, int]] = {}  # path -> (mtime_ns, size) when last known unchanged
+        self._scanner = DagFileScanner(self.dags_folder)
+        self._stamps: dict[str, Stamp] = {}  # path -> (mtime_ns, size) when its content hash last matched
         self.files: dict[str, ParsedFile] = {}
         self._serialized: dict[str, SerializedDag] = {}
         self._owner: dict[str, str] = {}  # dag_id -> the one file it belongs to
@@ -92,19 +92,18 @@ class DagBag:
         """Discover files, import new or changed ones, drop removed ones, and settle dag_id ownership."""
         now = now or datetime.now(UTC)
         report = RefreshReport()
-        paths = discover_dag_files(self.dags_folder, known=self._unchanged_stat())
-        current = {str(p) for p in paths}
-        for gone in sorted(set(self.files) - current):
+        found = self._scanner.scan()  # path -> stamp, in path order
+        for gone in sorted(self.files.keys() - found.keys()):
             del self.files[gone]
+            self._stamps.pop(gone, None)
             report.removed.append(gone)
         to_import: list[Path] = []
-        for path in paths:
-            known = self.files.get(str(path))
-            if known is not None and self._unchanged(path, known):
-                report.unchanged.append(str(path))
+        for path, stamp in found.items():
+            known = self.files.get(path)
+            if known is not None and self._unchanged(path, stamp, known):
+                report.unchanged.append(path)
             else:
-                to_import.append(path)
-        owners = self._owners()
+                to_import.append(Path(path))
         if to_import:
             sys_path = [self.dags_folder] + ([self.plugins_folder] if self.plugins_folder else [])
             for result in import_files(
@@ -118,37 +117,23 @@ class DagBag:
                 self.files[result.path] = _parsed(result, now)
                 report.parsed.append(result.path)
         if report.changed:  # rebuilding every SerializedDag is the costly part: only when a file changed
-            self._settle_duplicates(owners)
+            self._settle_duplicates(self._owners())
             self._serialized.clear()
         return report
 
-    def _unchanged(self, path: Path, known: ParsedFile) -> bool:
+    def _unchanged(self, path: str, stamp: Stamp, known: ParsedFile) -> bool:
         """Same content and same salt. The content hash decides; a file this bag hashed itself and whose
-        (mtime_ns, size) has not moved since is taken as unchanged without reading it again (the daemon
-        looks several times a second)."""
+        `stamp` (from this refresh's scan) has not moved since is taken as unchanged without reading it
+        again (the daemon looks several times a second)."""
+        if self._stamps.get(path) == stamp:
+            return True
         try:
-            stat = path.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size)
-            if self._stamps.get(str(path)) == stamp:
-                return True
-            same = file_hash(path, self.salt) == known.content_hash
+            same = file_hash(Path(path), self.salt) == known.content_hash
         except OSError:
             return False
         if same:
-            self._stamps[str(path)] = stamp
+            self._stamps[path] = stamp
         return same
-
-    def _unchanged_stat(self) -> set[str]:
-        """Files whose stat still matches what this bag saw, so discovery need not read them."""
-        still = set()
-        for path, stamp in self._stamps.items():
-            try:
-                stat = os.stat(path)
-            except OSError:
-                continue
-            if (stat.st_mtime_ns, stat.st_size) == stamp:
-                still.add(path)
-        return still
 
     def _owners(self) -> dict[str, str]:
         return dict(self._owner)

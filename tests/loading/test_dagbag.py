@@ -128,11 +128,17 @@ def test_duplicate_owner_keeps_its_dag_and_loser_recovers_when_owner_goes(tmp_pa
     assert bag.failures == []
 
 
-def test_a_broken_edit_does_not_touch_other_files(tmp_path: Path) -> None:
+def _bag_of_a_and_b(tmp_path: Path) -> DagBag:
+    """A refreshed bag of two good files, a.py (DAG a) and b.py (DAG b)."""
     _write(tmp_path / "a.py", GOOD.format(dag_id="a", task_id="t1"))
     _write(tmp_path / "b.py", GOOD.format(dag_id="b", task_id="t1"))
     bag = DagBag(tmp_path, timeout_s=10)
     bag.refresh()
+    return bag
+
+
+def test_a_broken_edit_does_not_touch_other_files(tmp_path: Path) -> None:
+    bag = _bag_of_a_and_b(tmp_path)
     _write(tmp_path / "b.py", "from dagrunner import DAG\nraise ValueError('half-saved file')\n")
     report = bag.refresh()
     assert [Path(p).name for p in report.parsed] == ["b.py"]
@@ -182,3 +188,59 @@ def test_an_unchanged_refresh_keeps_the_same_dag_objects(tmp_path: Path) -> None
     _write(tmp_path / "a.py", GOOD.format(dag_id="a", task_id="t2"))
     assert bag.refresh().changed
     assert bag.get_dag("a") is not first and [t.task_id for t in bag.get_dag("a").tasks] == ["t2"]
+
+
+def test_an_ignore_file_added_or_changed_between_refreshes_takes_effect(tmp_path: Path) -> None:
+    for name in ["a", "b", "sub/c"]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        _write(tmp_path / f"{name}.py", GOOD.format(dag_id=name.replace("/", "_"), task_id="t1"))
+    bag = DagBag(tmp_path, timeout_s=10)
+    bag.refresh()
+    assert set(bag.dags) == {"a", "b", "sub_c"}
+
+    (tmp_path / ".dagrunnerignore").write_text("b.py\n")
+    report = bag.refresh()
+    assert [Path(p).name for p in report.removed] == ["b.py"] and set(bag.dags) == {"a", "sub_c"}
+
+    (tmp_path / ".dagrunnerignore").write_text("sub/\n")
+    report = bag.refresh()
+    assert [Path(p).name for p in report.parsed] == ["b.py"] and [Path(p).name for p in report.removed] == ["c.py"]
+    assert set(bag.dags) == {"a", "b"}
+
+    (tmp_path / ".dagrunnerignore").unlink()
+    (tmp_path / "sub" / ".dagrunnerignore").write_text("*.py\n")
+    assert not bag.refresh().changed and set(bag.dags) == {"a", "b"}
+
+
+def test_a_touched_file_is_not_reimported(tmp_path: Path) -> None:
+    _write(tmp_path / "a.py", GOOD.format(dag_id="a", task_id="t1"))
+    bag = DagBag(tmp_path, timeout_s=10)
+    bag.refresh()
+    stamp = time.time() + 5
+    os.utime(tmp_path / "a.py", (stamp, stamp))
+    report = bag.refresh()
+    assert report.parsed == [] and report.unchanged == [str(tmp_path / "a.py")]
+    assert not bag.refresh().changed
+
+
+def test_new_files_in_new_folders_are_found_and_removed_folders_dropped(tmp_path: Path) -> None:
+    _write(tmp_path / "a.py", GOOD.format(dag_id="a", task_id="t1"))
+    bag = DagBag(tmp_path, timeout_s=10)
+    bag.refresh()
+    (tmp_path / "new" / "deeper").mkdir(parents=True)
+    _write(tmp_path / "new" / "deeper" / "b.py", GOOD.format(dag_id="b", task_id="t1"))
+    report = bag.refresh()
+    assert report.parsed == [str(tmp_path / "new" / "deeper" / "b.py")] and set(bag.dags) == {"a", "b"}
+
+    shutil.rmtree(tmp_path / "new")
+    report = bag.refresh()
+    assert report.removed == [str(tmp_path / "new" / "deeper" / "b.py")] and set(bag.dags) == {"a"}
+
+
+def test_a_file_that_stops_mentioning_dags_leaves_the_bag(tmp_path: Path) -> None:
+    bag = _bag_of_a_and_b(tmp_path)
+    _write(tmp_path / "b.py", "x = 1\n")
+    report = bag.refresh()
+    assert report.removed == [str(tmp_path / "b.py")] and set(bag.dags) == {"a"}
+    _write(tmp_path / "b.py", GOOD.format(dag_id="b", task_id="t2"))
+    assert bag.refresh().parsed == [str(tmp_path / "b.py")] and set(bag.dags) == {"a", "b"}
