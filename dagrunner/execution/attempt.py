@@ -6,6 +6,11 @@
 3. `prepare`: the concrete per-try operator (unmapped for a map index) and its context.
 4. `runner.run_task` in whatever process the executor chose.
 5. `finish`: one short write transaction with the outcome, then the callbacks, whose errors are audited.
+
+Steps 1, 3 and 4 also run in the local executor's forker and task processes, which never touch the
+database: the database steps import SQLAlchemy and `recording` when first called, so importing this
+module does not (every task process is a fork of the forker, and a fork costs in proportion to the
+memory of the process forked; SQLAlchemy is half of it).
 """
 
 from __future__ import annotations
@@ -17,23 +22,21 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import Connection, Engine
+from typing import TYPE_CHECKING, Any
 
 from dagrunner.clock import Clock, SystemClock, utcnow
 from dagrunner.errors import DagRunnerError
-from dagrunner.execution import recording
-from dagrunner.execution.base import WorkItem
+from dagrunner.execution.base import WorkItem, XComRows
 from dagrunner.execution.context import PrevSuccess, TaskInstanceView, XComSource, build_context, resolve_task
 from dagrunner.execution.dag_cache import DagCache
 from dagrunner.execution.logs import write_line
 from dagrunner.execution.masking import SecretMasker
-from dagrunner.execution.recording import XComRows
 from dagrunner.execution.retries import RetryPolicy
 from dagrunner.execution.runner import TryOutcome, print_traceback, run_task, summarize
-from dagrunner.persistence.engine import session_scope
 from dagrunner.states import TaskInstanceState
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
 
 HOSTNAME = socket.gethostname()
 SYSTEM_CLOCK: Clock = SystemClock()
@@ -81,6 +84,9 @@ def begin(
 ) -> TryStart | str:
     """Record the start (fenced) and read what the try needs: the XComs of the `upstream` task ids and
     the previous successful run. Returns the refusal text when fenced out."""
+    from dagrunner.execution import recording
+    from dagrunner.persistence.engine import session_scope
+
     key = item.key
     upstream = frozenset(upstream)
     now = clock.now()
@@ -128,6 +134,9 @@ def finish(
     A plain success or skip takes the fast path first; if that finds the try fenced out it wrote
     nothing, and `record_finished` then handles it in a second transaction, as it does every other ending.
     """
+    from dagrunner.execution import recording
+    from dagrunner.persistence.engine import session_scope
+
     now = clock.now()
     if recording.ends_plainly(outcome):
         with transaction(bind) as conn:
@@ -143,6 +152,9 @@ def audit_callback_errors(
 ) -> None:
     if not errors:
         return
+    from dagrunner.execution import recording
+    from dagrunner.persistence.engine import session_scope
+
     with session_scope(bind.engine) as session:
         now = clock.now()
         for error in errors:
@@ -154,6 +166,8 @@ def transaction(bind: Engine | Connection) -> Iterator[Connection]:
     """A write transaction on a pooled connection of an Engine, or on a Connection the caller keeps open
     across tries (the local worker does: no pool checkout per transaction, and on PostgreSQL no
     liveness ping either)."""
+    from sqlalchemy import Connection
+
     if isinstance(bind, Connection):
         with bind.begin():
             yield bind

@@ -56,6 +56,9 @@ class WorkItem:
     queued_by_job_id: int | None = None
 
 
+#: (task_id, map_index, key) -> value: XComs as a try reads them (pre-fetched by its worker, or loaded).
+XComRows = dict[tuple[str, int, str], Any]
+
 EventKind = Literal["started", "finished", "lost"]
 
 #: How the error of a try killed by an executor shutdown begins: a resumed backfill runs those again.

@@ -27,9 +27,8 @@ import dateutil
 import pendulum
 
 from dagrunner.errors import ExecutionError, VariableNotFoundError
-from dagrunner.execution.base import RunFacts, TaskKey
+from dagrunner.execution.base import RunFacts, TaskKey, XComRows
 from dagrunner.execution.masking import VAR_ENV_PREFIX, SecretMasker, is_sensitive
-from dagrunner.execution.recording import XComRows
 from dagrunner.execution.runner import RETURN_VALUE, check_json
 
 _NOTSET: Any = object()

@@ -4,9 +4,20 @@ A local worker is three kinds of process. The worker (`execution.worker`) writes
 tries; it runs no user code and never forks while it works. Forking write-protects every page of the
 parent, so each page a parent writes afterwards costs a copy-on-write fault (several microseconds each on
 a virtual machine); a worker that forked for every try took a thousand such faults per try in its own
-database work. The forker, forked by its worker before the worker opens the database, imports DAG files
-(`DagCache`) and forks task processes from that warm state, and does little else. A task process runs
-exactly one try and talks to the worker directly, over a pipe the worker made and passed to the forker.
+database work. The forker imports DAG files (`DagCache`) and forks task processes from that warm state,
+and does little else. A task process runs exactly one try and talks to the worker directly, over a pipe
+the worker made and passed to the forker.
+
+A fork costs kernel time in proportion to the memory of the process forked (its page tables are copied,
+and torn down again when the child exits), and a worker carries SQLAlchemy, the ORM models and its
+engine, more than half of its memory, none of which a task process needs. So a forker comes in two
+kinds (see `ForkerLink`): *forked* from its worker, ready at once but carrying all that, or *lean*, a
+fresh interpreter (`python -c _BOOT`) that imports only what running a task takes (no module on that
+path imports SQLAlchemy: ~31 MB against ~55 MB), so each fork and exit of a task process costs 3-6 ms
+less CPU, after half a second of importing. A worker starts with a forked one and changes to a lean one
+once it has run enough tries to pay for the import (`worker.LEAN_FORKER_AFTER`). A lean forker adopts
+the worker's sys.path and sys.argv first; the environment and working directory it inherits from the
+worker, which adopted the scheduler's before starting it.
 
 A task process is forked *before* its try is known, as the worker's spare: while one try ends and the
 scheduler decides the next, the forker forks the next process and it gets ready (its own process group,
@@ -15,8 +26,9 @@ which finds the task in the DAG cache it inherited and answers `Accepted` with t
 `Declined` when its cache does not have the file as it is now. Then the worker asks the forker to `Load`
 the file (an import, reported as `Loaded`, with the error if it failed), and has a fresh spare forked.
 After the worker's `TryStart` the task process points its output at the try's log, runs the task, sends
-its `TryOutcome` and, if it has callbacks, waits for the recorded state and runs them. The forker reaps it
-and reports `Exited` with its wait status.
+its `TryOutcome` and, if it has callbacks, waits for the recorded state and runs them. It has no database
+connection: XComs the worker did not pre-fetch it asks the worker for, over the same pipe. The forker
+reaps it and reports `Exited` with its wait status.
 
 The forker dies with its worker (PR_SET_PDEATHSIG), and a task process with its forker, so nothing
 outlives a worker that is killed.
@@ -27,19 +39,24 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import importlib
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import recv_handle, send_handle
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dagrunner.errors import ExecutionError
 from dagrunner.execution import attempt
-from dagrunner.execution.base import WorkItem
+from dagrunner.execution.base import WorkItem, XComRows
 from dagrunner.execution.dag_cache import DagCache
 from dagrunner.execution.logs import OutputRedirect
 from dagrunner.execution.masking import SecretMasker
@@ -47,18 +64,57 @@ from dagrunner.execution.retries import RetryPolicy
 from dagrunner.execution.runner import TryOutcome, run_callbacks
 
 if TYPE_CHECKING:
-    from dagrunner.execution.recording import XComRows
+    from dagrunner.execution.attempt import XComLoader
     from dagrunner.execution.worker import WorkerConfig
 
 _PR_SET_PDEATHSIG = 1
 #: Without pidfds (not Linux), how often the forker looks for task processes that exited.
 _REAP_POLL_S = 0.05
+#: What a forker imports before it serves, so the first DAG file it imports finds them loaded: what DAG
+#: files import (the modules a task process runs are imported with this one).
+FORKER_PRELOAD = ("dagrunner.operators",)
+
+#: What a lean forker's interpreter runs, with the fd of its pipe as argv[1]: adopt the worker's sys.path
+#: and argv before importing anything of ours or the user's (standard library only until then), import
+#: dagrunner from where the worker has it (which need not be what sys.path finds first: a forkserver
+#: imports its preload before it adopts the scheduler's sys.path), then serve.
+_BOOT = (
+    "import sys\n"
+    "from multiprocessing.connection import Connection\n"
+    "conn = Connection(int(sys.argv[1]))\n"
+    "sys.path[:], sys.argv[:], root = conn.recv()\n"
+    "sys.path.insert(0, root)\n"
+    "import dagrunner\n"
+    "sys.path.remove(root)\n"
+    "from dagrunner.execution.forker import forker_main\n"
+    "forker_main(conn)\n"
+)
 
 #: A DAG file as the DAG cache holds it: (mtime_ns, size).
 Stamp = tuple[int, int]
 
 
 # --- messages: worker <-> forker ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForkerConfig:
+    """Worker -> forker, first after sys.path: what the forker and its task processes need of the
+    worker's configuration (not the WorkerConfig: unpickling that would import the worker, SQLAlchemy too)."""
+
+    worker_pid: int
+    dags_folder: Path | None
+    plugins_folder: Path | None
+    import_timeout_s: float
+
+    @classmethod
+    def of(cls, config: WorkerConfig, worker_pid: int) -> ForkerConfig:
+        return cls(
+            worker_pid=worker_pid,
+            dags_folder=config.dags_folder,
+            plugins_folder=config.plugins_folder,
+            import_timeout_s=config.import_timeout_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -72,6 +128,11 @@ class Load:
 
     seq: int
     item: WorkItem
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Lean forker -> worker: it has imported what it needs and serves (a forked forker is ready at once)."""
 
 
 @dataclass(frozen=True)
@@ -134,14 +195,21 @@ class Declined:
 
 class ForkerLink:
     """A worker's handle on its forker: starts it (again, if it died), has it fork task processes and
-    import DAG files, and collects what it reports."""
+    import DAG files, and collects what it reports.
 
-    def __init__(self, config: WorkerConfig, inherited: list[Connection]) -> None:
-        """`inherited`: the worker's connections the forker must not keep open (its executor pipe)."""
+    `lean=False`: the forker is forked from the worker, ready at once. `lean=True`: it is a fresh
+    interpreter that keeps no descriptor of ours but its pipe; it imports while we go on (what we send
+    meanwhile waits in the pipe) and reports `Ready` when it serves."""
+
+    def __init__(self, config: WorkerConfig, *, lean: bool, inherited: list[Connection]) -> None:
+        """`inherited`: the worker's connections a forked forker must close (its executor pipe)."""
         self.config = config
+        self.lean = lean
         self.inherited = inherited
+        self.process: subprocess.Popen[bytes] | _Forked | None = None
         self.pid = 0
         self.conn: Connection | None = None
+        self.ready = False
         self.loaded: dict[int, Loaded] = {}
         self.exited: dict[int, int] = {}
         self.death = ""
@@ -153,34 +221,32 @@ class ForkerLink:
 
     def start(self) -> None:
         mine, theirs = multiprocessing.Pipe(duplex=True)
-        _flush_stdio()
-        worker_pid = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the forker: never return into the worker's code
-            code = 1
-            try:
-                mine.close()
-                for conn in self.inherited:
-                    conn.close()
-                code = Forker(theirs, self.config, worker_pid).serve()
-            except BaseException:  # noqa: BLE001 - say why on stderr, then go
-                with contextlib.suppress(Exception):
-                    traceback.print_exc()
-            finally:
-                os._exit(code)
-        theirs.close()
-        self.pid, self.conn = pid, mine
+        config = ForkerConfig.of(self.config, os.getpid())
+        try:
+            if self.lean:
+                self.process = subprocess.Popen(_lean_command(theirs.fileno()), pass_fds=[theirs.fileno()])
+            else:
+                self.process = _fork_forker(theirs, [mine, *self.inherited], config)
+        finally:
+            theirs.close()  # only the forker holds that end now: its death closes the pipe
+        self.pid, self.conn, self.ready = self.process.pid, mine, not self.lean
         self.loaded.clear()
         self.exited.clear()
+        if self.lean:
+            try:
+                mine.send((sys.path, sys.argv, _package_root()))
+                mine.send(config)
+            except OSError:
+                self._lost()
 
     def running(self) -> bool:
         """Whether the forker is still there (False: it died, noticed now or earlier; `start` another)."""
-        if self.conn is None:
+        if self.conn is None or self.process is None:
             return False
-        pid, status = os.waitpid(self.pid, os.WNOHANG)
-        if pid:
-            self._lost(status)
-        return not pid
+        code = self.process.poll()
+        if code is not None:
+            self._lost(code)
+        return code is None
 
     def spawn(self) -> Connection:
         """Have a task process forked; returns the worker's end of the pipe to it (usable at once: what
@@ -217,6 +283,8 @@ class ForkerLink:
                 message = self.conn.recv()
                 if isinstance(message, Exited):
                     self.exited[message.pid] = message.status
+                elif isinstance(message, Ready):
+                    self.ready = True
                 else:
                     self.loaded[message.seq] = message
         except (EOFError, OSError):
@@ -232,36 +300,61 @@ class ForkerLink:
             self.conn = None
             self._reap(wait_s=5.0)
 
-    def _lost(self, status: int | None = None) -> None:
+    def _lost(self, code: int | None = None) -> None:
         """The forker is gone: close our end, reap it, and remember why for the try it failed."""
         if self.conn is None:
             return
         self.conn.close()
         self.conn = None
-        if status is None:
-            status = self._reap(wait_s=1.0)
-        what = "is gone" if status is None else describe_exit(status)
+        if code is None:
+            code = self._reap(wait_s=1.0)
+        what = "is gone" if code is None else describe_exit(code)
         self.death = f"the forker process {self.pid}, which imports DAG files and starts task processes, {what}"
 
     def _reap(self, wait_s: float) -> int | None:
-        """The forker's wait status, killing it if it does not exit within `wait_s`."""
-        deadline = time.monotonic() + wait_s
-        try:
-            while True:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-                if pid:
-                    return status
-                if time.monotonic() >= deadline:
-                    os.kill(self.pid, signal.SIGKILL)
-                    return os.waitpid(self.pid, 0)[1]
-                time.sleep(0.001)
-        except (ChildProcessError, ProcessLookupError):
+        """The forker's exit code (negative: the signal that killed it), killing it if it does not
+        exit within `wait_s`."""
+        if self.process is None:
             return None
+        try:
+            return self.process.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
 
 
-def describe_exit(status: int) -> str:
-    """`exited with code 3` / `was killed by SIGSEGV`, for a wait status."""
-    code = os.waitstatus_to_exitcode(status)
+class _Forked:
+    """A forker forked from the worker, behind the part of Popen's interface that ForkerLink uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: as Popen does, call it an exit with 0
+                pid, status = self.pid, 0
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"forker {self.pid}", timeout or 0.0)
+            time.sleep(0.001)
+        return code
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def describe_exit(code: int) -> str:
+    """`exited with code 3` / `was killed by SIGSEGV`, for an exit code as Popen gives it."""
     if code < 0:
         try:
             return f"was killed by {signal.Signals(-code).name}"
@@ -273,11 +366,67 @@ def describe_exit(status: int) -> str:
 # --- the forker process ----------------------------------------------------------------------------------
 
 
+def _fork_forker(conn: Connection, to_close: list[Connection], config: ForkerConfig) -> _Forked:
+    """Fork a forker from this (the worker's) process, serving on `conn`."""
+    _flush_stdio()
+    pid = os.fork()
+    if pid == 0:  # the forker: never return into the worker's code
+        code = 1
+        try:
+            for other in to_close:
+                other.close()
+            code = Forker(conn, config).serve() if _tied_to(config.worker_pid) else 75
+        except BaseException:  # noqa: BLE001 - say why on stderr, then go
+            with contextlib.suppress(Exception):
+                traceback.print_exc()
+        finally:
+            os._exit(code)
+    return _Forked(pid)
+
+
+def _lean_command(fd: int) -> list[str]:
+    """The command line of a lean forker whose pipe is `fd`, with this interpreter's flags (-X, -W...)."""
+    flags: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]  # as multiprocessing
+    return [sys.executable, *flags, "-c", _BOOT, str(fd)]
+
+
+def _package_root() -> str:
+    """The folder that holds the `dagrunner` package this process runs."""
+    package = sys.modules["dagrunner"].__file__
+    assert package is not None
+    return os.path.dirname(os.path.dirname(os.path.abspath(package)))
+
+
+def forker_main(conn: Connection) -> None:
+    """Entry point of a lean forker (run by `_BOOT`, with the worker's sys.path adopted)."""
+    code = 1
+    try:
+        config: ForkerConfig = conn.recv()
+        code = 75
+        if _tied_to(config.worker_pid):
+            for name in FORKER_PRELOAD:
+                importlib.import_module(name)
+            with contextlib.suppress(OSError):  # the worker stopped while we imported: serve sees EOF
+                conn.send(Ready())
+            code = Forker(conn, config).serve()
+    except BaseException:  # noqa: BLE001 - say why on stderr, then go
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        _flush_stdio()
+        os._exit(code)  # no interpreter teardown: nothing of ours needs it
+
+
+def _tied_to(worker_pid: int) -> bool:
+    """Die with the worker from now on; False when it is gone already (before PDEATHSIG was armed)."""
+    _die_with_parent()
+    return os.getppid() == worker_pid
+
+
 class Forker:
-    def __init__(self, conn: Connection, config: WorkerConfig, worker_pid: int) -> None:
+    def __init__(self, conn: Connection, config: ForkerConfig) -> None:
         self.conn = conn
         self.config = config
-        self.worker_pid = worker_pid
         self.cache = DagCache(
             dags_folder=config.dags_folder,
             plugins_folder=config.plugins_folder,
@@ -289,9 +438,6 @@ class Forker:
 
     def serve(self) -> int:
         """Serve the worker until it closes the pipe; returns the exit code."""
-        _die_with_parent()
-        if os.getppid() != self.worker_pid:  # the worker died before PDEATHSIG was armed
-            return 75
         while True:
             polling = not self.pidfds and bool(self.children)
             watched: list[Any] = [self.conn, *([] if polling else self.children)]
@@ -318,7 +464,7 @@ class Forker:
             code = 70
             try:
                 self.conn.close()
-                code = _task_process(Connection(fd), self.cache, self.config, forker_pid)
+                code = _task_process(Connection(fd), self.cache, forker_pid)
             except BaseException:  # noqa: BLE001 - reported as a death without outcome; say why
                 with contextlib.suppress(Exception):
                     traceback.print_exc()
@@ -348,7 +494,7 @@ class Forker:
 # --- inside the task process -----------------------------------------------------------------------------
 
 
-def _task_process(conn: Connection, cache: DagCache, config: WorkerConfig, forker_pid: int) -> int:
+def _task_process(conn: Connection, cache: DagCache, forker_pid: int) -> int:
     """Get ready, take the try assigned, run it, report; returns the exit code. Runs only in the child."""
     _die_with_parent()
     if os.getppid() != forker_pid:  # the forker died before PDEATHSIG was armed
@@ -376,11 +522,11 @@ def _task_process(conn: Connection, cache: DagCache, config: WorkerConfig, forke
     fd = os.open(assign.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     output.attach(fd)
     os.close(fd)
-    return _run(conn, task, item, start, masker, config)
+    return _run(conn, task, item, start, masker)
 
 
-def _run(conn: Connection, task: Any, item: WorkItem, start: Any, masker: SecretMasker, config: WorkerConfig) -> int:
-    outcome, prepared = attempt.run_here(task, item, start, masker, _xcom_loader(config, item))
+def _run(conn: Connection, task: Any, item: WorkItem, start: Any, masker: SecretMasker) -> int:
+    outcome, prepared = attempt.run_here(task, item, start, masker, _xcom_loader(conn))
     _flush_stdio()
     wants_ack = prepared is not None and _has_callbacks(prepared.task)
     try:
@@ -414,19 +560,20 @@ def _has_callbacks(task: Any) -> bool:
     return any(getattr(task, name, None) for name in names)
 
 
-def _xcom_loader(config: WorkerConfig, item: WorkItem) -> Any:
-    """Reads XComs the worker did not pre-fetch, on a database connection of the task process's own."""
-    engine: Any = None
+def _xcom_loader(conn: Connection) -> XComLoader:
+    """Reads XComs the worker did not pre-fetch: the worker reads them and answers over the pipe (see
+    `worker.TryProcess._answered`). A task process opens no database connection of its own: importing
+    SQLAlchemy for it would cost more than the try."""
+    lock = threading.Lock()  # user code may pull from threads: one request and its answer at a time
 
     def load(task_ids: list[str]) -> XComRows:
-        nonlocal engine
-        from dagrunner.execution.recording import read_xcoms
-        from dagrunner.persistence.engine import make_engine, session_scope
-
-        if engine is None:
-            engine = make_engine(config.engine_url, busy_timeout=config.busy_timeout)
-        with session_scope(engine, readonly=True) as session:
-            return read_xcoms(session, item.key.dag_id, item.key.run_id, task_ids)
+        with lock:
+            conn.send(("xcoms", task_ids))
+            kind, payload = conn.recv()
+        if kind != "xcoms":
+            raise ExecutionError(f"reading the XComs of {', '.join(task_ids)} failed in the worker: {payload}")
+        rows: XComRows = payload
+        return rows
 
     return load
 

@@ -26,7 +26,14 @@ from typing import Any
 
 from dagrunner.errors import ExecutionError
 from dagrunner.execution.base import SHUTDOWN_KILL_PREFIX, Executor, TaskKey, TryEvent, WorkItem
-from dagrunner.execution.worker import HEARTBEAT_S, KillRequest, Report, WorkerConfig, worker_main
+from dagrunner.execution.worker import (
+    HEARTBEAT_S,
+    LEAN_FORKER_AFTER,
+    KillRequest,
+    Report,
+    WorkerConfig,
+    worker_main,
+)
 from dagrunner.settings import Settings
 from dagrunner.subprocesses import preloaded_context, start_process
 
@@ -56,6 +63,7 @@ class LocalExecutor(Executor):
         job_id: int | None = None,
         parallelism: int | None = None,
         heartbeat_s: float = HEARTBEAT_S,
+        lean_forker_after: int = LEAN_FORKER_AFTER,
     ) -> None:
         self.settings = settings
         self.parallelism = max(1, parallelism or settings.parallelism)
@@ -69,6 +77,7 @@ class LocalExecutor(Executor):
             import_timeout_s=settings.dagbag_import_timeout,
             actor=actor,
             heartbeat_s=heartbeat_s,
+            lean_forker_after=lean_forker_after,
         )
         self._workers: list[_WorkerHandle] = []
         self._pending: deque[WorkItem] = deque()

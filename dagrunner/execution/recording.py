@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from dagrunner.execution.base import TaskKey, WorkItem
+from dagrunner.execution.base import TaskKey, WorkItem, XComRows
 from dagrunner.execution.retries import RetryPolicy, next_try_at
 from dagrunner.persistence.audit import record_event, transition_task, transition_task_fenced, transition_tasks
 from dagrunner.persistence.models import DagRun, TaskInstance, TaskTry, XCom
@@ -432,7 +432,6 @@ def heartbeat(session: Executable, key: TaskKey, try_number: int, now: datetime)
 # --- reads a try needs ---------------------------------------------------------------------------------
 
 
-XComRows = dict[tuple[str, int, str], Any]
 PreviousRun = tuple[datetime | None, datetime | None, datetime | None]
 
 

@@ -2,7 +2,8 @@
 
 The worker is started once (forkserver or spawn, never a fork of the scheduler). It first forks its
 forker (`execution.forker`: keeps DAG files imported and forks task processes ahead of time), then opens
-its own database engine, and serves work items one at a time over its pipe:
+its own database engine, and serves work items one at a time over its pipe (after `LEAN_FORKER_AFTER`
+tries it changes to a lean forker, see there):
 
 1. assign the try to a spare task process (forked before the try came). It finds the task in
    the DAG cache it inherited and answers with its pid and the task's facts while we go on; when its
@@ -15,7 +16,8 @@ its own database engine, and serves work items one at a time over its pipe:
    TryOutcome back; with success, failure or retry callbacks it then waits for the recorded state and
    runs them, otherwise it exits at once. Whatever the task does to its process (leaks, globals,
    os._exit, a segfault) ends with it;
-4. while it runs, heartbeat the try every `HEARTBEAT_S` seconds, and kill its group if it runs past its
+4. while it runs, heartbeat the try every `HEARTBEAT_S` seconds, read the XComs it asks for that were
+   not pre-fetched (it has no database connection), and kill its group if it runs past its
    execution_timeout (plus a grace; its own SIGALRM fires first) or is killed;
 5. record the outcome (one short transaction), tell the executor at once (that wakes the scheduler) and,
    when there are no callbacks to wait for, that we are free; then let it run its callbacks and audit
@@ -53,10 +55,10 @@ from dagrunner.execution import attempt
 from dagrunner.execution.base import TaskKey, TryEvent, WorkItem
 from dagrunner.execution.forker import Accepted, Assign, ForkerLink, Stamp, TaskFacts
 from dagrunner.execution.logs import log_path, open_log, write_line
-from dagrunner.execution.recording import heartbeat
+from dagrunner.execution.recording import heartbeat, read_xcoms
 from dagrunner.execution.retries import RetryPolicy
 from dagrunner.execution.runner import TryOutcome, timeout_message
-from dagrunner.persistence.engine import make_engine
+from dagrunner.persistence.engine import make_engine, session_scope
 from dagrunner.states import TaskInstanceState
 
 T = TypeVar("T")
@@ -73,6 +75,15 @@ EXIT_WAIT_S = 5.0
 _FRESH_PROCESS_TRIES = 2
 #: Task processes each worker keeps forked ahead of its tries.
 SPARES = 2
+#: After this many tries a worker starts a lean forker beside its first one and changes to it once it is
+#: ready. The first forker is forked from the worker: ready at once, but it carries the worker's memory
+#: (SQLAlchemy and all, ~55 MB against ~31 MB), which every fork and exit of a task process pays for:
+#: 3-6 ms of CPU per try on a 2-core VM. A lean forker is a fresh interpreter: ~0.5 s of CPU to import
+#: dagrunner, then cheaper forks. Changing at about the break-even point (0.5 s / 4 ms) never costs more
+#: than twice the better choice in hindsight (the ski-rental rule): a short command (a backfill of a few
+#: dates, a test) never pays for the import, and a scheduler that runs for hours gets the cheaper forks.
+#: 0: lean at once.
+LEAN_FORKER_AFTER = 128
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,7 @@ class WorkerConfig:
     import_timeout_s: float
     actor: str
     heartbeat_s: float = HEARTBEAT_S
+    lean_forker_after: int = LEAN_FORKER_AFTER
     environ: dict[str, str] = field(default_factory=dict)
     cwd: str = ""
 
@@ -140,7 +152,11 @@ class Worker:
         self.conn = conn
         self.config = config
         self.parent_pid = os.getppid()
-        self.forker = ForkerLink(config, inherited=[conn])  # first: the forker inherits no database state
+        # First, so a forked forker inherits no database state.
+        self.forker = ForkerLink(config, lean=config.lean_forker_after <= 0, inherited=[conn])
+        #: A lean forker getting ready to take over from a forked one, and when to start one.
+        self.next_forker: ForkerLink | None = None
+        self.lean_due = config.lean_forker_after
         self.engine: Engine = make_engine(config.engine_url, busy_timeout=config.busy_timeout)
         #: One connection for all our transactions: no pool checkout (or PostgreSQL ping) per transaction.
         #: After a lost connection SQLAlchemy connects again on its next use.
@@ -167,6 +183,8 @@ class Worker:
                 self.stopping = True
         self._drop_spares()
         self.forker.stop()
+        if self.next_forker is not None:
+            self.next_forker.stop()
         self.db.close()
         self.engine.dispose()
 
@@ -203,6 +221,8 @@ class Worker:
             self._drop_spares()
             self.forker_files.clear()
             self.forker.start()
+        elif not self.forker.lean and self.tries >= self.lean_due:
+            self._go_lean()
         self.tries += 1
         path = log_path(self.config.logs_folder, item.key, item.try_number)
         process = TryProcess(self, item, self.tries, str(path))
@@ -247,6 +267,22 @@ class Worker:
         finally:
             os.close(fd)
         return idle
+
+    def _go_lean(self) -> None:
+        """Start a lean forker, or change to the one started earlier once it is ready (LEAN_FORKER_AFTER)."""
+        if self.next_forker is None:
+            self.next_forker = ForkerLink(self.config, lean=True, inherited=[])
+            return
+        self.next_forker.pump()
+        if not self.next_forker.alive:  # it could not start: keep the forked one, and try again later
+            print(f"[dagrunner worker {os.getpid()}] {self.next_forker.death_message()}", file=sys.stderr)
+            self.next_forker = None
+            self.lean_due = self.tries + max(1, self.config.lean_forker_after)
+        elif self.next_forker.ready:
+            self._drop_spares()  # forked by the forker we leave; the first try of a file imports it anew
+            self.forker_files.clear()
+            self.forker.stop()
+            self.forker, self.next_forker = self.next_forker, None
 
     def recorded(self, write: Callable[[DbConnection], T]) -> T:
         """`write(connection)`, once more on a new connection when the one we keep turned out to be dead
@@ -301,6 +337,15 @@ class Worker:
             self.stopping = True
         else:
             self.backlog.append(message)
+
+    def read_xcoms(self, item: WorkItem, task_ids: list[str]) -> tuple[str, Any]:
+        """("xcoms", rows) of `task_ids` in the run of `item`, for its task process; ("error", why)
+        when they cannot be read (the task's pull then fails with it, not the worker)."""
+        try:
+            with session_scope(self.engine, readonly=True) as session:
+                return "xcoms", read_xcoms(session, item.key.dag_id, item.key.run_id, task_ids)
+        except Exception as exc:  # noqa: BLE001
+            return "error", f"{type(exc).__name__}: {exc}"
 
     def heartbeat(self, item: WorkItem) -> None:
         try:
@@ -439,8 +484,9 @@ class TryProcess:
             if forker_conn is not None and forker_conn in ready:
                 self.worker.forker.pump()
             if conn in ready:
-                outcome = self._receive_outcome(conn)
-                return outcome if outcome is not None else self._outcome_of_exit(timeout_s)
+                message = _receive(conn)
+                if not self._answered(conn, message):
+                    return self._outcome_in(message, timeout_s)
             if self.worker.conn in ready:
                 self.worker.handle_control(self)
             now = time.monotonic()
@@ -453,15 +499,24 @@ class TryProcess:
                 self.worker.heartbeat(self.item)
                 next_heartbeat = now + every
 
-    def _receive_outcome(self, conn: Connection) -> TryOutcome | None:
-        """The outcome the task process sent (None: it died first)."""
-        try:
-            kind, payload, self.wants_ack = conn.recv()
-        except (EOFError, OSError):
-            return None
+    def _outcome_in(self, message: Any, timeout_s: float | None) -> TryOutcome:
+        """The outcome the task process sent, or what its death stands for (`message` None)."""
+        if message is None:
+            return self._outcome_of_exit(timeout_s)
+        kind, payload, self.wants_ack = message
         if kind != "outcome" or not isinstance(payload, TryOutcome):
             return TryOutcome.failed(f"the task process sent an unexpected message {kind!r}")
         return payload
+
+    def _answered(self, conn: Connection, message: Any) -> bool:
+        """Whether `message` asked for XComs the try was not given (then they are sent: the task process
+        has no database connection of its own, see `forker._xcom_loader`)."""
+        if not (isinstance(message, tuple) and len(message) == 2 and message[0] == "xcoms"):
+            return False
+        answer = self.worker.read_xcoms(self.item, list(message[1]))
+        with contextlib.suppress(OSError):  # it died meanwhile: waiting sees its pipe closed
+            conn.send(answer)
+        return True
 
     def _outcome_of_exit(self, timeout_s: float | None) -> TryOutcome:
         status = self._exit_status()
@@ -496,19 +551,25 @@ class TryProcess:
         if self.wants_ack and self.conn is not None:
             with contextlib.suppress(OSError):
                 self.conn.send(state.value)
-            if self.conn.poll(CALLBACK_TIMEOUT_S):
-                with contextlib.suppress(EOFError, OSError):
-                    kind, payload = self.conn.recv()
-                    if kind == "callbacks":
-                        errors = list(payload)
-            else:
-                self.kill(f"callbacks did not finish within {CALLBACK_TIMEOUT_S:g}s")
-                errors = [f"callbacks for state {state} did not finish within {CALLBACK_TIMEOUT_S:g}s and were killed"]
+            errors = self._callback_errors(self.conn, state)
         self._close()
         if outcome.timed_out or self.timed_out or self.kill_reason is not None:
             self._kill_group()  # what the task left behind in its group (e.g. a `sleep` it started)
         self.done = True
         return errors
+
+    def _callback_errors(self, conn: Connection, state: TaskInstanceState) -> list[str]:
+        """Wait for the callbacks to run (answering the XCom reads they make); their errors."""
+        deadline = time.monotonic() + CALLBACK_TIMEOUT_S
+        while conn.poll(max(0.0, deadline - time.monotonic())):
+            message = _receive(conn)
+            if self._answered(conn, message):
+                continue
+            if isinstance(message, tuple) and len(message) == 2 and message[0] == "callbacks":
+                return list(message[1])
+            return []  # it died, or sent something else: no errors to audit
+        self.kill(f"callbacks did not finish within {CALLBACK_TIMEOUT_S:g}s")
+        return [f"callbacks for state {state} did not finish within {CALLBACK_TIMEOUT_S:g}s and were killed"]
 
     # --- control ---------------------------------------------------------------------------------------
 
@@ -530,6 +591,14 @@ class TryProcess:
         if self.pid is not None:  # it made itself a group leader before it told us its pid
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
+
+
+def _receive(conn: Connection) -> Any:
+    """The task process's next message (None: it died, or closed its pipe)."""
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
 
 
 def _death_message(status: int) -> str:

@@ -19,6 +19,7 @@ from dagrunner.authoring.dag import reset_collected_dags
 from dagrunner.execution.base import Executor
 from dagrunner.execution.inline import InlineExecutor
 from dagrunner.execution.local import LocalExecutor
+from dagrunner.execution.worker import LEAN_FORKER_AFTER
 from dagrunner.settings import Settings
 
 from .dag_sources import CONTRACT_DAG
@@ -75,7 +76,9 @@ def make_executor(project: Project) -> Iterator[ExecutorFactory]:
     """Build and start an executor by name; everything built is shut down after the test."""
     built: list[Executor] = []
 
-    def make(name: str, *, parallelism: int = 2, heartbeat_s: float = 5.0) -> Executor:
+    def make(
+        name: str, *, parallelism: int = 2, heartbeat_s: float = 5.0, lean_forker_after: int = LEAN_FORKER_AFTER
+    ) -> Executor:
         executor: Executor
         if name == "inline":
             executor = InlineExecutor(project.settings, project.engine, actor=ACTOR)
@@ -86,6 +89,7 @@ def make_executor(project: Project) -> Iterator[ExecutorFactory]:
                 actor=ACTOR,
                 parallelism=parallelism,
                 heartbeat_s=heartbeat_s,
+                lean_forker_after=lean_forker_after,
             )
         executor.start()
         built.append(executor)

@@ -7,14 +7,18 @@ tests change files between tries, kill the forker at awkward moments, and crash 
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dagrunner.execution.base import Executor
 from dagrunner.execution.logs import read_log
+from dagrunner.execution.worker import LEAN_FORKER_AFTER
 from dagrunner.persistence import audit
 from dagrunner.persistence.engine import session_scope
 
@@ -64,6 +68,49 @@ os.kill(os.getpid(), signal.SIGSEGV)
 """
 
 
+#: Tasks that show what a task process inherited from its forker, and one that ends its own process.
+LEAN_DAG = """
+import os
+import sys
+
+import pendulum
+from dagrunner import DAG
+from dagrunner.operators import PythonOperator
+
+MARKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "marks")
+
+
+def loaded():
+    return {"sqlalchemy": "sqlalchemy" in sys.modules, "forker": os.getppid()}
+
+
+def exit_3():
+    print("about to os._exit(3)")
+    os._exit(3)
+
+
+def pull_far(ti):
+    value = ti.xcom_pull(task_ids="report")  # not an upstream task: the worker did not pre-fetch it
+    return {"pulled": value, **loaded()}
+
+
+def pull_in_callback(context):
+    value = context["ti"].xcom_pull(task_ids="report")
+    path = os.path.join(MARKS, "callback-pulled")
+    with open(path + ".part", "w") as handle:
+        handle.write(repr((value, loaded())))
+    os.replace(path + ".part", path)
+
+
+with DAG("lean", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    PythonOperator(task_id="report", python_callable=loaded)
+    PythonOperator(task_id="exit_3", python_callable=exit_3)
+    PythonOperator(task_id="pull_far", python_callable=pull_far)
+    PythonOperator(task_id="quiet", python_callable=lambda: None, on_success_callback=pull_in_callback)
+"""
+LEAN_TASK_IDS = ["report", "exit_3", "pull_far", "quiet"]
+
+
 def _write(path: Path, source: str) -> None:
     """Write a new version of a DAG file that the DAG cache must see as changed (size and mtime)."""
     before = path.stat().st_mtime_ns if path.exists() else 0
@@ -101,8 +148,20 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _one_worker(make_executor: ExecutorFactory) -> Executor:
-    return make_executor("local", parallelism=1)
+def _maps_sqlalchemy(pid: int) -> bool:
+    """Whether SQLAlchemy's compiled modules are mapped into process `pid` (they are once it is imported)."""
+    with open(f"/proc/{pid}/maps") as handle:
+        return "/sqlalchemy/" in handle.read()
+
+
+def _ignores_sigint(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as handle:
+        mask = next(int(line.split()[1], 16) for line in handle if line.startswith("SigIgn:"))
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
+def _one_worker(make_executor: ExecutorFactory, *, lean_forker_after: int = LEAN_FORKER_AFTER) -> Executor:
+    return make_executor("local", parallelism=1, lean_forker_after=lean_forker_after)
 
 
 def test_a_changed_dag_file_runs_its_new_code(project: Project, make_executor: ExecutorFactory) -> None:
@@ -212,3 +271,72 @@ def test_a_fenced_out_try_runs_nothing_and_the_next_one_does(project: Project, m
     assert not (project.marks / "touched").exists()
     assert run_one(executor, fresh).state == "success"
     assert (project.marks / "touched").exists()
+
+
+def test_the_forker_carries_no_database_code_and_a_task_exit_fails_only_its_try(
+    project: Project, make_executor: ExecutorFactory
+) -> None:
+    """Every fork costs in proportion to the forker's memory, so a lean forker is a fresh interpreter
+    without SQLAlchemy (which the worker has); what a task process does to itself still ends with it."""
+    executor = _one_worker(make_executor, lean_forker_after=0)
+    lean_file = project.dag_file("lean_dag.py", LEAN_DAG)
+    run = create_run(project.engine, "lean", LEAN_TASK_IDS)
+    report = queue_try(project.engine, run, "report", lean_file)
+    assert run_one(executor, report).state == "success"
+    seen = xcoms_of(project.engine, report.key)["return_value"]
+    forker_pid, worker_pid = seen["forker"], ti_row(project.engine, report.key).pid
+    assert seen["sqlalchemy"] is False
+    assert _parent_of(forker_pid) == worker_pid
+    assert _maps_sqlalchemy(worker_pid) and not _maps_sqlalchemy(forker_pid)
+    assert _ignores_sigint(forker_pid)  # as its worker does: Ctrl-C is the scheduler's to handle
+
+    crash = queue_try(project.engine, run, "exit_3", lean_file)
+    assert run_one(executor, crash).state == "failed"
+    (row,) = tries_of(project.engine, crash.key)
+    assert row.exit_code == 3 and "exited with code 3 without reporting an outcome" in (row.error or "")
+    assert "about to os._exit(3)" in read_log(project.settings.logs_folder, crash.key, 1)
+
+    again = queue_try(project.engine, run, "pull_far", lean_file)
+    assert run_one(executor, again).state == "success"
+    assert xcoms_of(project.engine, again.key)["return_value"] == {
+        "pulled": seen,  # read by the worker for the task process, which has no database connection
+        "sqlalchemy": False,
+        "forker": forker_pid,  # the same forker, untouched by the try that ended its process
+    }
+    assert ti_row(project.engine, again.key).pid == worker_pid
+
+
+@pytest.mark.parametrize("lean_forker_after", [0, LEAN_FORKER_AFTER])
+def test_a_callback_reads_xcoms_through_the_worker(
+    project: Project, make_executor: ExecutorFactory, lean_forker_after: int
+) -> None:
+    executor = _one_worker(make_executor, lean_forker_after=lean_forker_after)
+    lean_file = project.dag_file("lean_dag.py", LEAN_DAG)
+    run = create_run(project.engine, "lean", LEAN_TASK_IDS)
+    report = queue_try(project.engine, run, "report", lean_file)
+    assert run_one(executor, report).state == "success"
+    seen = xcoms_of(project.engine, report.key)["return_value"]
+    assert run_one(executor, queue_try(project.engine, run, "quiet", lean_file)).state == "success"
+    mark = project.marks / "callback-pulled"
+    eventually(mark.exists, what="the callback to write what it pulled")
+    assert ast.literal_eval(mark.read_text()) == (seen, seen)
+
+
+def test_a_worker_changes_to_a_lean_forker_after_enough_tries(project: Project, make_executor: ExecutorFactory) -> None:
+    """It starts with a forker forked from itself (SQLAlchemy and all), starts a lean one after
+    `lean_forker_after` tries and serves from it once it is ready; the forked one goes."""
+    executor = _one_worker(make_executor, lean_forker_after=2)
+    lean_file = project.dag_file("lean_dag.py", LEAN_DAG)
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60.0
+    while not seen or (seen[-1]["sqlalchemy"] is True and time.monotonic() < deadline):
+        run = create_run(project.engine, "lean", LEAN_TASK_IDS, run_id=f"run_{len(seen)}")
+        item = queue_try(project.engine, run, "report", lean_file)
+        assert run_one(executor, item).state == "success"
+        seen.append(xcoms_of(project.engine, item.key)["return_value"])
+        time.sleep(0.05)  # the lean forker imports meanwhile
+    first, last = seen[0], seen[-1]
+    assert first["sqlalchemy"] is True and last["sqlalchemy"] is False, seen
+    assert len(seen) >= 4  # started at the third try, served from at the fourth at the earliest
+    assert _parent_of(last["forker"]) == ti_row(project.engine, item.key).pid
+    eventually(lambda: not _alive(first["forker"]), what="the forked forker to exit")
