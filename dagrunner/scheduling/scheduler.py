@@ -294,9 +294,7 @@ class Scheduler:
             for ti_id in [i for i, entry in waiting.items() if entry.ti.task_id in tasks]:
                 del waiting[ti_id]
 
-    def _runs_to_evaluate(
-        self, session: Session, now: datetime
-    ) -> tuple[list[DagRun], dict[RunRef, set[str] | None]]:
+    def _runs_to_evaluate(self, session: Session, now: datetime) -> tuple[list[DagRun], dict[RunRef, set[str] | None]]:
         """The runs that changed (events, new runs, due timers) and which of their tasks to decide; or
         every active run, each whole, on a full scan."""
         full = self._next_full_scan is None or now >= self._next_full_scan

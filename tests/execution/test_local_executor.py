@@ -229,13 +229,13 @@ def test_a_running_try_is_heartbeaten(
     assert wait_event(executor, item.key).state == "failed"
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # only a database server drops connections
 def test_a_worker_whose_database_connection_was_cut_carries_on(
-    project: Project, local_executor: Executor, run: RunSpec, process_file: Path, db_url: str
+    project: Project, local_executor: Executor, run: RunSpec, process_file: Path
 ) -> None:
     """A worker keeps one connection open across tries; when the server drops it (a restart, an idle
     timeout) the next try is recorded on a new one, not lost."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("only a database server can drop a connection")
     first = queue_try(project.engine, run, "touch", process_file)
     assert run_one(local_executor, first).state == "success"
     with project.engine.connect() as conn:
