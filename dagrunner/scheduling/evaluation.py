@@ -108,7 +108,7 @@ def run_outcome(dag: SerializedDag, states: Mapping[str, Sequence[TI]]) -> DagRu
     return DagRunState.SUCCESS
 
 
-def _state(value: object) -> TI:
+def _state(value: str) -> TI:
     """The state as a TI; rows loaded for the scheduler already hold one (an enum call per instance per
     tick showed up in profiles)."""
     return value if type(value) is TI else TI(value)
