@@ -155,8 +155,10 @@ def shout():
 
 
 def block():
-    with open(os.path.join(MARKS, "blocker.pid"), "w") as handle:
+    # written aside and renamed: a test that sees the file must never read it half-written
+    with open(os.path.join(MARKS, "blocker.pid.tmp"), "w") as handle:
         handle.write(str(os.getpid()))
+    os.replace(os.path.join(MARKS, "blocker.pid.tmp"), os.path.join(MARKS, "blocker.pid"))
     time.sleep(120)
 
 
