@@ -143,7 +143,6 @@ class Scheduler:
         #: dag_id -> runs waiting for an instance of an earlier run (depends_on_past).
         self._past_waiters: dict[str, set[RunRef]] = {}
         self._next_full_scan: datetime | None = None
-        self._full_scan_pending = False  # this tick is a full scan
         self._next_zombie_check: datetime | None = None
         self._next_heartbeat: datetime | None = None
         self._stop = threading.Event()
@@ -277,11 +276,6 @@ class Scheduler:
                 waiting = self._ready.setdefault(ref, {})
                 for ti in plan.ready:
                     waiting[ti.id] = ReadyTry(ref, order, facts, ti)
-        if self._full_scan_pending:
-            self._full_scan_pending = False
-            stretch = len(found) / self.options.full_scan_runs
-            if stretch > 1 and self._next_full_scan is not None:
-                self._next_full_scan += timedelta(seconds=self.options.full_scan_s * (stretch - 1))
         return self._queue(session, dags, now, report)
 
     def _forget_ready(self, ref: RunRef, tasks: set[str] | None) -> None:
@@ -299,7 +293,6 @@ class Scheduler:
         every active run, each whole, on a full scan."""
         full = self._next_full_scan is None or now >= self._next_full_scan
         if full:
-            self._full_scan_pending = True
             self._next_full_scan = now + timedelta(seconds=self.options.full_scan_s)
             self._due_runs.release_held()  # a DAG may have been unpaused, or its runs cleared elsewhere
         for ref, when in list(self._timers.items()):
@@ -326,7 +319,11 @@ class Scheduler:
             query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(self.options.only_runs)))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=DagRun)  # several schedulers at once
-        return list(session.scalars(query.order_by(DagRun.logical_date, DagRun.id))), focus
+        runs = list(session.scalars(query.order_by(DagRun.logical_date, DagRun.id)))
+        stretch = len(runs) / self.options.full_scan_runs
+        if full and stretch > 1 and self._next_full_scan is not None:
+            self._next_full_scan += timedelta(seconds=self.options.full_scan_s * (stretch - 1))
+        return runs, focus
 
     def _notice_new_runs(self, session: Session) -> None:
         """Runs other processes created (`dags trigger`) since we last looked: one indexed query per tick,
@@ -424,6 +421,8 @@ class Scheduler:
             return []
         for entry in chosen:
             del self._ready[entry.ref][entry.ti.id]
+            if not self._ready[entry.ref]:
+                del self._ready[entry.ref]
         queued = {ti.id for ti in transition_task_rows(
             session, [e.ti for e in chosen], TI.QUEUED, actor=self.actor,
             reason="dependencies met and a slot was free", when=now, queue_try=self.job_id or 0,
