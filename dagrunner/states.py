@@ -1,7 +1,8 @@
-"""Run and task-instance states, their named groups, and the table of allowed transitions.
+"""Every state enum of the metadata database, their named groups, and the tables of allowed transitions.
 
-`persistence.audit.transition_task()` / `transition_run()` are the only code that changes a state; it refuses any change that is not
-in `TASK_TRANSITIONS` / `RUN_TRANSITIONS`, so this table is the whole state machine in one place.
+`persistence.audit.transition()` is the only code that changes a state (of a task instance, a run, a try,
+a scheduler job or a backfill); it refuses any change that is not in the matching `*_TRANSITIONS` table, so
+these tables are the whole state machine in one place.
 """
 
 from __future__ import annotations
@@ -32,6 +33,37 @@ class DagRunState(StrEnum):
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
+
+
+class TryState(StrEnum):
+    """State of one attempt (a `task_try` row): running, then the state its task instance ended in.
+
+    Closed once, never changed after: a try row records history, so its table allows only leaving `running`.
+    """
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UP_FOR_RETRY = "up_for_retry"
+    UP_FOR_RESCHEDULE = "up_for_reschedule"
+
+
+class JobState(StrEnum):
+    """State of a scheduler, backfill or `dags test` process (a `scheduler_job` row)."""
+
+    RUNNING = "running"
+    SUCCESS = "success"  # stopped cleanly
+    FAILED = "failed"  # died, or was found dead by another job
+
+
+class BackfillState(StrEnum):
+    """State of one `dagrunner backfill` request (a `backfill` row)."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 TI = TaskInstanceState
@@ -88,12 +120,29 @@ RUN_TRANSITIONS: dict[DagRunState, frozenset[DagRunState]] = {
     DagRunState.FAILED: frozenset({DagRunState.QUEUED, DagRunState.SUCCESS}),
 }
 
+#: A try leaves `running` once, for the state its instance ended in; a closed try never changes again.
+TRY_TRANSITIONS: dict[TryState, frozenset[TryState]] = {
+    TryState.RUNNING: frozenset(set(TryState) - {TryState.RUNNING}),
+    **{state: frozenset() for state in TryState if state != TryState.RUNNING},
+}
+
+#: A job ends once; one found dead by another job is failed by that job.
+JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.RUNNING: frozenset({JobState.SUCCESS, JobState.FAILED}),
+    JobState.SUCCESS: frozenset(),
+    JobState.FAILED: frozenset(),
+}
+
+#: A backfill ends once, when its runs have (an interrupted one stays running and is resumed as it is).
+BACKFILL_TRANSITIONS: dict[BackfillState, frozenset[BackfillState]] = {
+    BackfillState.RUNNING: frozenset({BackfillState.SUCCESS, BackfillState.FAILED, BackfillState.CANCELLED}),
+    BackfillState.SUCCESS: frozenset(),
+    BackfillState.FAILED: frozenset(),
+    BackfillState.CANCELLED: frozenset(),
+}
+
 assert set(TASK_TRANSITIONS) == set(_ANY_TI), "every task state needs a row in TASK_TRANSITIONS"
-
-
-def task_transition_allowed(old: TaskInstanceState, new: TaskInstanceState) -> bool:
-    return new in TASK_TRANSITIONS[old]
-
-
-def run_transition_allowed(old: DagRunState, new: DagRunState) -> bool:
-    return new in RUN_TRANSITIONS[old]
+assert set(RUN_TRANSITIONS) == set(DagRunState), "every run state needs a row in RUN_TRANSITIONS"
+assert set(TRY_TRANSITIONS) == set(TryState), "every try state needs a row in TRY_TRANSITIONS"
+assert set(JOB_TRANSITIONS) == set(JobState), "every job state needs a row in JOB_TRANSITIONS"
+assert set(BACKFILL_TRANSITIONS) == set(BackfillState), "every backfill state needs a row in BACKFILL_TRANSITIONS"

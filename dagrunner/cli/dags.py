@@ -123,7 +123,7 @@ def _set_paused(cli: CliContext, dag_id: str, paused: bool) -> None:
 
     cli.dagbag.get_dag(dag_id)  # a clear error for an unknown id
     with cli.session() as session:
-        changed = set_paused(session, dag_id, paused, actor=cli.actor)
+        changed = set_paused(session, dag_id, paused, actor=cli.actor, when=datetime.now(UTC))
     word = "paused" if paused else "unpaused"
     render.info(f"{dag_id} {word}" if changed else f"{dag_id} was already {word}")
 

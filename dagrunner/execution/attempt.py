@@ -85,21 +85,16 @@ def begin(
     """Record the start (fenced) and read what the try needs: the XComs of the `upstream` task ids and
     the previous successful run. Returns the refusal text when fenced out."""
     from dagrunner.execution import recording
-    from dagrunner.persistence.engine import session_scope
 
     key = item.key
     upstream = frozenset(upstream)
     now = clock.now()
     with transaction(bind) as conn:
-        started = recording.start_try_fast(
-            conn, item, hostname=HOSTNAME, pid=pid, log_path=log_file, now=now, actor=actor
-        )
-        if started is not None:
-            rows = recording.read_xcoms(conn, key.dag_id, key.run_id, upstream) if upstream else {}
-            prev = recording.previous_success(conn, key.dag_id, item.run.logical_date)
-    if started is None:
-        with session_scope(bind.engine, readonly=True) as session:
-            return recording.describe_refusal(session, item)
+        started = recording.start_try(conn, item, hostname=HOSTNAME, pid=pid, log_path=log_file, now=now, actor=actor)
+        if started is None:
+            return recording.describe_refusal(conn, item)
+        rows = recording.read_xcoms(conn, key.dag_id, key.run_id, upstream) if upstream else {}
+        prev = recording.previous_success(conn, key.dag_id, item.run.logical_date)
     return TryStart(started.max_tries, rows, upstream, PrevSuccess(*prev) if prev else None)
 
 
@@ -129,22 +124,11 @@ def finish(
     actor: str,
     clock: Clock = SYSTEM_CLOCK,
 ) -> TaskInstanceState:
-    """Record the outcome in one transaction; returns the state the instance is now in.
-
-    A plain success or skip takes the fast path first; if that finds the try fenced out it wrote
-    nothing, and `record_finished` then handles it in a second transaction, as it does every other ending.
-    """
+    """Record the outcome in one transaction; returns the state the instance is now in."""
     from dagrunner.execution import recording
-    from dagrunner.persistence.engine import session_scope
 
-    now = clock.now()
-    if recording.ends_plainly(outcome):
-        with transaction(bind) as conn:
-            state = recording.record_ended_fast(conn, item, outcome, now=now, actor=actor)
-        if state is not None:
-            return state
-    with session_scope(bind.engine) as session:  # any other ending, or fenced out (then nothing was written)
-        return recording.record_finished(session, item, outcome, policy=policy, now=now, actor=actor)
+    with transaction(bind) as conn:
+        return recording.finish_try(conn, item, outcome, policy=policy, now=clock.now(), actor=actor)
 
 
 def audit_callback_errors(
@@ -153,12 +137,11 @@ def audit_callback_errors(
     if not errors:
         return
     from dagrunner.execution import recording
-    from dagrunner.persistence.engine import session_scope
 
-    with session_scope(bind.engine) as session:
+    with transaction(bind) as conn:
         now = clock.now()
         for error in errors:
-            recording.record_callback_error(session, item, error, actor=actor, now=now)
+            recording.record_callback_error(conn, item, error, actor=actor, now=now)
 
 
 @contextmanager

@@ -6,11 +6,12 @@ instance is still in the state and at the try_number the writer expects. A worke
 item (the instance was cleared, re-queued by another scheduler, or already failed as a zombie) is fenced
 out and changes nothing, so a try can never be started twice or have its outcome recorded twice.
 
-Every function works in the caller's session and flushes without committing: the caller's transaction
-commits the state change, its audit rows, the `task_try` row and the XComs together, or none of them.
-State changes go only through `persistence.audit`. A try's common steps (start; a success or skip with
-nothing else to record) also have a fast path on a bare Connection, `start_try_fast` and
-`record_ended_fast`: the same fences, writes and audit rows in fewer statements and without the ORM.
+Three writes, one name each: `start_try`, `finish_try` (every ending a try reports itself) and
+`fail_lost_try` (a try whose process died without reporting). Each works on the caller's Session or
+Connection without committing: the caller's transaction commits the state change, its audit row, the
+`task_try` row and the XComs together, or none of them. States change only through
+`persistence.audit.transition()`; a plain success costs one fenced UPDATE, one audit insert, the try
+row's close and (when there are any) the XComs.
 
 Retry rule (Airflow's): a failed try becomes `up_for_retry` when the task has retries
 (`policy.retries > 0`), the failure is not `fail_fast` (FailTask, a kill), and
@@ -25,16 +26,26 @@ import logging
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from dagrunner.execution.base import TaskKey, WorkItem, XComRows
 from dagrunner.execution.retries import RetryPolicy, next_try_at
-from dagrunner.persistence.audit import record_event, transition_task, transition_task_fenced, transition_tasks
-from dagrunner.persistence.models import DagRun, TaskInstance, TaskTry, XCom
-from dagrunner.states import DagRunState, TaskInstanceState
+from dagrunner.persistence.audit import (
+    TASK,
+    Change,
+    TaskRef,
+    TIRow,
+    TryClose,
+    close_try_alone,
+    open_try,
+    record_event,
+    transition,
+)
+from dagrunner.persistence.models import DagRun, TaskInstance, XCom
+from dagrunner.states import DagRunState, TaskInstanceState, TryState
 
 if TYPE_CHECKING:
     from dagrunner.execution.runner import TryOutcome
@@ -45,22 +56,23 @@ log = logging.getLogger(__name__)
 #: A Session or a bare Connection: the helpers below that issue only Core statements take either.
 Executable = Session | Connection
 
-_SKIPPABLE = (TI.NONE, TI.SCHEDULED)
+_SKIPPABLE = (TI.NONE.value, TI.SCHEDULED.value)
 
 
 # Statements of the hot path, built once: building a statement costs more than running it on SQLite.
 _TI_T = cast(Table, TaskInstance.__table__)
-_TRY_T = cast(Table, TaskTry.__table__)
 _XCOM_T = cast(Table, XCom.__table__)
 _RUN_T = cast(Table, DagRun.__table__)
-_KEY_WHERE = (
-    TaskInstance.dag_id == bindparam("b_dag_id"),
-    TaskInstance.run_id == bindparam("b_run_id"),
-    TaskInstance.task_id == bindparam("b_task_id"),
-    TaskInstance.map_index == bindparam("b_map_index"),
+_TI_NOW = select(_TI_T.c.id, _TI_T.c.state, _TI_T.c.try_number, _TI_T.c.max_tries, _TI_T.c.queued_by_job_id).where(
+    _TI_T.c.dag_id == bindparam("b_dag_id"),
+    _TI_T.c.run_id == bindparam("b_run_id"),
+    _TI_T.c.task_id == bindparam("b_task_id"),
+    _TI_T.c.map_index == bindparam("b_map_index"),
 )
-_LOAD = select(TaskInstance).where(*_KEY_WHERE).execution_options(populate_existing=True)
-_LOAD_LOCKED = _LOAD.with_for_update()
+_TI_NOW_LOCKED = _TI_NOW.with_for_update()
+_LOGICAL_DATE = select(_RUN_T.c.logical_date).where(
+    _RUN_T.c.dag_id == bindparam("b_dag_id"), _RUN_T.c.run_id == bindparam("b_run_id")
+)
 _HEARTBEAT = (
     update(_TI_T)
     .where(
@@ -72,19 +84,6 @@ _HEARTBEAT = (
         _TI_T.c.state == TI.RUNNING,
     )
     .values(last_heartbeat=bindparam("b_now"))
-)
-_INSERT_TRY = insert(_TRY_T)
-_CLOSE_TRY = (
-    update(_TRY_T)
-    .where(
-        _TRY_T.c.ti_id == bindparam("b_ti_id"), _TRY_T.c.try_number == bindparam("b_try"), _TRY_T.c.end_date.is_(None)
-    )
-    .values(
-        end_date=bindparam("b_end"),
-        state=bindparam("b_state"),
-        exit_code=bindparam("b_exit_code"),
-        error=bindparam("b_error"),
-    )
 )
 _DELETE_XCOMS = delete(_XCOM_T).where(_XCOM_T.c.ti_id == bindparam("b_ti_id"))
 _INSERT_XCOM = insert(_XCOM_T)
@@ -106,84 +105,16 @@ _PREVIOUS_SUCCESS = (
 # --- start -----------------------------------------------------------------------------------------
 
 
-def record_started(
-    session: Session,
-    item: WorkItem,
-    *,
-    hostname: str,
-    pid: int,
-    log_path: str,
-    now: datetime,
-    actor: str,
-) -> bool:
-    """queued -> running and open the try's `task_try` row; False (nothing written) when fenced out.
-
-    Fenced on: the instance is `queued` at `item.try_number`, and was queued by `item.queued_by_job_id`
-    when the item names a job. `pid` is the process that supervises the try and heartbeats it.
-    """
-    return start_try(session, item, hostname=hostname, pid=pid, log_path=log_path, now=now, actor=actor) is not None
-
-
-def start_try(
-    session: Session,
-    item: WorkItem,
-    *,
-    hostname: str,
-    pid: int,
-    log_path: str,
-    now: datetime,
-    actor: str,
-) -> TaskInstance | None:
-    """`record_started`, returning the started instance (None when fenced out)."""
-    ti = _load(session, item.key)
-    refusal = start_refusal(ti, item)
-    if refusal is not None:
-        log.warning("not starting try %s of %s: %s", item.try_number, item.key.label(), refusal)
-        return None
-    assert ti is not None
-    transition_task(
-        session,
-        ti,
-        TI.RUNNING,
-        actor=actor,
-        reason=f"try {item.try_number} started on {hostname} (pid {pid})",
-        when=now,
-    )
-    ti.hostname = hostname
-    ti.pid = pid
-    ti.last_heartbeat = now
-    session.execute(
-        _INSERT_TRY,
-        {
-            "ti_id": ti.id,
-            "dag_id": ti.dag_id,
-            "run_id": ti.run_id,
-            "task_id": ti.task_id,
-            "map_index": ti.map_index,
-            "try_number": item.try_number,
-            "state": TI.RUNNING,
-            "queued_at": ti.queued_at,
-            "start_date": now,
-            "hostname": hostname,
-            "pid": pid,
-            "executor_id": ti.executor_id,
-            "log_path": log_path,
-        },
-    )
-    session.flush()
-    return ti
-
-
 @dataclass(frozen=True)
 class StartedTry:
-    """What `start_try_fast` learned about the instance it started."""
+    """What `start_try` learned about the instance it started."""
 
     ti_id: int
     max_tries: int
 
 
-def start_try_fast(
-    conn: Connection,
+def start_try(
+    db: Executable,
     item: WorkItem,
     *,
     hostname: str,
@@ -192,47 +123,30 @@ def start_try_fast(
     now: datetime,
     actor: str,
 ) -> StartedTry | None:
-    """`start_try` in three statements (fenced UPDATE, audit row, `task_try` row); None when fenced out,
-    with nothing written (`describe_refusal` then says why)."""
-    key = item.key
-    fence = {"queued_by_job_id": item.queued_by_job_id} if item.queued_by_job_id is not None else None
-    row = transition_task_fenced(
-        conn,
-        (key.dag_id, key.run_id, key.task_id, key.map_index),
-        TI.QUEUED,
-        TI.RUNNING,
-        try_number=item.try_number,
-        actor=actor,
-        reason=f"try {item.try_number} started on {hostname} (pid {pid})",
-        when=now,
-        fence=fence,
-        values={"hostname": hostname, "pid": pid, "last_heartbeat": now},
-        returning=("max_tries", "queued_at", "executor_id"),
-    )
-    if row is None:
+    """queued -> running, and open the try's `task_try` row; None (nothing written) when fenced out.
+
+    Fenced on: the instance is `queued` at `item.try_number`, and was queued by `item.queued_by_job_id`
+    when the item names a job (`describe_refusal` then says why). `pid` is the process that supervises
+    the try and heartbeats it.
+    """
+    ref = _ref(item, TI.QUEUED)
+    fence: dict[str, Any] = {"try_number": item.try_number}
+    if item.queued_by_job_id is not None:
+        fence["queued_by_job_id"] = item.queued_by_job_id
+    reason = f"try {item.try_number} started on {hostname} (pid {pid})"
+    values = {"hostname": hostname, "pid": pid, "last_heartbeat": now}
+    moved = transition(
+        db, TASK, [ref], Change(TI.RUNNING, now, actor, reason, values=values), fence=fence,
+        returning=("max_tries", "queued_at"),
+    )  # fmt: skip
+    if not moved:
         return None
-    conn.execute(
-        _INSERT_TRY,
-        {
-            "ti_id": row.id,
-            "dag_id": key.dag_id,
-            "run_id": key.run_id,
-            "task_id": key.task_id,
-            "map_index": key.map_index,
-            "try_number": item.try_number,
-            "state": TI.RUNNING,
-            "queued_at": row.queued_at,
-            "start_date": now,
-            "hostname": hostname,
-            "pid": pid,
-            "executor_id": row.executor_id,
-            "log_path": log_path,
-        },
-    )
+    row = moved[0].row
+    open_try(db, row.id, ref, when=now, queued_at=row.queued_at, hostname=hostname, pid=pid, log_path=log_path)
     return StartedTry(row.id, row.max_tries)
 
 
-def start_refusal(ti: TaskInstance | None, item: WorkItem) -> str | None:
+def start_refusal(ti: Current | None, item: WorkItem) -> str | None:
     """Why `item` may not start (None: it may): the words a fenced-out worker logs and reports."""
     reason = _fence(ti, item.key, item.try_number, (TI.QUEUED,))
     if reason is None and item.queued_by_job_id is not None:
@@ -245,16 +159,16 @@ def start_refusal(ti: TaskInstance | None, item: WorkItem) -> str | None:
     return reason
 
 
-def describe_refusal(session: Session, item: WorkItem) -> str:
+def describe_refusal(db: Executable, item: WorkItem) -> str:
     """`start_refusal` read fresh, for the detail of a fenced-out work item's event."""
-    return start_refusal(_load(session, item.key, lock=False), item) or "it may start now (raced)"
+    return start_refusal(_current(db, item.key, lock=False), item) or "it may start now (raced)"
 
 
 # --- finish ----------------------------------------------------------------------------------------
 
 
-def record_finished(
-    session: Session,
+def finish_try(
+    db: Executable,
     item: WorkItem,
     outcome: TryOutcome,
     *,
@@ -262,72 +176,51 @@ def record_finished(
     now: datetime,
     actor: str,
 ) -> TaskInstanceState:
-    """Record a try's outcome: the final state, its closed `task_try` row, its XComs, its branch skips.
+    """Record a try's outcome: the final state, its closed `task_try` row, its XComs, its branch skips and
+    its callback errors. Returns the state the instance is in afterwards.
 
-    Fenced on `running` at `item.try_number`; when fenced out the instance is left alone (its try row is
-    still closed if open, since the try did end) and its current state is returned.
+    Fenced on `running` at `item.try_number`. When fenced out the instance is left alone, but the try
+    did end, so its row is still closed (audited as `try.closed`), and the instance's current state is
+    returned (`removed` when it no longer exists).
     """
     key = item.key
-    ti = _load(session, key)
-    refusal = _fence(ti, key, item.try_number, (TI.RUNNING,))
-    if refusal is not None:
-        log.warning("not recording the outcome of try %s of %s: %s", item.try_number, key.label(), refusal)
-        if ti is None:
-            return TI.REMOVED
-        _close_try(session, ti.id, item.try_number, TI(outcome.state), now, outcome.exit_code, outcome.error)
-        return TI(ti.state)
-    assert ti is not None
-    state = final_state(outcome.state, outcome.fail_fast, ti.try_number, ti.max_tries, policy)
-    detail: dict[str, Any] = {}
-    if state == TI.UP_FOR_RETRY:
-        delay = policy.delay_s(
-            dag_id=key.dag_id, task_id=key.task_id, logical_date=item.run.logical_date, try_number=item.try_number
-        )
-        ti.next_try_at = next_try_at(now, delay)
-        detail = {"retry_delay_s": delay, "next_try_at": ti.next_try_at.isoformat()}
-    reason = _finish_reason(item.try_number, state, outcome.error)
-    transition_task(session, ti, state, actor=actor, reason=reason, detail=detail or None, when=now)
-    _close_try(session, ti.id, item.try_number, state, now, outcome.exit_code, outcome.error)
-    xcoms = outcome.xcoms if state in (TI.SUCCESS, TI.SKIPPED) else {}
-    _replace_xcoms(session, ti.id, key, item.try_number, xcoms, now)
-    if state == TI.SUCCESS and outcome.skip_task_ids:
-        skip_downstream(session, key, outcome.skip_task_ids, actor=actor, now=now)
-    for error in outcome.callback_errors:
-        record_callback_error(session, item, error, actor=actor, now=now)
-    session.flush()
-    return state
-
-
-def record_ended_fast(conn: Connection, item: WorkItem, outcome: TryOutcome, *, now: datetime, actor: str) -> TI | None:
-    """`record_finished` for the common ending, a success or a skip that skips no other task and has no
-    callback errors to audit, in three to four statements: the fenced UPDATE, its audit row, the closed
-    `task_try` row and the XComs. None when it does not apply or the try is fenced out (nothing is
-    written then): call `record_finished`, which handles every case."""
-    if not ends_plainly(outcome):
-        return None
-    key = item.key
     state = TI(outcome.state)
-    row = transition_task_fenced(
-        conn,
-        (key.dag_id, key.run_id, key.task_id, key.map_index),
-        TI.RUNNING,
-        state,
-        try_number=item.try_number,
-        actor=actor,
-        reason=_finish_reason(item.try_number, state, outcome.error),
-        when=now,
-    )
-    if row is None:
-        return None
-    _close_try(conn, row.id, item.try_number, state, now, outcome.exit_code, outcome.error)
-    _replace_xcoms(conn, row.id, key, item.try_number, outcome.xcoms, now)
+    values: dict[str, Any] = {}
+    detail: dict[str, Any] | None = None
+    if state not in (TI.SUCCESS, TI.SKIPPED):
+        current = _current(db, key)
+        max_tries = current.max_tries if current is not None else 0
+        state = final_state(outcome.state, outcome.fail_fast, item.try_number, max_tries, policy)
+        if state == TI.UP_FOR_RETRY:
+            values, detail = _retry(policy, key, item.try_number, item.run.logical_date, now)
+    reason = _finish_reason(item.try_number, state, outcome.error)
+    change = Change(state, now, actor, reason, detail=detail, values=values)
+    closing = TryClose(outcome.exit_code, outcome.error)
+    moved = transition(db, TASK, [_ref(item, TI.RUNNING)], change, fence={"try_number": item.try_number},
+                       close_try=closing)  # fmt: skip
+    if not moved:
+        return _fenced_out_finish(db, item, TryState(outcome.state), closing, actor=actor, now=now)
+    ti_id = moved[0].row.id
+    xcoms = outcome.xcoms if state in (TI.SUCCESS, TI.SKIPPED) else {}
+    _replace_xcoms(db, ti_id, key, item.try_number, xcoms, now)
+    if state == TI.SUCCESS and outcome.skip_task_ids:
+        skip_downstream(db, key, outcome.skip_task_ids, actor=actor, now=now)
+    for error in outcome.callback_errors:
+        record_callback_error(db, item, error, actor=actor, now=now)
     return state
 
 
-def ends_plainly(outcome: TryOutcome) -> bool:
-    """Whether `record_ended_fast` applies: a success or skip that skips nothing else and has no
-    callback errors to audit."""
-    return outcome.state in ("success", "skipped") and not outcome.skip_task_ids and not outcome.callback_errors
+def _fenced_out_finish(
+    db: Executable, item: WorkItem, ended: TryState, closing: TryClose, *, actor: str, now: datetime
+) -> TaskInstanceState:
+    current = _current(db, item.key)
+    refusal = _fence(current, item.key, item.try_number, (TI.RUNNING,)) or "raced"
+    log.warning("not recording the outcome of try %s of %s: %s", item.try_number, item.key.label(), refusal)
+    if current is None:
+        return TI.REMOVED
+    close_try_alone(db, current.id, _ref(item, TI(current.state)), ended, closing, actor=actor, when=now,
+                    reason=f"try {item.try_number} ended ({ended}) after its instance moved on: {refusal}")  # fmt: skip
+    return TI(current.state)
 
 
 def final_state(
@@ -347,32 +240,39 @@ def retry_allowed(try_number: int, max_tries: int, policy: RetryPolicy) -> bool:
     return policy.retries > 0 and try_number <= max_tries
 
 
-def skip_downstream(session: Session, key: TaskKey, task_ids: Collection[str], *, actor: str, now: datetime) -> int:
+def _retry(
+    policy: RetryPolicy, key: TaskKey, try_number: int, logical_date: datetime, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The columns and audit detail of `up_for_retry`: when the next try may start, and why then."""
+    delay = policy.delay_s(dag_id=key.dag_id, task_id=key.task_id, logical_date=logical_date, try_number=try_number)
+    when = next_try_at(now, delay)
+    return {"next_try_at": when}, {"retry_delay_s": delay, "next_try_at": when.isoformat()}
+
+
+def skip_downstream(db: Executable, key: TaskKey, task_ids: Collection[str], *, actor: str, now: datetime) -> int:
     """Skip the not-yet-started instances (every map index) of `task_ids` in the run of `key`."""
-    targets = list(
-        session.scalars(
-            select(TaskInstance)
-            .where(
-                TaskInstance.dag_id == key.dag_id,
-                TaskInstance.run_id == key.run_id,
-                TaskInstance.task_id.in_(sorted(task_ids)),
-                TaskInstance.state.in_(_SKIPPABLE),
-            )
-            .with_for_update()
+    table = _TI_T
+    query = (
+        select(*(table.c[name] for name in TIRow.COLUMNS))
+        .where(
+            table.c.dag_id == key.dag_id,
+            table.c.run_id == key.run_id,
+            table.c.task_id.in_(sorted(task_ids)),
+            table.c.state.in_(_SKIPPABLE),
         )
+        .with_for_update()
     )
+    targets = [TIRow(*values) for values in db.execute(query)]
     if not targets:
         return 0
-    return transition_tasks(
-        session, targets, TI.SKIPPED, actor=actor, reason=f"skipped by branch {key.task_id}", when=now
-    )
+    return len(transition(db, TASK, targets, Change(TI.SKIPPED, now, actor, f"skipped by branch {key.task_id}")))
 
 
-def record_callback_error(session: Session, item: WorkItem, error: str, *, actor: str, now: datetime) -> None:
+def record_callback_error(db: Executable, item: WorkItem, error: str, *, actor: str, now: datetime) -> None:
     """Audit a callback that raised; the task's state is never changed by it."""
     key = item.key
     record_event(
-        session,
+        db,
         "task.callback_error",
         actor=actor,
         dag_id=key.dag_id,
@@ -388,8 +288,8 @@ def record_callback_error(session: Session, item: WorkItem, error: str, *, actor
 # --- lost tries and heartbeats ---------------------------------------------------------------------
 
 
-def record_lost(
-    session: Session,
+def fail_lost_try(
+    db: Executable,
     key: TaskKey,
     try_number: int,
     *,
@@ -402,30 +302,28 @@ def record_lost(
 
     Fenced on `queued`/`running` at `try_number`; returns the new state, or None when fenced out.
     """
-    ti = _load(session, key)
-    refusal = _fence(ti, key, try_number, (TI.QUEUED, TI.RUNNING))
+    current = _current(db, key)
+    refusal = _fence(current, key, try_number, (TI.QUEUED, TI.RUNNING))
     if refusal is not None:
         log.info("not recording try %s of %s as lost: %s", try_number, key.label(), refusal)
         return None
-    assert ti is not None
-    state = TI.UP_FOR_RETRY if retry_allowed(try_number, ti.max_tries, policy) else TI.FAILED
+    assert current is not None
+    state = TI.UP_FOR_RETRY if retry_allowed(try_number, current.max_tries, policy) else TI.FAILED
+    values: dict[str, Any] = {}
     detail: dict[str, Any] = {"lost": True}
     if state == TI.UP_FOR_RETRY:
-        logical_date = session.scalars(
-            select(DagRun.logical_date).where(DagRun.dag_id == key.dag_id, DagRun.run_id == key.run_id)
-        ).one()
-        delay = policy.delay_s(dag_id=key.dag_id, task_id=key.task_id, logical_date=logical_date, try_number=try_number)
-        ti.next_try_at = next_try_at(now, delay)
-        detail.update(retry_delay_s=delay, next_try_at=ti.next_try_at.isoformat())
-    transition_task(session, ti, state, actor=actor, reason=reason, detail=detail, when=now)
-    _close_try(session, ti.id, try_number, state, now, None, reason)
-    session.flush()
-    return state
+        logical_date = db.execute(_LOGICAL_DATE, {"b_dag_id": key.dag_id, "b_run_id": key.run_id}).scalar_one()
+        values, retry_detail = _retry(policy, key, try_number, logical_date, now)
+        detail.update(retry_detail)
+    ref = TaskRef(key.dag_id, key.run_id, key.task_id, key.map_index, TI(current.state), try_number, None)
+    change = Change(state, now, actor, reason, detail=detail, values=values)
+    moved = transition(db, TASK, [ref], change, fence={"try_number": try_number}, close_try=TryClose(None, reason))
+    return state if moved else None
 
 
-def heartbeat(session: Executable, key: TaskKey, try_number: int, now: datetime) -> bool:
+def heartbeat(db: Executable, key: TaskKey, try_number: int, now: datetime) -> bool:
     """Stamp `last_heartbeat` of a running try (not a state change, so not audited); False if not running."""
-    result = session.execute(_HEARTBEAT, {**_key_params(key), "b_try": try_number, "b_now": now})
+    result = db.execute(_HEARTBEAT, {**_key_params(key), "b_try": try_number, "b_now": now})
     return bool(getattr(result, "rowcount", 0))
 
 
@@ -461,12 +359,29 @@ def _key_params(key: TaskKey) -> dict[str, Any]:
     return {"b_dag_id": key.dag_id, "b_run_id": key.run_id, "b_task_id": key.task_id, "b_map_index": key.map_index}
 
 
-def _load(session: Session, key: TaskKey, *, lock: bool = True) -> TaskInstance | None:
-    """The instance, read fresh (and row-locked on PostgreSQL; SQLite's BEGIN IMMEDIATE already locks)."""
-    return session.scalars(_LOAD_LOCKED if lock else _LOAD, _key_params(key)).one_or_none()
+def _ref(item: WorkItem, state: TaskInstanceState) -> TaskRef:
+    key = item.key
+    return TaskRef(key.dag_id, key.run_id, key.task_id, key.map_index, state, item.try_number)
 
 
-def _fence(ti: TaskInstance | None, key: TaskKey, try_number: int, states: tuple[TaskInstanceState, ...]) -> str | None:
+class Current(NamedTuple):
+    """What the fences of a try read of its instance."""
+
+    id: int
+    state: TaskInstanceState
+    try_number: int
+    max_tries: int
+    queued_by_job_id: int | None
+
+
+def _current(db: Executable, key: TaskKey, *, lock: bool = True) -> Current | None:
+    """The instance's fencing columns, read fresh (row-locked on PostgreSQL; SQLite's BEGIN IMMEDIATE
+    already locks), or None when it no longer exists."""
+    row = db.execute(_TI_NOW_LOCKED if lock else _TI_NOW, _key_params(key)).first()
+    return None if row is None else Current(*row)
+
+
+def _fence(ti: Current | None, key: TaskKey, try_number: int, states: tuple[TaskInstanceState, ...]) -> str | None:
     if ti is None:
         return f"{key.label()} no longer exists (its run was deleted?)"
     if ti.try_number != try_number:
@@ -481,29 +396,6 @@ def _finish_reason(try_number: int, state: TaskInstanceState, error: str) -> str
     if state in (TI.SUCCESS, TI.SKIPPED) and not error:
         return f"try {try_number} ended: {state}"
     return f"try {try_number} ended: {state}: {error}" if error else f"try {try_number} ended: {state}"
-
-
-def _close_try(
-    session: Executable,
-    ti_id: int,
-    try_number: int,
-    state: TaskInstanceState,
-    now: datetime,
-    exit_code: int | None,
-    error: str | None,
-) -> None:
-    """Close the try's row once: the `end_date IS NULL` condition makes a second close a no-op."""
-    session.execute(
-        _CLOSE_TRY,
-        {
-            "b_ti_id": ti_id,
-            "b_try": try_number,
-            "b_end": now,
-            "b_state": state,
-            "b_exit_code": exit_code,
-            "b_error": error or None,
-        },
-    )
 
 
 def _replace_xcoms(

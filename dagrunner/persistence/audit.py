@@ -1,9 +1,27 @@
 """The single path for every state change, and the audit trail it leaves.
 
-Each function here changes rows *and* appends their `audit_log` rows in the caller's session, then
-flushes without committing: the caller's transaction commits both or neither, so the audit log can never
-miss a change or record one that did not happen. `states.TASK_TRANSITIONS` / `RUN_TRANSITIONS` decide
-what is allowed; the models refuse a state set on a stored row by any other route.
+A state change is described once, as a `Change` (to what, when, by whom, why), and applied by one function,
+`transition(db, MACHINE, rows, change)`, to rows of one `StateMachine`: task instances, runs, scheduler jobs
+or backfills (`TASK`, `RUN`, `JOB`, `BACKFILL`). It works in two halves:
+
+- `plan()`, pure: checks each row's `old -> new` against the machine's table in `states`, and returns the
+  column values the change sets (the state, `updated_at` and the timestamps that move with the state) and
+  one audit row per changed row;
+- `transition()`, its thin executor: one fenced `UPDATE ... WHERE <row> AND state = <old> RETURNING` per old
+  state (per row when rows are named by their natural key, as a worker names its try), then one multi-row
+  insert of the audit rows of the rows that did change. A row another process moved meanwhile is left
+  alone and not audited, so the hot paths (the scheduler's tick, a worker's try) and the rare ones (clear,
+  recovery, backfill) share one rule and one code path.
+
+Everything runs on the caller's Session or Connection without committing: the caller's transaction commits
+the change and its audit rows together, or neither. Nothing else in dagrunner writes a state column (the
+models refuse an assignment, and `tests/persistence/test_state_writes.py` scans the package for any other
+write). Time is always given (`when`): the scheduler's clock, never a wall-clock default, so a fake-clock
+test's audit log reads the fake time.
+
+A try's own row (`task_try`) is closed in the same call that records how its task instance ended
+(`close_try=`): one event, one audit row naming the try number. A try closed without such a change (its
+instance had moved on when the outcome arrived) gets a `try.closed` audit row of its own.
 """
 
 from __future__ import annotations
@@ -12,187 +30,473 @@ import getpass
 import os
 import shlex
 import socket
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, is_dataclass
 from datetime import datetime
+from enum import StrEnum
 from functools import cache
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, NamedTuple, Protocol, cast
 
-from sqlalchemy import Connection, Row, Table, Update, bindparam, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, Row, Table, Update, and_, bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from dagrunner.clock import utcnow
 from dagrunner.errors import IllegalTransitionError, NotFoundError
-from dagrunner.persistence.models import AuditLog, Dag, DagRun, TaskInstance, state_gate
+from dagrunner.persistence.models import AuditLog, Backfill, Dag, DagRun, SchedulerJob, TaskInstance, TaskTry
 from dagrunner.settings import mask_url
 from dagrunner.states import (
+    BACKFILL_TRANSITIONS,
     FINISHED,
+    JOB_TRANSITIONS,
     RUN_FINISHED,
+    RUN_TRANSITIONS,
     TASK_TRANSITIONS,
+    TRY_TRANSITIONS,
+    BackfillState,
     DagRunState,
+    JobState,
     TaskInstanceState,
-    run_transition_allowed,
-    task_transition_allowed,
+    TryState,
 )
 
-TI = TaskInstanceState
-#: States in which a try has just ended: the end time is what the retry delay counts from.
-_TRY_ENDED = FINISHED | {TI.UP_FOR_RETRY, TI.UP_FOR_RESCHEDULE}
+#: A Session or a bare Connection: every function here issues Core statements only, so it takes either.
+Db = Session | Connection
+
 _ACTOR_MAX = 1000  # audit_log.actor column length
+_AUDIT_T = cast(Table, AuditLog.__table__)
+_INSERT_AUDIT = insert(_AUDIT_T)
 
 
-# --- task instances ----------------------------------------------------------------------------------
+# --- what a change is ----------------------------------------------------------------------------------
 
 
-def transition_task(
-    session: Session,
-    ti: TaskInstance,
-    new: TaskInstanceState,
-    *,
-    actor: str,
-    reason: str,
-    detail: dict[str, Any] | None = None,
-    when: datetime | None = None,
-) -> None:
-    """Move `ti` to `new` if the state machine allows it, and audit the change in the same transaction.
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One state change asked of one or more rows: the new state, when, by whom, and why.
 
-    Raises IllegalTransitionError (nothing changed) when `states.TASK_TRANSITIONS` forbids it.
+    `values` are other columns the change sets on every changed row (a try's host and pid, a retry's
+    `next_try_at`); they may not name the state or a timestamp the state change stamps.
     """
-    transition_tasks(session, [ti], new, actor=actor, reason=reason, detail=detail, when=when)
+
+    new: StrEnum
+    when: datetime
+    actor: str
+    reason: str | None = None
+    detail: dict[str, Any] | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_aware(self.when)
+        if "state" in self.values:
+            raise ValueError("a Change's `values` must not set the state; it is the change's `new`")
 
 
-def transition_tasks(
-    session: Session,
-    tis: Sequence[TaskInstance],
-    new: TaskInstanceState,
-    *,
-    actor: str,
-    reason: str,
-    detail: dict[str, Any] | None = None,
-    when: datetime | None = None,
-) -> int:
-    """`transition_task` for many instances at once (the scheduler's per-tick batch); returns the count.
+def _check_aware(when: datetime) -> None:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"naive datetime {when.isoformat()} given as `when`; pass an aware datetime")
 
-    All transitions are checked before any is made, so an illegal one leaves every instance unchanged.
-    The audit rows go in as one multi-row insert.
+
+class Subject(Protocol):
+    """A row to change, as the caller holds it: an ORM object, a plain row (`TIRow`) or a `TaskRef`.
+
+    `state` is the state the caller saw: the change applies only while the row is still in it.
     """
-    new = TI(new)
-    when = _aware(when)
-    if len({id(ti) for ti in tis}) != len(tis):
-        raise ValueError("transition_tasks got the same task instance twice; pass each one once")
-    session.flush()  # so that instances created in this session carry their column defaults
-    for ti in tis:
-        _check_task(ti, new)
-    rows = []
-    with state_gate():
-        for ti in tis:
-            rows.append(_audit_values("task.state", actor, when, reason, detail, ti=ti, old=ti.state, new=new))
-            ti.state = new
-            _stamp_task(ti, new, when)
-    _insert_audit(session, rows)
-    return len(rows)
+
+    @property
+    def state(self) -> Any: ...
 
 
-def _check_task(ti: TaskInstance, new: TaskInstanceState) -> None:
-    old = TI(ti.state)
-    if not task_transition_allowed(old, new):
-        allowed = ", ".join(sorted(TASK_TRANSITIONS[old]))
-        raise IllegalTransitionError(
-            f"task {ti.label()}: {old} -> {new} is not an allowed state change (from {old} it may go to: {allowed})"
-        )
+@dataclass(frozen=True)
+class StateMachine:
+    """One table's state column: its states, its transition table and how a change of it is recorded."""
+
+    noun: str
+    table: Table
+    state_type: type[StrEnum]
+    transitions: Mapping[Any, frozenset[Any]]
+    #: The audit event of a change (`task.state`, ...).
+    event: str
+    #: new state, when -> the timestamp columns that move with it.
+    stamp: Callable[[Any, datetime], dict[str, Any]]
+    #: subject -> the audit row's columns that name it (dag_id, run_id, ...) and its detail.
+    names: Callable[[Any], dict[str, Any]]
+    label: Callable[[Any], str]
+
+    def check(self, subject: Subject, new: StrEnum) -> tuple[Any, Any]:
+        """(old, new) as this machine's states; IllegalTransitionError when its table forbids the move."""
+        old, new = self.state_type(subject.state), self.state_type(new)
+        if new not in self.transitions[old]:
+            allowed = ", ".join(sorted(self.transitions[old])) or "nothing (it is final)"
+            raise IllegalTransitionError(
+                f"{self.noun} {self.label(subject)}: {old} -> {new} is not an allowed state change "
+                f"(from {old} it may go to: {allowed})"
+            )
+        return old, new
 
 
-def _stamp_task(ti: TaskInstance, new: TaskInstanceState, when: datetime) -> None:
-    """Keep the instance's timestamps in step with its state."""
-    ti.updated_at = when
-    if new == TI.NONE:  # cleared: it has not been queued or run in its new life
-        ti.queued_at = ti.start_date = ti.end_date = ti.next_try_at = None
-    elif new == TI.QUEUED:
-        ti.queued_at = when
-    elif new == TI.RUNNING:
-        ti.start_date = when
-        ti.end_date = None
-    elif new in _TRY_ENDED:
-        ti.end_date = when
+def task_label(dag_id: str, task_id: str, map_index: int, run_id: str) -> str:
+    """`dag.task[map_index] in run R`: how messages, logs and errors name a task instance, everywhere."""
+    mapped = f"[{map_index}]" if map_index >= 0 else ""
+    return f"{dag_id}.{task_id}{mapped} in run {run_id}"
 
 
-# --- runs ----------------------------------------------------------------------------------------------
+def _task_stamps(new: TaskInstanceState, when: datetime) -> dict[str, Any]:
+    if new == TaskInstanceState.NONE:  # cleared: it has not been queued or run in its new life
+        return {"queued_at": None, "start_date": None, "end_date": None, "next_try_at": None}
+    if new == TaskInstanceState.QUEUED:
+        return {"queued_at": when}
+    if new == TaskInstanceState.RUNNING:
+        return {"start_date": when, "end_date": None}
+    if new in _TRY_ENDED:  # the end time is what a retry delay counts from
+        return {"end_date": when}
+    return {}
 
 
-def transition_run(
-    session: Session,
-    run: DagRun,
-    new: DagRunState,
-    *,
-    actor: str,
-    reason: str,
-    detail: dict[str, Any] | None = None,
-    when: datetime | None = None,
-) -> None:
-    """Move `run` to `new` if `states.RUN_TRANSITIONS` allows it, and audit it in the same transaction."""
-    new = DagRunState(new)
-    session.flush()
-    old = DagRunState(run.state)
-    if not run_transition_allowed(old, new):
-        raise IllegalTransitionError(
-            f"run {run.run_id} of DAG {run.dag_id}: {old} -> {new} is not an allowed state change"
-        )
-    when = _aware(when)
-    row = _audit_values("run.state", actor, when, reason, detail, run=run, old=old, new=new)
-    with state_gate():
-        run.state = new
-    run.updated_at = when
+def _run_stamps(new: DagRunState, when: datetime) -> dict[str, Any]:
     if new == DagRunState.QUEUED:  # (re-)queued: a fresh start
-        run.queued_at = when
-        run.start_date = run.end_date = None
-    elif new == DagRunState.RUNNING:
-        run.start_date = when
-        run.end_date = None
-    elif new in RUN_FINISHED:
-        run.end_date = when
-    _insert_audit(session, [row])
+        return {"queued_at": when, "start_date": None, "end_date": None}
+    if new == DagRunState.RUNNING:
+        return {"start_date": when, "end_date": None}
+    return {"end_date": when} if new in RUN_FINISHED else {}
 
 
-# --- creation and other events ---------------------------------------------------------------------
+_TRY_ENDED = FINISHED | {TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.UP_FOR_RESCHEDULE}
+_NO_NAMES = {"dag_id": None, "run_id": None, "task_id": None, "map_index": None, "try_number": None}
 
 
-def record_created(
-    session: Session, obj: DagRun | TaskInstance, *, actor: str, reason: str, when: datetime | None = None
-) -> None:
-    """Audit a run or task instance created in its initial state (old state: none)."""
-    record_created_many(session, [obj], actor=actor, reason=reason, when=when)
+def _task_names(ti: Any) -> dict[str, Any]:
+    return {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "map_index": ti.map_index,
+            "try_number": ti.try_number}  # fmt: skip
 
 
-def record_created_many(
-    session: Session,
-    objs: Iterable[DagRun | TaskInstance],
-    *,
-    actor: str,
-    reason: str,
-    when: datetime | None = None,
-) -> None:
-    """`record_created` for a batch (a new run and all its task instances) in one insert.
+TASK = StateMachine(
+    "task", cast(Table, TaskInstance.__table__), TaskInstanceState, TASK_TRANSITIONS, "task.state",
+    _task_stamps, _task_names, lambda ti: task_label(ti.dag_id, ti.task_id, ti.map_index, ti.run_id),
+)  # fmt: skip
+RUN = StateMachine(
+    "run", cast(Table, DagRun.__table__), DagRunState, RUN_TRANSITIONS, "run.state", _run_stamps,
+    lambda run: {**_NO_NAMES, "dag_id": run.dag_id, "run_id": run.run_id},
+    lambda run: f"{run.run_id} of DAG {run.dag_id}",
+)  # fmt: skip
+JOB = StateMachine(
+    "job", cast(Table, SchedulerJob.__table__), JobState, JOB_TRANSITIONS, "job.state",
+    lambda new, when: {"ended_at": when} if new != JobState.RUNNING else {},
+    lambda job: {**_NO_NAMES, "detail": {"job_id": job.id}}, lambda job: f"{job.id}",
+)  # fmt: skip
+BACKFILL = StateMachine(
+    "backfill", cast(Table, Backfill.__table__), BackfillState, BACKFILL_TRANSITIONS, "backfill.state",
+    lambda new, when: {"completed_at": when} if new != BackfillState.RUNNING else {},
+    lambda b: {**_NO_NAMES, "dag_id": b.dag_id, "detail": {"backfill_id": b.id}}, lambda b: f"{b.id} of DAG {b.dag_id}",
+)  # fmt: skip
 
-    The objects are added to the session (if they are not yet) and inserted before their audit rows.
+
+# --- the pure half ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a change writes: the same column values on every changed row, and each row's audit row."""
+
+    values: dict[str, Any]
+    audit: list[dict[str, Any]]
+    olds: list[Any]
+
+
+def plan(machine: StateMachine, subjects: Sequence[Subject], change: Change, *, bump_try: bool = False) -> Plan:
+    """Check every `old -> new` (all before any is made) and build the columns and audit rows of the change.
+
+    `bump_try` is the step to `queued` that starts a new try: the audit rows name the try it starts.
+    Raises IllegalTransitionError, naming the first forbidden move, before anything is written.
     """
-    when = _aware(when)
+    new = machine.state_type(change.new)
+    clash = change.values.keys() & machine.stamp(new, change.when).keys()
+    if clash:
+        raise ValueError(f"a Change's `values` may not set {sorted(clash)}: the state change stamps them")
+    olds = [machine.check(subject, new)[0] for subject in subjects]
+    values: dict[str, Any] = {"state": new, **machine.stamp(new, change.when), **change.values}
+    if "updated_at" in machine.table.c:
+        values["updated_at"] = change.when
+    audit = []
+    for subject, old in zip(subjects, olds, strict=True):
+        names = machine.names(subject)
+        if bump_try:
+            names["try_number"] += 1
+        detail = names.pop("detail", None)
+        detail = _merged(detail, change.detail)
+        audit.append(_audit_row(machine.event, change.when, change.actor, change.reason, names, old=old, new=new,
+                                detail=detail))  # fmt: skip
+    return Plan(values, audit, olds)
+
+
+def _audit_row(
+    event: str, when: datetime, actor: str, reason: str | None, names: Mapping[str, Any], *, old: Any = None,
+    new: Any = None, detail: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    _check_aware(when)
+    return {
+        "ts": when, "actor": _clip(actor), "event": event, **names,
+        "old_state": None if old is None else str(old), "new_state": None if new is None else str(new),
+        "reason": reason, "detail": detail,
+    }  # fmt: skip
+
+
+def _merged(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {**a, **b} if a and b else (a or b)
+
+
+# --- its executor ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """A task instance named by its natural key, with the state and try the caller expects it to be at.
+
+    How a worker names its try: it never learns the instance's surrogate id before its first write.
+    """
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    state: TaskInstanceState
+    try_number: int
+    id: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TryClose:
+    """The `task_try` row to close with a task instance's change: how the process running it ended."""
+
+    exit_code: int | None = None
+    error: str | None = None
+
+
+class Moved(NamedTuple):
+    """A subject the change did move, with the columns asked for with `returning=` (always `id`)."""
+
+    subject: Any
+    row: Row[Any]
+
+
+def transition(
+    db: Db,
+    machine: StateMachine,
+    subjects: Sequence[Subject],
+    change: Change,
+    *,
+    fence: Mapping[str, Any] | None = None,
+    queue_job: int | None = None,
+    close_try: TryClose | None = None,
+    returning: Sequence[str] = (),
+) -> list[Moved]:
+    """Apply `change` to the subjects still in the state the caller saw; audit each row changed.
+
+    `fence`: more columns each row must still hold (a try's `try_number`, the job that queued it).
+    `queue_job`: the step to `queued` that starts a new try for this scheduler job (try_number + 1).
+    `close_try`: also close the open `task_try` row of each changed task instance (TASK only).
+    Subjects are found by `id`, or by natural key when their `id` is None (`TaskRef`). Returns the moved
+    subjects; plain rows and ORM objects among them are updated in place to the values written.
+    """
+    if len({id(s) for s in subjects}) != len(subjects):
+        raise ValueError("transition() got the same row twice; pass each one once")
+    if fence is not None and any(value is None for value in fence.values()):
+        raise ValueError("transition(): a `fence` value must not be None (it would match no row)")
+    planned = plan(machine, subjects, change, bump_try=queue_job is not None)
+    if isinstance(db, Session):
+        db.flush()  # pending ORM changes to these rows (e.g. a clear's max_tries) go first
+    values = dict(planned.values)
+    if queue_job is not None:
+        values.update(queued_by_job_id=queue_job, next_try_at=None)
+    fence = dict(fence or {})
+    moved: list[Moved] = []
+    audit: list[dict[str, Any]] = []
+    for (old, by_key), indices in _groups(subjects, planned.olds).items():
+        group = [subjects[i] for i in indices]
+        done = _update(db, machine, by_key, group, old, values, fence, returning, bump_try=queue_job is not None)
+        for position, i in enumerate(indices):
+            row = done.get(position if by_key else subjects[i].id)  # type: ignore[attr-defined]
+            if row is not None:
+                audit.append(planned.audit[i])
+                moved.append(Moved(subjects[i], row))
+    if audit:
+        db.execute(_INSERT_AUDIT, audit)
+    for subject, row in moved:
+        _reflect(subject, planned.values, queue_job)
+        if close_try is not None:
+            _close(db, row.id, subject.try_number, TryState(machine.state_type(change.new)), change.when, close_try)
+    return moved
+
+
+def _groups(subjects: Sequence[Subject], olds: list[Any]) -> dict[tuple[Any, bool], list[int]]:
+    """Subject indices by (old state, named by natural key?): one statement serves a group."""
+    groups: dict[tuple[Any, bool], list[int]] = {}
+    for index, (subject, old) in enumerate(zip(subjects, olds, strict=True)):
+        groups.setdefault((old, getattr(subject, "id", None) is None), []).append(index)
+    return groups
+
+
+def _update(
+    db: Db, machine: StateMachine, by_key: bool, group: list[Any], old: Any, values: Mapping[str, Any],
+    fence: Mapping[str, Any], returning: Sequence[str], *, bump_try: bool,
+) -> dict[Any, Row[Any]]:  # fmt: skip
+    """The fenced UPDATE of one group. By id: one statement, the result keyed by id. By natural key: one
+    statement per subject, the result keyed by the subject's position in `group`."""
+    params = {f"v_{name}": value for name, value in values.items()}
+    params.update({f"f_{name}": value for name, value in fence.items()}, k_old=old)
+    cols = tuple(dict.fromkeys(("id", *returning)))
+    match = _KEY if by_key else ("id",)
+    statement = _statement(machine.table.name, tuple(values), tuple(fence), cols, match, bump_try)
+    if not by_key:
+        return {row.id: row for row in db.execute(statement, {**params, "k_ids": [s.id for s in group]})}
+    done = {}
+    for position, subject in enumerate(group):
+        row = db.execute(statement, {**params, **{f"k_{name}": getattr(subject, name) for name in _KEY}}).first()
+        if row is not None:
+            done[position] = row
+    return done
+
+
+_KEY = ("dag_id", "run_id", "task_id", "map_index")
+_TABLES: dict[str, Table] = {machine.table.name: machine.table for machine in (TASK, RUN, JOB, BACKFILL)}
+
+
+@cache
+def _statement(
+    table_name: str, columns: tuple[str, ...], fence: tuple[str, ...], returning: tuple[str, ...],
+    match: tuple[str, ...], bump_try: bool,
+) -> Update:  # fmt: skip
+    """The UPDATE for one shape of change, built once: building a statement costs more than running it on
+    SQLite (the scheduler and every try use a handful of shapes)."""
+    table = _TABLES[table_name]
+    where: list[ColumnElement[bool]]
+    if match == ("id",):
+        where = [table.c.id.in_(bindparam("k_ids", expanding=True))]
+    else:
+        where = [table.c[name] == bindparam(f"k_{name}") for name in match]
+    where += [table.c.state == bindparam("k_old"), *(table.c[name] == bindparam(f"f_{name}") for name in fence)]
+    assignments: dict[str, Any] = {name: bindparam(f"v_{name}") for name in columns}
+    if bump_try:
+        assignments["try_number"] = table.c.try_number + 1
+    return update(table).where(and_(*where)).values(assignments).returning(*(table.c[name] for name in returning))
+
+
+def _reflect(subject: Any, values: Mapping[str, Any], queue_job: int | None) -> None:
+    """Bring the caller's copy of a moved row up to date: ORM objects (without marking them dirty) and
+    plain rows such as `TIRow`."""
+    orm = hasattr(subject, "_sa_instance_state")
+    if not orm and not (is_dataclass(subject) and not subject.__dataclass_params__.frozen):  # type: ignore[attr-defined]
+        return  # a TaskRef or a Row: nothing to keep up to date
+    updates = dict(values)
+    if queue_job is not None:
+        updates.update(try_number=subject.try_number + 1, queued_by_job_id=queue_job, next_try_at=None)
+    for name, value in updates.items():
+        if orm:
+            set_committed_value(subject, name, value)
+        elif hasattr(subject, name) or name in getattr(subject, "__slots__", ()):
+            setattr(subject, name, value)
+
+
+# --- a try's own row ------------------------------------------------------------------------------------
+
+_TRY_T = cast(Table, TaskTry.__table__)
+_CLOSE_TRY = (
+    update(_TRY_T)
+    .where(
+        _TRY_T.c.ti_id == bindparam("b_ti_id"),
+        _TRY_T.c.try_number == bindparam("b_try"),
+        _TRY_T.c.state == TryState.RUNNING.value,
+    )
+    .values(
+        end_date=bindparam("b_end"),
+        state=bindparam("b_state"),
+        exit_code=bindparam("b_exit"),
+        error=bindparam("b_error"),
+    )  # fmt: skip
+)
+_OPEN_TRY = insert(_TRY_T)
+
+
+def open_try(db: Db, ti_id: int, ref: TaskRef, *, when: datetime, queued_at: datetime | None, hostname: str,
+             pid: int, log_path: str) -> None:  # fmt: skip
+    """Insert the `running` row of a try that has just started (its instance's change to `running`,
+    made by `transition()` in the same transaction, is its audit row)."""
+    db.execute(_OPEN_TRY, {
+        "ti_id": ti_id, "dag_id": ref.dag_id, "run_id": ref.run_id, "task_id": ref.task_id,
+        "map_index": ref.map_index, "try_number": ref.try_number, "state": TryState.RUNNING, "queued_at": queued_at,
+        "start_date": when, "hostname": hostname, "pid": pid, "log_path": log_path,
+    })  # fmt: skip
+
+
+def _close(db: Db, ti_id: int, try_number: int, state: TryState, when: datetime, close: TryClose) -> bool:
+    """Close the try's row once (`running -> state`); False when it was closed already."""
+    if state not in TRY_TRANSITIONS[TryState.RUNNING]:
+        raise IllegalTransitionError(f"try {try_number}: running -> {state} is not an allowed state change")
+    params = {"b_ti_id": ti_id, "b_try": try_number, "b_end": when, "b_state": state, "b_exit": close.exit_code,
+              "b_error": close.error or None}  # fmt: skip
+    return bool(getattr(db.execute(_CLOSE_TRY, params), "rowcount", 0))
+
+
+def close_try_alone(
+    db: Db, ti_id: int, ref: TaskRef, state: TryState, close: TryClose, *, actor: str, when: datetime, reason: str
+) -> bool:
+    """Close a try whose instance has moved on (cleared, marked, failed as lost) when its outcome arrives.
+
+    The try did end, so its row is closed, with a `try.closed` audit row of its own (no instance change
+    records it). False, and nothing written, when it was closed already.
+    """
+    if not _close(db, ti_id, ref.try_number, state, when, close):
+        return False
+    row = _audit_row("try.closed", when, actor, reason, _task_names(ref), old=TryState.RUNNING, new=state)
+    db.execute(_INSERT_AUDIT, [row])
+    return True
+
+
+# --- a mapped task's placeholder ---------------------------------------------------------------------
+
+
+def expand_placeholder(db: Db, ti: TIRow, *, length: int, inputs: str, actor: str, when: datetime) -> bool:
+    """A mapped task's placeholder (map index -1) becomes map index 0 of `length` instances, audited as
+    `task.expanded` (its siblings are `record_created`). False, nothing written, if it expanded already."""
+    table = TASK.table
+    done = db.execute(
+        update(table)
+        .where(table.c.id == ti.id, table.c.map_index == -1, table.c.state == ti.state.value)
+        .values(map_index=0, updated_at=when)
+    )
+    if not getattr(done, "rowcount", 0):
+        return False
+    ti.map_index = 0
+    row = _audit_row("task.expanded", when, actor, None, _task_names(ti), detail={"length": length, "inputs": inputs})
+    db.execute(_INSERT_AUDIT, [row])
+    return True
+
+
+# --- creation and other events ---------------------------------------------------------------------------
+
+
+def record_created(session: Session, objs: Iterable[DagRun | TaskInstance], *, actor: str, reason: str,
+                   when: datetime) -> None:  # fmt: skip
+    """Insert new runs / task instances in their initial state and audit each (`run.created`,
+    `task.created`, old state none) in one multi-row insert."""
     objs = list(objs)
     session.add_all(objs)
     session.flush()  # inserts them, filling in column defaults (state none, map_index -1)
-    rows = []
-    for obj in objs:
-        if isinstance(obj, DagRun):
-            rows.append(_audit_values("run.created", actor, when, reason, None, run=obj, new=obj.state))
-        else:
-            rows.append(_audit_values("task.created", actor, when, reason, None, ti=obj, new=obj.state))
-    _insert_audit(session, rows)
+    rows = [
+        _audit_row("run.created", when, actor, reason, RUN.names(obj), new=obj.state)
+        if isinstance(obj, DagRun)
+        else _audit_row("task.created", when, actor, reason, _task_names(obj), new=obj.state)
+        for obj in objs
+    ]
+    if rows:
+        session.execute(_INSERT_AUDIT, rows)
 
 
 def record_event(
-    session: Session,
+    db: Db,
     event: str,
     *,
     actor: str,
+    when: datetime,
     dag_id: str | None = None,
     run_id: str | None = None,
     task_id: str | None = None,
@@ -200,25 +504,13 @@ def record_event(
     try_number: int | None = None,
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
-    when: datetime | None = None,
 ) -> None:
     """Audit something that is not a state change: a backfill started, a callback failed, a clear asked."""
-    row = {
-        "ts": _aware(when),
-        "actor": _clip(actor),
-        "event": event,
-        "dag_id": dag_id,
-        "run_id": run_id,
-        "task_id": task_id,
-        "map_index": map_index,
-        "try_number": try_number,
-        "reason": reason,
-        "detail": detail,
-    }
-    _insert_audit(session, [row])
+    names = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index, "try_number": try_number}
+    db.execute(_INSERT_AUDIT, [_audit_row(event, when, actor, reason, names, detail=detail)])
 
 
-def set_paused(session: Session, dag_id: str, paused: bool, *, actor: str, when: datetime | None = None) -> bool:
+def set_paused(session: Session, dag_id: str, paused: bool, *, actor: str, when: datetime) -> bool:
     """Pause or unpause a DAG; returns whether anything changed (only a change is audited)."""
     # FOR UPDATE (PostgreSQL): two concurrent pause/unpause commands then audit one real change each.
     dag = session.get(Dag, dag_id, with_for_update=True, populate_existing=True)
@@ -228,15 +520,9 @@ def set_paused(session: Session, dag_id: str, paused: bool, *, actor: str, when:
         return False
     old, new = ("unpaused", "paused") if paused else ("paused", "unpaused")
     dag.is_paused = paused
-    row = {
-        "ts": _aware(when),
-        "actor": _clip(actor),
-        "event": "dag.paused" if paused else "dag.unpaused",
-        "dag_id": dag_id,
-        "old_state": old,
-        "new_state": new,
-    }
-    _insert_audit(session, [row])
+    session.flush()
+    names = {**_NO_NAMES, "dag_id": dag_id}
+    session.execute(_INSERT_AUDIT, [_audit_row(f"dag.{new}", when, actor, None, names, old=old, new=new)])
     return True
 
 
@@ -262,67 +548,18 @@ def _user() -> str:
         return f"uid{uid}" if uid is not None else "unknown"
 
 
-# --- helpers -------------------------------------------------------------------------------------------
-
-
-def _audit_values(
-    event: str,
-    actor: str,
-    when: datetime,
-    reason: str | None,
-    detail: dict[str, Any] | None,
-    *,
-    ti: TaskInstance | None = None,
-    run: DagRun | None = None,
-    old: str | None = None,
-    new: str | None = None,
-) -> dict[str, Any]:
-    source: TaskInstance | DagRun | None = ti or run
-    assert source is not None
-    return {
-        "ts": when,
-        "actor": _clip(actor),
-        "event": event,
-        "dag_id": source.dag_id,
-        "run_id": source.run_id,
-        "task_id": ti.task_id if ti is not None else None,
-        "map_index": ti.map_index if ti is not None else None,
-        "try_number": ti.try_number if ti is not None else None,
-        "old_state": str(old) if old is not None else None,
-        "new_state": str(new) if new is not None else None,
-        "reason": reason,
-        "detail": detail,
-    }
-
-
-def _insert_audit(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Flush the pending row changes, then add all audit rows in one (executemany) insert."""
-    session.flush()
-    if rows:
-        session.execute(insert(AuditLog), rows)
-
-
-def _aware(when: datetime | None) -> datetime:
-    if when is None:
-        return utcnow()
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"naive datetime {when.isoformat()} given as `when`; pass an aware datetime")
-    return when
-
-
 def _clip(actor: str) -> str:
     return actor if len(actor) <= _ACTOR_MAX else actor[: _ACTOR_MAX - 1] + "…"
 
 
-# --- the scheduler's fast path: task instances as plain rows ----------------------------------------
+# --- the scheduler's view of a task instance -----------------------------------------------------------
 
 
 @dataclass(slots=True)
 class TIRow:
     """A task instance as the scheduler's hot path holds it: a plain row, no ORM identity or events.
 
-    Loaded with one Core query per tick and changed only through `transition_task_rows`, which keeps the
-    same rules as `transition_tasks` (the TRANSITIONS check, the audit row in the same transaction).
+    Loaded with one Core query per tick (`load_ti_rows`) and changed only through `transition()`.
     """
 
     id: int
@@ -346,90 +583,12 @@ class TIRow:
     )  # fmt: skip
 
     def label(self) -> str:
-        mapped = f"[{self.map_index}]" if self.map_index >= 0 else ""
-        return f"{self.dag_id}.{self.task_id}{mapped} in run {self.run_id}"
-
-
-def transition_task_rows(
-    session: Session,
-    rows: Sequence[TIRow],
-    new: TaskInstanceState,
-    *,
-    actor: str,
-    reason: str,
-    when: datetime | None = None,
-    queue_try: int | None = None,
-) -> list[TIRow]:
-    """`transition_tasks` for plain rows, in one fenced UPDATE per old state plus one audit insert.
-
-    Each UPDATE only changes rows still in the state the caller saw (`WHERE id IN (...) AND state = old`),
-    so a row that another process changed meanwhile is left alone and not audited; the rows that did
-    change are returned (and updated in place). `queue_try` (a job id) marks the step to `queued`: the
-    try number goes up by one and the row remembers the job that queued it.
-    """
-    new = TI(new)
-    when = _aware(when)
-    for row in rows:
-        if not task_transition_allowed(row.state, new):
-            allowed = ", ".join(sorted(TASK_TRANSITIONS[row.state]))
-            raise IllegalTransitionError(
-                f"task {row.label()}: {row.state} -> {new} is not an allowed state change (from {row.state} "
-                f"it may go to: {allowed})"
-            )
-    values: dict[str, Any] = {"state": new, "updated_at": when, **_stamp_values(new, when)}
-    if queue_try is not None:
-        values.update(try_number=TaskInstance.try_number + 1, queued_by_job_id=queue_try, next_try_at=None)
-    by_old: dict[TaskInstanceState, list[TIRow]] = {}
-    for row in rows:
-        by_old.setdefault(row.state, []).append(row)
-    changed: list[TIRow] = []
-    audit: list[dict[str, Any]] = []
-    table = TaskInstance.__table__
-    for old, group in by_old.items():
-        ids = [row.id for row in group]
-        stmt = (
-            update(table)
-            .where(table.c.id.in_(ids), table.c.state == old.value)
-            .values(**{k: (v.value if isinstance(v, TI) else v) for k, v in values.items()})
-            .returning(table.c.id)
-        )
-        done = set(session.execute(stmt).scalars())
-        for row in group:
-            if row.id not in done:
-                continue
-            if queue_try is not None:
-                row.try_number += 1
-                row.queued_by_job_id = queue_try
-                row.next_try_at = None
-            audit.append({
-                "ts": when, "actor": _clip(actor), "event": "task.state", "dag_id": row.dag_id,
-                "run_id": row.run_id, "task_id": row.task_id, "map_index": row.map_index,
-                "try_number": row.try_number, "old_state": old.value, "new_state": new.value, "reason": reason,
-                "detail": None,
-            })  # fmt: skip
-            row.state = new
-            changed.append(row)
-    if audit:
-        session.execute(insert(AuditLog), audit)
-    return changed
-
-
-def _stamp_values(new: TaskInstanceState, when: datetime) -> dict[str, Any]:
-    """The timestamp columns that move with a state change (as `_stamp_task` does for ORM objects)."""
-    if new == TI.NONE:
-        return {"queued_at": None, "start_date": None, "end_date": None, "next_try_at": None}
-    if new == TI.QUEUED:
-        return {"queued_at": when}
-    if new == TI.RUNNING:
-        return {"start_date": when, "end_date": None}
-    if new in _TRY_ENDED:
-        return {"end_date": when}
-    return {}
+        return task_label(self.dag_id, self.task_id, self.map_index, self.run_id)
 
 
 def load_ti_rows(session: Session, runs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[TIRow]]:
     """Every task instance of the given (dag_id, run_id) runs as plain rows (one query per 500 runs)."""
-    table = TaskInstance.__table__
+    table = cast(Table, TaskInstance.__table__)
     cols = [table.c[name] for name in TIRow.COLUMNS]
     out: dict[tuple[str, str], list[TIRow]] = {}
     for start in range(0, len(runs), 500):
@@ -439,81 +598,3 @@ def load_ti_rows(session: Session, runs: Sequence[tuple[str, str]]) -> dict[tupl
             row = TIRow(*values)  # the state column's type gives a TaskInstanceState
             out.setdefault((row.dag_id, row.run_id), []).append(row)
     return out
-
-
-# --- a try's fast path: one task instance, one fenced UPDATE -----------------------------------------
-
-
-def transition_task_fenced(
-    conn: Connection,
-    key: tuple[str, str, str, int],
-    old: TaskInstanceState,
-    new: TaskInstanceState,
-    *,
-    try_number: int,
-    actor: str,
-    reason: str,
-    detail: dict[str, Any] | None = None,
-    when: datetime | None = None,
-    fence: Mapping[str, Any] | None = None,
-    values: Mapping[str, Any] | None = None,
-    returning: Sequence[str] = (),
-) -> Row[Any] | None:
-    """`transition_task` for the instance `key` (dag_id, run_id, task_id, map_index), as one statement.
-
-    The hot path of a try (a worker recording `running` and the outcome): one UPDATE that applies only
-    while the instance is still `old` at `try_number` (and every `fence` column still holds its value),
-    sets `new`, the timestamps `transition_task` would set, and `values`; it returns `id` and the
-    `returning` columns. Then the audit row, on the caller's connection and in its transaction. Returns
-    None when nothing matched: nothing is written and nothing audited. `old -> new` is checked against
-    `states.TASK_TRANSITIONS` first (IllegalTransitionError). ORM objects are not refreshed, so use it
-    in a transaction that holds none of this instance.
-    """
-    old, new = TI(old), TI(new)
-    dag_id, run_id, task_id, map_index = key
-    if not task_transition_allowed(old, new):
-        allowed = ", ".join(sorted(TASK_TRANSITIONS[old]))
-        raise IllegalTransitionError(
-            f"task {dag_id}.{task_id} in run {run_id}: {old} -> {new} is not an allowed state change (from "
-            f"{old} it may go to: {allowed})"
-        )
-    fence, values = dict(fence or {}), dict(values or {})
-    if "state" in values or "state" in fence or any(value is None for value in fence.values()):
-        raise ValueError("transition_task_fenced: `values` must not set the state; `fence` values must not be None")
-    when = _aware(when)
-    columns = {"updated_at": when, **_stamp_values(new, when), **values}
-    statement = _fenced_update(tuple(columns), tuple(fence), tuple(dict.fromkeys(("id", *returning))))
-    params = {"k_dag_id": dag_id, "k_run_id": run_id, "k_task_id": task_id, "k_map_index": map_index}
-    params.update(k_old=old, k_try=try_number, v_state=new)
-    params.update({f"f_{name}": value for name, value in fence.items()})
-    params.update({f"v_{name}": value for name, value in columns.items()})
-    row = conn.execute(statement, params).first()
-    if row is None:
-        return None
-    conn.execute(_INSERT_AUDIT, [{
-        "ts": when, "actor": _clip(actor), "event": "task.state", "dag_id": dag_id, "run_id": run_id,
-        "task_id": task_id, "map_index": map_index, "try_number": try_number, "old_state": old.value,
-        "new_state": new.value, "reason": reason, "detail": detail,
-    }])  # fmt: skip
-    return row
-
-
-_INSERT_AUDIT = insert(cast(Table, AuditLog.__table__))
-
-
-@cache
-def _fenced_update(columns: tuple[str, ...], fence: tuple[str, ...], returning: tuple[str, ...]) -> Update:
-    """The UPDATE of `transition_task_fenced` for one shape of arguments, built once: building a
-    statement costs more than running it on SQLite."""
-    table = cast(Table, TaskInstance.__table__)
-    where = [
-        table.c.dag_id == bindparam("k_dag_id"),
-        table.c.run_id == bindparam("k_run_id"),
-        table.c.task_id == bindparam("k_task_id"),
-        table.c.map_index == bindparam("k_map_index"),
-        table.c.state == bindparam("k_old"),
-        table.c.try_number == bindparam("k_try"),
-        *(table.c[name] == bindparam(f"f_{name}") for name in fence),
-    ]
-    assignments: dict[str, Any] = {"state": bindparam("v_state"), **{name: bindparam(f"v_{name}") for name in columns}}
-    return update(table).where(*where).values(assignments).returning(*(table.c[name] for name in returning))

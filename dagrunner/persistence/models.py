@@ -2,17 +2,14 @@
 
 Read this file as the schema. Indexes are chosen for the scheduler's hot path, whose cost per tick must
 grow with *active* work, never with history: every query the loop runs filters on an indexed state
-column or on a (dag_id, run_id) prefix. State columns are never changed by assignment outside
-`persistence.audit` (see the guard at the bottom), because every state change must leave an audit row.
+column or on a (dag_id, run_id) prefix. State columns are never changed through these classes at all (see
+the guard at the bottom): `persistence.audit.transition()` changes them, with their audit row.
 
 The migration in `migrations/versions/` creates exactly these tables; a test compares the two.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -36,7 +33,9 @@ from sqlalchemy.orm.attributes import instance_state
 
 from dagrunner.errors import IllegalTransitionError, PersistenceError
 from dagrunner.persistence.types import BigId, Json, StrEnumType, UtcDateTime
-from dagrunner.states import DagRunState, TaskInstanceState
+from dagrunner.states import BackfillState, DagRunState, JobState, TaskInstanceState, TryState
+
+__all__ = ["BackfillState", "JobState"]  # their home is `states`; importable from here as before
 
 #: Constraint names are fixed so that later migrations can drop or alter them by name, which SQLite's
 #: batch mode needs (it cannot find an unnamed constraint to drop).
@@ -72,19 +71,6 @@ class JobType(StrEnum):
     DAGS_TEST = "dags_test"  # `dagrunner dags test`: runs one run in the foreground
 
 
-class JobState(StrEnum):
-    RUNNING = "running"
-    SUCCESS = "success"  # stopped cleanly
-    FAILED = "failed"  # died, or was found dead by another job
-
-
-class BackfillState(StrEnum):
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -109,11 +95,6 @@ class Dag(Base):
     tags: Mapped[list[str]] = mapped_column(Json, nullable=False, default=list)
     max_active_runs: Mapped[int | None] = mapped_column(Integer)
     max_active_tasks: Mapped[int | None] = mapped_column(Integer)
-    next_dagrun: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    next_dagrun_data_interval_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    next_dagrun_data_interval_end: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    #: The scheduler's "which DAGs are due" query filters on this; hence the index.
-    next_dagrun_create_after: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     last_parsed: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
@@ -181,7 +162,6 @@ class DagRun(Base):
     queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     start_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
     end_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    last_scheduling_decision: Mapped[datetime | None] = mapped_column(UtcDateTime)
     backfill_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("backfill.id", ondelete="SET NULL"), index=True)
     #: The scheduler job or backfill process that executes this run (None: any scheduler may).
     owner: Mapped[str | None] = mapped_column(String(ID_LEN))
@@ -242,12 +222,9 @@ class TaskInstance(Base):
     next_try_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     hostname: Mapped[str | None] = mapped_column(String(1000))
     pid: Mapped[int | None] = mapped_column(Integer)
-    #: The executor's own id for the running try (e.g. the Celery task id), for adoption after restart.
-    executor_id: Mapped[str | None] = mapped_column(String(ID_LEN))
     queued_by_job_id: Mapped[int | None] = mapped_column(BigId)
     last_heartbeat: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    note: Mapped[str | None] = mapped_column(Text)
 
     dag_run: Mapped[DagRun] = relationship(back_populates="task_instances")
 
@@ -275,13 +252,12 @@ class TaskTry(Base):
     task_id: Mapped[str] = _id_column()
     map_index: Mapped[int] = mapped_column(Integer, nullable=False, default=-1)
     try_number: Mapped[int] = mapped_column(Integer, nullable=False)
-    state: Mapped[TaskInstanceState] = mapped_column(StrEnumType(TaskInstanceState), nullable=False)
+    state: Mapped[TryState] = mapped_column(StrEnumType(TryState), nullable=False)
     queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     start_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
     end_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
     hostname: Mapped[str | None] = mapped_column(String(1000))
     pid: Mapped[int | None] = mapped_column(Integer)
-    executor_id: Mapped[str | None] = mapped_column(String(ID_LEN))
     exit_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     log_path: Mapped[str | None] = mapped_column(String(2048))
@@ -372,28 +348,15 @@ TABLE_NAMES: frozenset[str] = frozenset(Base.metadata.tables)
 
 # --- guards: the rules above that the schema alone cannot enforce ----------------------------------------
 
-_STATE_GATE: ContextVar[bool] = ContextVar("dagrunner_state_gate", default=False)
 
-
-@contextmanager
-def state_gate() -> Iterator[None]:
-    """Open the gate for a state change. Only `persistence.audit` may use this."""
-    token = _STATE_GATE.set(True)
-    try:
-        yield
-    finally:
-        _STATE_GATE.reset(token)
-
-
-def _refuse_direct_state_change(target: TaskInstance | DagRun, value: Any, oldvalue: Any, initiator: Any) -> Any:
-    # A new, never-flushed row may be built in any state (record_created audits it); once it exists in
-    # the database its state moves only through audit.transition_*, which writes the audit row. Setting
-    # the value it already has is no change (Session.merge does that).
-    if not _STATE_GATE.get() and instance_state(target).has_identity and value != oldvalue:
-        kind = "task instance" if isinstance(target, TaskInstance) else "run"
+def _refuse_direct_state_change(target: Any, value: Any, oldvalue: Any, initiator: Any) -> Any:
+    # A new, never-flushed row may be built in its initial state (`audit.record_created` audits it); once it
+    # exists in the database its state moves only through `audit.transition()`, which works on table rows
+    # and writes the audit row. Setting the value it already has is no change (Session.merge does that).
+    if instance_state(target).has_identity and value != oldvalue:
         raise IllegalTransitionError(
-            f"{kind} state set directly ({oldvalue} -> {value}); change states only through "
-            "dagrunner.persistence.audit.transition_task / transition_run, which also write the audit row"
+            f"{type(target).__tablename__} state set directly ({oldvalue} -> {value}); change states only "
+            "through dagrunner.persistence.audit.transition(), which also writes the audit row"
         )
     return value
 
@@ -403,7 +366,7 @@ def _refuse_audit_change(mapper: Any, connection: Any, target: AuditLog) -> None
 
 
 # active_history: the old value is loaded first if it was expired, so "no change" can be recognised.
-event.listen(TaskInstance.state, "set", _refuse_direct_state_change, retval=True, active_history=True)
-event.listen(DagRun.state, "set", _refuse_direct_state_change, retval=True, active_history=True)
+for _model in (TaskInstance, DagRun, TaskTry, SchedulerJob, Backfill):
+    event.listen(_model.state, "set", _refuse_direct_state_change, retval=True, active_history=True)
 event.listen(AuditLog, "before_update", _refuse_audit_change)
 event.listen(AuditLog, "before_delete", _refuse_audit_change)

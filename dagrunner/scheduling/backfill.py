@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from dagrunner.errors import DuplicateRunError, SchedulingError
 from dagrunner.execution.base import SHUTDOWN_KILL_PREFIX
 from dagrunner.loading.serialization import SerializedDag
-from dagrunner.persistence.audit import record_event, transition_run, transition_tasks
+from dagrunner.persistence.audit import BACKFILL, RUN, TASK, Change, record_event, transition
 from dagrunner.persistence.models import (
     Backfill,
     BackfillState,
@@ -232,7 +232,7 @@ def _rerun(session: Session, dag: SerializedDag, run_id: str, reprocess: Reproce
     run.backfill_id = backfill_id
     clear(session, dag, tis, actor=actor, now=now)
     if run.state in RUN_FINISHED:  # nothing was cleared (e.g. no task instance failed): still re-run it
-        transition_run(session, run, DagRunState.QUEUED, actor=actor, reason="re-run by backfill", when=now)
+        transition(session, RUN, [run], Change(DagRunState.QUEUED, now, actor, "re-run by backfill"))
     record_event(session, "backfill.run_rerun", actor=actor, dag_id=dag.dag_id, run_id=run_id,
                  detail={"backfill_id": backfill_id, "reprocess_behavior": reprocess,
                          "cleared": len(tis)}, when=now)  # fmt: skip
@@ -254,8 +254,7 @@ def _resume(session: Session, dag: SerializedDag, run_id: str, actor: str, now: 
         for ti in killed:
             ti.max_tries = ti.try_number + dag.task(ti.task_id).retries
             ti.next_try_at = None
-        transition_tasks(session, killed, TI.NONE, actor=actor, when=now,
-                         reason="interrupted by a stopped backfill; resumed")  # fmt: skip
+        transition(session, TASK, killed, Change(TI.NONE, now, actor, "interrupted by a stopped backfill; resumed"))
 
 
 def finish_backfill(session: Session, backfill_id: int, *, actor: str, now: datetime, interrupted: bool) -> str:
@@ -268,9 +267,7 @@ def finish_backfill(session: Session, backfill_id: int, *, actor: str, now: date
                      detail={"backfill_id": backfill_id, "unfinished": sum(s in RUN_ACTIVE for s in states)},
                      when=now)  # fmt: skip
         return BackfillState.RUNNING.value
-    backfill.state = BackfillState.FAILED if DagRunState.FAILED in states else BackfillState.SUCCESS
-    backfill.completed_at = now
-    record_event(session, "backfill.completed", actor=actor, dag_id=backfill.dag_id,
-                 detail={"backfill_id": backfill_id, "state": backfill.state.value, "runs": len(states)},
-                 when=now)  # fmt: skip
-    return backfill.state.value
+    state = BackfillState.FAILED if DagRunState.FAILED in states else BackfillState.SUCCESS
+    change = Change(state, now, actor, "every run of the backfill finished", detail={"runs": len(states)})
+    transition(session, BACKFILL, [backfill], change)
+    return state.value

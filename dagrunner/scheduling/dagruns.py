@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from dagrunner.errors import DuplicateRunError
 from dagrunner.loading.serialization import SerializedDag
-from dagrunner.persistence.audit import record_created_many
+from dagrunner.persistence.audit import record_created
 from dagrunner.persistence.models import UNIQUE_DATE_RUN_TYPES, DagRun, DagRunType, TaskInstance
 from dagrunner.states import RUN_ACTIVE, DagRunState
 from dagrunner.timetables import DagRunInfo, make_run_id, validate_run_id
@@ -74,7 +74,7 @@ def create_run(
     ]
     try:
         with session.begin_nested():
-            record_created_many(session, [run, *tis], actor=actor, reason=f"{run_type.value} run created", when=now)
+            record_created(session, [run, *tis], actor=actor, reason=f"{run_type.value} run created", when=now)
     except IntegrityError as exc:
         raise DuplicateRunError(_duplicate_message(dag.dag_id, run_id, info.logical_date)) from exc
     return run

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dagrunner.loading.serialization import MappedArgSpec, SerializedDag, TaskSpec
-from dagrunner.persistence.audit import TIRow, record_created_many, record_event, transition_task_rows
+from dagrunner.persistence.audit import TASK, Change, TIRow, expand_placeholder, record_created, transition
 from dagrunner.persistence.models import DagRun, TaskInstance, XCom
 from dagrunner.states import TaskInstanceState as TI
 
@@ -28,14 +28,13 @@ def expand_mapped(
         try:
             length, why = mapped_length(session, dag, spec, run)
         except ValueError as exc:
-            transition_task_rows(session, [ti], TI.FAILED, actor=actor, reason=str(exc), when=now)
+            transition(session, TASK, [ti], Change(TI.FAILED, now, actor, str(exc)))
             continue
         if length == 0:
-            transition_task_rows(session, [ti], TI.SKIPPED, actor=actor, reason=f"mapped over nothing: {why}",
-                                 when=now)  # fmt: skip
+            transition(session, TASK, [ti], Change(TI.SKIPPED, now, actor, f"mapped over nothing: {why}"))
             continue
-        session.execute(update(TaskInstance).where(TaskInstance.id == ti.id).values(map_index=0))
-        ti.map_index = 0
+        if not expand_placeholder(session, ti, length=length, inputs=why, actor=actor, when=now):
+            continue  # expanded by another scheduler meanwhile
         siblings = [
             TaskInstance(
                 dag_id=ti.dag_id,
@@ -53,9 +52,7 @@ def expand_mapped(
             for i in range(1, length)
         ]
         if siblings:
-            record_created_many(session, siblings, actor=actor, reason="mapped task expanded", when=now)
-        record_event(session, "task.expanded", actor=actor, dag_id=ti.dag_id, run_id=ti.run_id,
-                     task_id=ti.task_id, detail={"length": length, "inputs": why}, when=now)  # fmt: skip
+            record_created(session, siblings, actor=actor, reason="mapped task expanded", when=now)
 
 
 def mapped_length(session: Session, dag: SerializedDag, spec: TaskSpec, run: DagRun) -> tuple[int, str]:

@@ -10,21 +10,25 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from dagrunner.persistence.audit import JOB, Change, record_event, transition
 from dagrunner.persistence.models import JobState, JobType, SchedulerJob
 
 HOSTNAME = socket.gethostname()
 
 
-def register_job(session: Session, job_type: JobType, now: datetime) -> SchedulerJob:
+def register_job(session: Session, job_type: JobType, now: datetime, *, actor: str) -> SchedulerJob:
+    """A `running` row for this process, audited as `job.started`."""
     job = SchedulerJob(
         job_type=job_type, host=HOSTNAME, pid=os.getpid(), started_at=now, latest_heartbeat=now,
         state=JobState.RUNNING,
     )  # fmt: skip
     session.add(job)
     session.flush()
+    record_event(session, "job.started", actor=actor, when=now,
+                 detail={"job_id": job.id, "job_type": job_type.value, "host": HOSTNAME, "pid": job.pid})  # fmt: skip
     return job
 
 
@@ -32,8 +36,14 @@ def heartbeat(session: Session, job_id: int, now: datetime) -> None:
     session.execute(update(SchedulerJob).where(SchedulerJob.id == job_id).values(latest_heartbeat=now))
 
 
-def end_job(session: Session, job_id: int, now: datetime, state: JobState = JobState.SUCCESS) -> None:
-    session.execute(update(SchedulerJob).where(SchedulerJob.id == job_id).values(ended_at=now, state=state))
+def end_job(
+    session: Session, job_id: int, now: datetime, state: JobState = JobState.SUCCESS, *, actor: str, reason: str
+) -> bool:
+    """running -> `state`, audited; False when the job had ended already (e.g. found dead by another)."""
+    job = session.execute(select(SchedulerJob.id, SchedulerJob.state).where(SchedulerJob.id == job_id)).first()
+    if job is None or job.state != JobState.RUNNING:
+        return False
+    return bool(transition(session, JOB, [job], Change(state, now, actor, reason)))
 
 
 def pid_alive(pid: int | None) -> bool:

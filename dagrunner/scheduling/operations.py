@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dagrunner.loading.serialization import SerializedDag
-from dagrunner.persistence.audit import record_event, transition_run, transition_tasks
+from dagrunner.persistence.audit import RUN, TASK, Change, record_event, transition
 from dagrunner.persistence.models import DagRun, DagRunType, TaskInstance
 from dagrunner.scheduling.dagruns import create_run
 from dagrunner.scheduling.evaluation import decide
@@ -98,13 +98,12 @@ def clear(
         ti.max_tries = ti.try_number + dag.task(ti.task_id).retries  # a full set of retries again
         ti.next_try_at = None
     if todo:
-        transition_tasks(session, todo, TI.NONE, actor=actor, reason="cleared", when=now)
+        transition(session, TASK, todo, Change(TI.NONE, now, actor, "cleared"))
     runs = _runs_of(session, dag.dag_id, {ti.run_id for ti in todo})
     requeued = []
     for run in runs:
         if run.state in RUN_FINISHED:
-            transition_run(session, run, DagRunState.QUEUED, actor=actor, reason="task instances cleared", when=now)
-            run.end_date = None
+            transition(session, RUN, [run], Change(DagRunState.QUEUED, now, actor, "task instances cleared"))
             requeued.append(run)
     record_event(session, "tasks.cleared", actor=actor, dag_id=dag.dag_id,
                  detail={"task_instances": [f"{ti.run_id}/{ti.task_id}[{ti.map_index}]" for ti in todo]}, when=now)  # fmt: skip

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dagrunner.execution.base import TaskKey
-from dagrunner.execution.recording import record_lost
+from dagrunner.execution.recording import fail_lost_try
 from dagrunner.execution.retries import RetryPolicy
 from dagrunner.loading.serialization import SerializedDag
-from dagrunner.persistence.audit import transition_tasks
+from dagrunner.persistence.audit import TASK, Change, transition
 from dagrunner.persistence.models import JobState, SchedulerJob, TaskInstance
 from dagrunner.scheduling import jobs
 from dagrunner.states import TaskInstanceState as TI
@@ -39,15 +39,15 @@ def recover_orphans(
     dead = {job.id for job in running_jobs if job.id != my_job_id and not jobs.job_alive(job, now, zombie_threshold_s)}
     for job in running_jobs:
         if job.id in dead:
-            jobs.end_job(session, job.id, now, JobState.FAILED)
+            jobs.end_job(session, job.id, now, JobState.FAILED, actor=actor, reason="found dead by another job")
     live = {job.id for job in running_jobs if job.id not in dead}
     orphans = session.scalars(select(TaskInstance).where(TaskInstance.state.in_((TI.QUEUED, TI.RUNNING)))).all()
     orphans = [ti for ti in orphans if ti.queued_by_job_id not in live]
     counts = {"left_running": 0, "lost": 0, "requeued": 0}
     requeue = [ti for ti in orphans if ti.state == TI.QUEUED]
     if requeue:
-        transition_tasks(session, requeue, TI.SCHEDULED, actor=actor, when=now,
-                         reason="the scheduler that queued it is gone; it will be queued again")  # fmt: skip
+        reason = "the scheduler that queued it is gone; it will be queued again"
+        transition(session, TASK, requeue, Change(TI.SCHEDULED, now, actor, reason))
         counts["requeued"] = len(requeue)
     lost = []
     for ti in orphans:
@@ -78,4 +78,4 @@ def record_lost_tries(
         dag = dags.get(key.dag_id)
         spec = dag.task_dict.get(key.task_id) if dag else None
         policy = RetryPolicy.from_spec(spec) if spec else RetryPolicy.none()
-        record_lost(session, key, try_number, reason=reason, policy=policy, now=now, actor=actor)
+        fail_lost_try(session, key, try_number, reason=reason, policy=policy, now=now, actor=actor)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from dagrunner.clock import Clock
 from dagrunner.execution.base import Executor, RunFacts, TaskKey, TryEvent, WorkItem
 from dagrunner.loading.serialization import SerializedDag
-from dagrunner.persistence.audit import TIRow, load_ti_rows, transition_run, transition_task_rows
+from dagrunner.persistence.audit import RUN, TASK, Change, TIRow, load_ti_rows, transition
 from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import Dag, DagRun, JobType, Pool, TaskInstance
 from dagrunner.scheduling import jobs
@@ -155,7 +155,7 @@ class Scheduler:
         """Register this job, take over what dead schedulers left behind, and start the executor."""
         now = self.clock.now()
         with session_scope(self.engine) as session:
-            self.job_id = jobs.register_job(session, self.options.job_type, now).id
+            self.job_id = jobs.register_job(session, self.options.job_type, now, actor=self.actor).id
         with session_scope(self.engine) as session:
             recover_orphans(session, now=now, my_job_id=self.job_id, actor=self.actor,
                             zombie_threshold_s=self.zombie_threshold_s, dags=self.dag_source.dags())  # fmt: skip
@@ -180,7 +180,7 @@ class Scheduler:
                 record_lost_tries(session, left, dags=self.dag_source.dags(), now=now, actor=self.actor,
                                   reason=f"the scheduler stopped and killed it after a {grace_s:g}s grace period")  # fmt: skip
             if self.job_id is not None:
-                jobs.end_job(session, self.job_id, now)
+                jobs.end_job(session, self.job_id, now, actor=self.actor, reason="stopped")
         return left
 
     # --- one tick ------------------------------------------------------------------------------------
@@ -263,7 +263,7 @@ class Scheduler:
             if plan.to_expand:
                 expand_mapped(session, dag, run, plan.to_expand, actor=self.actor, now=now)
                 self._dirty.whole(ref)  # evaluate the new instances next tick (which follows at once)
-            report.decided += self._apply_doomed(session, plan, run)
+            report.decided += self._apply_doomed(session, plan, now)
             self._track_timer(ref, plan)
             if plan.waiting_on_past:
                 self._past_waiters.setdefault(run.dag_id, set()).add(ref)
@@ -362,17 +362,17 @@ class Scheduler:
                 self._run_waiters.add((run.dag_id, run.run_id))
                 continue
             running[run.dag_id] = running.get(run.dag_id, 0) + 1
-            transition_run(session, run, DagRunState.RUNNING, actor=self.actor, reason="run started", when=now)
+            transition(session, RUN, [run], Change(DagRunState.RUNNING, now, self.actor, "run started"))
             self.on_event(SchedulerEvent("run.state", run.dag_id, run.run_id, DagRunState.RUNNING.value))
             admitted.append(run)
         return admitted
 
-    def _apply_doomed(self, session: Session, plan: RunPlan, run: DagRun) -> int:
+    def _apply_doomed(self, session: Session, plan: RunPlan, now: datetime) -> int:
         groups: dict[tuple[TI, str], list[TIRow]] = {}
         for ti, state, reason in plan.doomed:
             groups.setdefault((state, reason), []).append(ti)
         for (state, reason), tis in groups.items():
-            for ti in transition_task_rows(session, tis, state, actor=self.actor, reason=reason):
+            for ti, _ in transition(session, TASK, tis, Change(state, now, self.actor, reason)):
                 self.on_event(SchedulerEvent("task.state", ti.dag_id, ti.run_id, state.value, ti.task_id,
                                              ti.map_index, reason))  # fmt: skip
         return len(plan.doomed)
@@ -388,8 +388,8 @@ class Scheduler:
         self._dirty.whole_many(self._run_waiters)
         self._run_waiters.clear()
         if run.state == DagRunState.QUEUED:
-            transition_run(session, run, DagRunState.RUNNING, actor=self.actor, reason="run started", when=now)
-        transition_run(session, run, outcome, actor=self.actor, reason="every task instance finished", when=now)
+            transition(session, RUN, [run], Change(DagRunState.RUNNING, now, self.actor, "run started"))
+        transition(session, RUN, [run], Change(outcome, now, self.actor, "every task instance finished"))
         report.finished_runs.append((run.dag_id, run.run_id))
         self.finished_runs.append((run.dag_id, run.run_id))
         self.on_event(SchedulerEvent("run.state", run.dag_id, run.run_id, outcome.value))
@@ -415,18 +415,17 @@ class Scheduler:
         chosen = [e for e in entries if e.ti.id in chosen_ids]
         waiting = [e.ti for e in entries if e.ti.id not in chosen_ids and e.ti.state == TI.NONE]
         if waiting:
-            transition_task_rows(session, waiting, TI.SCHEDULED, actor=self.actor,
-                                 reason="dependencies met; waiting for a free slot", when=now)  # fmt: skip
+            reason = "dependencies met; waiting for a free slot"
+            transition(session, TASK, waiting, Change(TI.SCHEDULED, now, self.actor, reason))
         if not chosen:
             return []
         for entry in chosen:
             del self._ready[entry.ref][entry.ti.id]
             if not self._ready[entry.ref]:
                 del self._ready[entry.ref]
-        queued = {ti.id for ti in transition_task_rows(
-            session, [e.ti for e in chosen], TI.QUEUED, actor=self.actor,
-            reason="dependencies met and a slot was free", when=now, queue_try=self.job_id or 0,
-        )}  # fmt: skip
+        change = Change(TI.QUEUED, now, self.actor, "dependencies met and a slot was free")
+        moved = transition(session, TASK, [e.ti for e in chosen], change, queue_job=self.job_id or 0)
+        queued = {ti.id for ti, _ in moved}
         items = []
         for entry in chosen:
             if entry.ti.id not in queued:  # changed by another process since we decided: decide again

@@ -88,7 +88,7 @@ def create_run(
             TaskInstance(dag_id=dag_id, run_id=run_id, task_id=t, max_tries=(max_tries or {}).get(t, 0))
             for t in task_ids
         ]
-        audit.record_created_many(session, [run, *tis], actor=ACTOR, reason="test setup")
+        audit.record_created(session, [run, *tis], actor=ACTOR, reason="test setup", when=LOGICAL)
     return RunSpec(dag_id, run_id, logical_date, dict(conf or {}))
 
 
@@ -106,7 +106,7 @@ def queue_try(
         ti = get_ti(session, TaskKey(run.dag_id, run.run_id, task_id, map_index))
         ti.try_number += 1
         ti.queued_by_job_id = job_id
-        audit.transition_task(session, ti, TI.QUEUED, actor=ACTOR, reason="test: queued")
+        audit.transition(session, audit.TASK, [ti], audit.Change(TI.QUEUED, LOGICAL, ACTOR, "test: queued"))
         try_number = ti.try_number
     facts = RunFacts(
         run_type="manual",
@@ -133,14 +133,14 @@ def add_mapped_instances(engine: Engine, run: RunSpec, task_id: str, count: int)
         siblings = [
             TaskInstance(dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, map_index=i) for i in range(1, count)
         ]
-        audit.record_created_many(session, siblings, actor=ACTOR, reason="test: expanded")
+        audit.record_created(session, siblings, actor=ACTOR, reason="test: expanded", when=LOGICAL)
 
 
 def finish_directly(engine: Engine, run: RunSpec, task_id: str, xcoms: dict[str, Any], map_index: int = -1) -> None:
     """Mark an upstream instance successful with XComs, as if it had run (through the audit path)."""
     with session_scope(engine) as session:
         ti = get_ti(session, TaskKey(run.dag_id, run.run_id, task_id, map_index))
-        audit.transition_task(session, ti, TI.SUCCESS, actor=ACTOR, reason="test: marked success")
+        audit.transition(session, audit.TASK, [ti], audit.Change(TI.SUCCESS, LOGICAL, ACTOR, "test: marked success"))
         for key, value in xcoms.items():
             session.add(
                 XCom(

@@ -11,7 +11,7 @@ from dagrunner.states import TaskInstanceState
 
 from .conftest import Project
 from .dag_sources import PROCESS_DAG, PROCESS_TASK_IDS
-from .helpers import ACTOR, create_run, get_ti, queue_try, run_one, state_path, ti_row, tries_of
+from .helpers import ACTOR, LOGICAL, create_run, get_ti, queue_try, run_one, state_path, ti_row, tries_of
 
 
 def _setup(project: Project) -> tuple[Path, object]:
@@ -23,7 +23,12 @@ def test_an_instance_no_longer_queued_is_not_started(project: Project, executor:
     path, run = _setup(project)
     item = queue_try(project.engine, run, "touch", path)  # type: ignore[arg-type]
     with session_scope(project.engine) as session:  # e.g. recovery put it back: its scheduler died
-        audit.transition_task(session, get_ti(session, item.key), TaskInstanceState.SCHEDULED, actor=ACTOR, reason="t")
+        audit.transition(
+            session,
+            audit.TASK,
+            [get_ti(session, item.key)],
+            audit.Change(TaskInstanceState.SCHEDULED, LOGICAL, ACTOR, "t"),
+        )
     event = run_one(executor, item)
     assert (event.kind, event.state) == ("finished", None)
     assert event.detail.startswith("not started: it is scheduled, not queued")
@@ -38,7 +43,7 @@ def test_a_stale_try_number_is_not_started(project: Project, executor: Executor)
     stale = queue_try(project.engine, run, "touch", path)  # type: ignore[arg-type]
     with session_scope(project.engine) as session:
         ti = get_ti(session, stale.key)
-        audit.transition_task(session, ti, TaskInstanceState.SCHEDULED, actor=ACTOR, reason="t")
+        audit.transition(session, audit.TASK, [ti], audit.Change(TaskInstanceState.SCHEDULED, LOGICAL, ACTOR, "t"))
     fresh = queue_try(project.engine, run, "touch", path)  # type: ignore[arg-type]
     assert fresh.try_number == stale.try_number + 1
     event = run_one(executor, stale)

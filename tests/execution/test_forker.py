@@ -26,6 +26,7 @@ from .conftest import ExecutorFactory, Project
 from .dag_sources import PROCESS_DAG, PROCESS_TASK_IDS
 from .helpers import (
     ACTOR,
+    LOGICAL,
     TI,
     create_run,
     eventually,
@@ -264,7 +265,9 @@ def test_a_fenced_out_try_runs_nothing_and_the_next_one_does(project: Project, m
     assert run_one(executor, warm).state == "success"  # the file is imported: the next try goes to a spare
     stale = queue_try(project.engine, run, "touch", process_file)
     with session_scope(project.engine) as session:
-        audit.transition_task(session, get_ti(session, stale.key), TI.SCHEDULED, actor=ACTOR, reason="t")
+        audit.transition(
+            session, audit.TASK, [get_ti(session, stale.key)], audit.Change(TI.SCHEDULED, LOGICAL, ACTOR, "t")
+        )
     fresh = queue_try(project.engine, run, "touch", process_file)
     event = run_one(executor, stale)
     assert event.state is None and "at try 2 now, not try 1" in event.detail

@@ -42,19 +42,20 @@ def run(project: Project) -> RunSpec:
 
 def _start(project: Project, item: WorkItem, now: datetime = NOW) -> bool:
     with session_scope(project.engine) as session:
-        return recording.record_started(
+        started = recording.start_try(
             session, item, hostname="host", pid=4242, log_path="/logs/x.log", now=now, actor=ACTOR
         )
+        return started is not None
 
 
 def _finish(project: Project, item: WorkItem, outcome: TryOutcome, policy: RetryPolicy = RETRY) -> TaskInstanceState:
     with session_scope(project.engine) as session:
-        return recording.record_finished(session, item, outcome, policy=policy, now=NOW, actor=ACTOR)
+        return recording.finish_try(session, item, outcome, policy=policy, now=NOW, actor=ACTOR)
 
 
 def _mark(project: Project, key: TaskKey, state: TaskInstanceState) -> None:
     with session_scope(project.engine) as session:
-        audit.transition_task(session, get_ti(session, key), state, actor=ACTOR, reason="test mark")
+        audit.transition(session, audit.TASK, [get_ti(session, key)], audit.Change(state, NOW, ACTOR, "test mark"))
 
 
 def test_start_then_finish_is_one_audited_closed_try(project: Project, run: RunSpec) -> None:
@@ -137,7 +138,7 @@ def test_callback_errors_are_audited_without_a_state_change(project: Project, ru
 def test_a_lost_queued_try_goes_up_for_retry(project: Project, run: RunSpec) -> None:
     item = queue_try(project.engine, run, "a", "/dags/rec.py")
     with session_scope(project.engine) as session:
-        state = recording.record_lost(session, item.key, 1, reason="worker died", policy=RETRY, now=NOW, actor=ACTOR)
+        state = recording.fail_lost_try(session, item.key, 1, reason="worker died", policy=RETRY, now=NOW, actor=ACTOR)
     assert state == TI.UP_FOR_RETRY
     ti = ti_row(project.engine, item.key)
     expected = RETRY.delay_s(dag_id="rec", task_id="a", logical_date=LOGICAL, try_number=1)
@@ -150,11 +151,11 @@ def test_a_lost_running_try_fails_and_closes_its_row_once(project: Project, run:
     item = queue_try(project.engine, run, "b", "/dags/rec.py")
     _start(project, item)
     with session_scope(project.engine) as session:
-        assert recording.record_lost(session, item.key, 1, reason="zombie", policy=RETRY, now=NOW, actor=ACTOR) == (
+        assert recording.fail_lost_try(session, item.key, 1, reason="zombie", policy=RETRY, now=NOW, actor=ACTOR) == (
             TI.FAILED
         )
     with session_scope(project.engine) as session:  # a second report of the same loss changes nothing
-        assert recording.record_lost(session, item.key, 1, reason="again", policy=RETRY, now=NOW, actor=ACTOR) is None
+        assert recording.fail_lost_try(session, item.key, 1, reason="again", policy=RETRY, now=NOW, actor=ACTOR) is None
     (row,) = tries_of(project.engine, item.key)
     assert (row.state, row.error, row.end_date) == (TI.FAILED, "zombie", NOW)
     assert _finish(project, item, TryOutcome(state="success")) == TI.FAILED  # the worker came back too late

@@ -52,7 +52,7 @@ def add_run_with_tasks(
     """A queued run and its task instances in state none, created through the audit path."""
     run = new_run(dag_id, day=day)
     tis = [new_ti(run, task_id) for task_id in task_ids]
-    audit.record_created_many(session, [run, *tis], actor=ACTOR, reason="test setup")
+    audit.record_created(session, [run, *tis], actor=ACTOR, reason="test setup", when=T0)
     return run, tis
 
 

@@ -37,11 +37,11 @@ def test_every_task_transition_is_decided_by_the_table(migrated_engine: Engine) 
     with session_scope(migrated_engine) as session:
         run = new_run()
         tis = {(old, new): new_ti(run, f"{old}__{new}", state=old) for old, new in pairs}
-        audit.record_created_many(session, [run, *tis.values()], actor=ACTOR, reason="setup")
+        audit.record_created(session, [run, *tis.values()], actor=ACTOR, reason="setup", when=NOW)
         for (old, new), ti in tis.items():
             allowed = new in TASK_TRANSITIONS[old]
             try:
-                audit.transition_task(session, ti, new, actor=ACTOR, reason="table", when=NOW)
+                audit.transition(session, audit.TASK, [ti], audit.Change(new, NOW, ACTOR, "table"))
             except IllegalTransitionError as exc:
                 if allowed or ti.task_id not in str(exc) or f"{old} -> {new}" not in str(exc):
                     wrong.append(f"{old} -> {new}: refused ({exc})")
@@ -70,11 +70,11 @@ def test_every_run_transition_is_decided_by_the_table(migrated_engine: Engine) -
     wrong: list[str] = []
     with session_scope(migrated_engine) as session:
         runs = {pair: new_run(run_id=f"{pair[0]}__{pair[1]}", day=i, state=pair[0]) for i, pair in enumerate(pairs)}
-        audit.record_created_many(session, runs.values(), actor=ACTOR, reason="setup")
+        audit.record_created(session, runs.values(), actor=ACTOR, reason="setup", when=NOW)
         for (old, new), run in runs.items():
             allowed = new in RUN_TRANSITIONS[old]
             try:
-                audit.transition_run(session, run, new, actor=ACTOR, reason="table", when=NOW)
+                audit.transition(session, audit.RUN, [run], audit.Change(new, NOW, ACTOR, "table"))
             except IllegalTransitionError:
                 if allowed:
                     wrong.append(f"{old} -> {new}: refused")
@@ -97,7 +97,7 @@ def test_a_rollback_removes_the_change_and_its_audit_row(migrated_engine: Engine
 
     with pytest.raises(RuntimeError), session_scope(migrated_engine) as session:
         ti = session.merge(ti)
-        audit.transition_task(session, ti, TI.SCHEDULED, actor=ACTOR, reason="ready")
+        audit.transition(session, audit.TASK, [ti], audit.Change(TI.SCHEDULED, NOW, ACTOR, "ready"))
         assert audit_for(session, "task.state")  # written in this transaction...
         raise RuntimeError("the caller's transaction fails after the transition")
 
@@ -112,25 +112,29 @@ def test_transition_keeps_timestamps_in_step(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as session:
         _, [ti] = add_run_with_tasks(session, ["load"])
         for state, when in zip([TI.SCHEDULED, TI.QUEUED, TI.RUNNING, TI.UP_FOR_RETRY], t, strict=False):
-            audit.transition_task(session, ti, state, actor=ACTOR, reason="step", when=when)
+            audit.transition(session, audit.TASK, [ti], audit.Change(state, when, ACTOR, "step"))
         assert (ti.queued_at, ti.start_date, ti.end_date, ti.updated_at) == (t[1], t[2], t[3], t[3])
 
-        audit.transition_task(session, ti, TI.QUEUED, actor=ACTOR, reason="retry", when=t[4])
-        audit.transition_task(session, ti, TI.RUNNING, actor=ACTOR, reason="retry", when=t[5])
+        audit.transition(session, audit.TASK, [ti], audit.Change(TI.QUEUED, t[4], ACTOR, "retry"))
+        audit.transition(session, audit.TASK, [ti], audit.Change(TI.RUNNING, t[5], ACTOR, "retry"))
         assert (ti.queued_at, ti.start_date, ti.end_date) == (t[4], t[5], None)
 
-        audit.transition_task(session, ti, TI.SUCCESS, actor=ACTOR, reason="done", when=t[5])
-        audit.transition_task(session, ti, TI.NONE, actor=ACTOR, reason="cleared", when=t[5])
+        audit.transition(session, audit.TASK, [ti], audit.Change(TI.SUCCESS, t[5], ACTOR, "done"))
+        audit.transition(session, audit.TASK, [ti], audit.Change(TI.NONE, t[5], ACTOR, "cleared"))
         assert (ti.queued_at, ti.start_date, ti.end_date, ti.next_try_at) == (None, None, None, None)
 
 
 def test_run_timestamps(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as session:
         run, _ = add_run_with_tasks(session, [])
-        audit.transition_run(session, run, DagRunState.RUNNING, actor=ACTOR, reason="go", when=NOW)
-        audit.transition_run(session, run, DagRunState.SUCCESS, actor=ACTOR, reason="done", when=NOW + timedelta(1))
+        audit.transition(session, audit.RUN, [run], audit.Change(DagRunState.RUNNING, NOW, ACTOR, "go"))
+        audit.transition(
+            session, audit.RUN, [run], audit.Change(DagRunState.SUCCESS, NOW + timedelta(1), ACTOR, "done")
+        )
         assert (run.start_date, run.end_date) == (NOW, NOW + timedelta(1))
-        audit.transition_run(session, run, DagRunState.QUEUED, actor=ACTOR, reason="clear", when=NOW + timedelta(2))
+        audit.transition(
+            session, audit.RUN, [run], audit.Change(DagRunState.QUEUED, NOW + timedelta(2), ACTOR, "clear")
+        )
         assert (run.queued_at, run.start_date, run.end_date) == (NOW + timedelta(2), None, None)
 
 
@@ -138,7 +142,7 @@ def test_bulk_transition_writes_one_row_per_instance(migrated_engine: Engine) ->
     task_ids = [f"t{i:03}" for i in range(50)]
     with session_scope(migrated_engine) as session:
         run, tis = add_run_with_tasks(session, task_ids)
-        assert audit.transition_tasks(session, tis, TI.SCHEDULED, actor=ACTOR, reason="tick") == 50
+        assert len(audit.transition(session, audit.TASK, tis, audit.Change(TI.SCHEDULED, NOW, ACTOR, "tick"))) == 50
 
     with session_scope(migrated_engine, readonly=True) as session:
         assert {ti.state for ti in task_instances_for_run(session, run.dag_id, run.run_id)} == {TI.SCHEDULED}
@@ -150,9 +154,9 @@ def test_bulk_transition_writes_one_row_per_instance(migrated_engine: Engine) ->
 def test_bulk_transition_with_one_illegal_change_changes_nothing(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as session:
         _, tis = add_run_with_tasks(session, ["a", "b", "c"])
-        audit.transition_task(session, tis[1], TI.SUCCESS, actor=ACTOR, reason="marked")
+        audit.transition(session, audit.TASK, [tis[1]], audit.Change(TI.SUCCESS, NOW, ACTOR, "marked"))
         with pytest.raises(IllegalTransitionError, match=r"etl\.b in run .*: success -> queued"):
-            audit.transition_tasks(session, tis, TI.QUEUED, actor=ACTOR, reason="tick")
+            audit.transition(session, audit.TASK, tis, audit.Change(TI.QUEUED, NOW, ACTOR, "tick"))
         assert [ti.state for ti in tis] == [TI.NONE, TI.SUCCESS, TI.NONE]
         assert len(audit_for(session, "task.state")) == 1
 
@@ -161,14 +165,14 @@ def test_bulk_transition_refuses_the_same_instance_twice(migrated_engine: Engine
     with session_scope(migrated_engine) as session:
         _, [ti] = add_run_with_tasks(session, ["a"])
         with pytest.raises(ValueError, match="twice"):
-            audit.transition_tasks(session, [ti, ti], TI.SCHEDULED, actor=ACTOR, reason="tick")
+            audit.transition(session, audit.TASK, [ti, ti], audit.Change(TI.SCHEDULED, NOW, ACTOR, "tick"))
 
 
-# --- one instance, one fenced UPDATE (a try's fast path) ---------------------------------------------------
+# --- one instance named by its key, fenced (a try's path) ---------------------------------------------------
 
 
-def _key(ti: TaskInstance) -> tuple[str, str, str, int]:
-    return (ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+def _ref(ti: TaskInstance, state: TaskInstanceState, try_number: int = 1) -> audit.TaskRef:
+    return audit.TaskRef(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, state, try_number)
 
 
 def _queued_once(migrated_engine: Engine, job_id: int | None = None) -> TaskInstance:
@@ -176,19 +180,20 @@ def _queued_once(migrated_engine: Engine, job_id: int | None = None) -> TaskInst
     with session_scope(migrated_engine) as session:
         _, [ti] = add_run_with_tasks(session, ["load"])
         ti.try_number, ti.max_tries, ti.queued_by_job_id = 1, 2, job_id
-        audit.transition_task(session, ti, TI.QUEUED, actor=ACTOR, reason="queued", when=NOW)
+        audit.transition(session, audit.TASK, [ti], audit.Change(TI.QUEUED, NOW, ACTOR, "queued"))
     return ti
 
 
 def test_fenced_transition_sets_the_state_and_values_and_audits_it(migrated_engine: Engine) -> None:
     ti = _queued_once(migrated_engine, job_id=7)
     later = NOW + timedelta(seconds=5)
+    change = audit.Change(TI.RUNNING, later, ACTOR, "started", values={"hostname": "h1", "pid": 42})
     with migrated_engine.begin() as conn:
-        row = audit.transition_task_fenced(
-            conn, _key(ti), TI.QUEUED, TI.RUNNING, try_number=1, actor=ACTOR, reason="started", when=later,
-            fence={"queued_by_job_id": 7}, values={"hostname": "h1", "pid": 42}, returning=("max_tries",),
+        [moved] = audit.transition(
+            conn, audit.TASK, [_ref(ti, TI.QUEUED)], change, fence={"try_number": 1, "queued_by_job_id": 7},
+            returning=("max_tries",),
         )  # fmt: skip
-    assert row is not None and (row.id, row.max_tries) == (ti.id, 2)
+    assert (moved.row.id, moved.row.max_tries) == (ti.id, 2)
     with session_scope(migrated_engine, readonly=True) as session:
         [stored] = task_instances_for_run(session, ti.dag_id, ti.run_id)
         [audited] = audit_for(session, "task.state", old_state="queued")
@@ -204,43 +209,43 @@ def test_fenced_transition_sets_the_state_and_values_and_audits_it(migrated_engi
 
 
 @pytest.mark.parametrize(
-    "fenced_on",
+    ("old", "fence"),
     [
-        {"old": TI.RUNNING, "try_number": 1},  # not in the state the caller expects
-        {"old": TI.QUEUED, "try_number": 2},  # at another try
-        {"old": TI.QUEUED, "try_number": 1, "fence": {"queued_by_job_id": 8}},  # queued by another job
+        (TI.RUNNING, {"try_number": 1}),  # not in the state the caller expects
+        (TI.QUEUED, {"try_number": 2}),  # at another try
+        (TI.QUEUED, {"try_number": 1, "queued_by_job_id": 8}),  # queued by another job
     ],
 )
 def test_fenced_transition_of_a_row_that_moved_on_changes_nothing(
-    migrated_engine: Engine, fenced_on: dict[str, object]
+    migrated_engine: Engine, old: TaskInstanceState, fence: dict[str, object]
 ) -> None:
     ti = _queued_once(migrated_engine, job_id=7)
-    fence = dict(fenced_on)
-    old = fence.pop("old")
     new = TI.SUCCESS if old == TI.RUNNING else TI.RUNNING
     with migrated_engine.begin() as conn:
-        assert audit.transition_task_fenced(conn, _key(ti), old, new, actor=ACTOR, reason="x", **fence) is None
+        assert (
+            audit.transition(conn, audit.TASK, [_ref(ti, old)], audit.Change(new, NOW, ACTOR, "x"), fence=fence) == []
+        )
     with session_scope(migrated_engine, readonly=True) as session:
         [stored] = task_instances_for_run(session, ti.dag_id, ti.run_id)
         assert (stored.state, stored.try_number) == (TI.QUEUED, 1)
         assert [r.new_state for r in audit_for(session, "task.state")] == ["queued"]
 
 
-def test_fenced_transition_refuses_what_the_table_forbids(migrated_engine: Engine) -> None:
+def test_a_change_refuses_what_the_table_forbids_and_bad_arguments(migrated_engine: Engine) -> None:
     ti = _queued_once(migrated_engine)
     with migrated_engine.begin() as conn, pytest.raises(IllegalTransitionError, match="queued -> upstream_failed"):
-        audit.transition_task_fenced(
-            conn, _key(ti), TI.QUEUED, TI.UPSTREAM_FAILED, try_number=1, actor=ACTOR, reason="x"
-        )
+        audit.transition(conn, audit.TASK, [_ref(ti, TI.QUEUED)], audit.Change(TI.UPSTREAM_FAILED, NOW, ACTOR, "x"))
     with pytest.raises(ValueError, match="must not set the state"):
-        audit.transition_task_fenced(
-            None,  # type: ignore[arg-type] - refused before any statement
-            _key(ti), TI.QUEUED, TI.RUNNING, try_number=1, actor=ACTOR, reason="x", values={"state": "success"},
-        )  # fmt: skip
+        audit.Change(TI.RUNNING, NOW, ACTOR, "x", values={"state": "success"})
+    with pytest.raises(ValueError, match="naive datetime"):
+        audit.Change(TI.RUNNING, NOW.replace(tzinfo=None), ACTOR, "x")
+    with migrated_engine.begin() as conn, pytest.raises(ValueError, match="stamps them"):
+        change = audit.Change(TI.RUNNING, NOW, ACTOR, "x", values={"start_date": NOW})
+        audit.transition(conn, audit.TASK, [_ref(ti, TI.QUEUED)], change)
 
 
-def test_fenced_transition_keeps_the_same_timestamps_as_transition_task(migrated_engine: Engine) -> None:
-    """Every allowed move, made once through the ORM path and once through the fenced UPDATE."""
+def test_rows_named_by_key_and_by_id_get_the_same_timestamps(migrated_engine: Engine) -> None:
+    """Every allowed move, made once on ORM objects (found by id) and once on `TaskRef`s (found by key)."""
     stamps = ("queued_at", "start_date", "end_date", "next_try_at", "updated_at")
     before = NOW - timedelta(hours=1)
     pairs = [(old, new) for old in TaskInstanceState for new in sorted(TASK_TRANSITIONS[old])]
@@ -248,26 +253,23 @@ def test_fenced_transition_keeps_the_same_timestamps_as_transition_task(migrated
         run = new_run()
         tis = {}
         for old, new in pairs:
-            for path in ("orm", "sql"):
+            for path in ("orm", "key"):
                 ti = new_ti(run, f"{path}__{old}__{new}", state=old)
                 ti.queued_at = ti.start_date = ti.end_date = ti.next_try_at = ti.updated_at = before
                 tis[(path, old, new)] = ti
-        audit.record_created_many(session, [run, *tis.values()], actor=ACTOR, reason="setup")
+        audit.record_created(session, [run, *tis.values()], actor=ACTOR, reason="setup", when=NOW)
         for old, new in pairs:
-            audit.transition_task(session, tis[("orm", old, new)], new, actor=ACTOR, reason="orm", when=NOW)
+            audit.transition(session, audit.TASK, [tis[("orm", old, new)]], audit.Change(new, NOW, ACTOR, "orm"))
         conn = session.connection()
         for old, new in pairs:
-            ti = tis[("sql", old, new)]
-            done = audit.transition_task_fenced(
-                conn, _key(ti), old, new, try_number=0, actor=ACTOR, reason="sql", when=NOW
-            )
-            assert done is not None
+            ref = _ref(tis[("key", old, new)], old, try_number=0)
+            assert audit.transition(conn, audit.TASK, [ref], audit.Change(new, NOW, ACTOR, "key"))
     with session_scope(migrated_engine, readonly=True) as session:
         stored = {ti.task_id: ti for ti in task_instances_for_run(session, run.dag_id, run.run_id)}
     differ = []
     for old, new in pairs:
-        orm, sql = stored[f"orm__{old}__{new}"], stored[f"sql__{old}__{new}"]
-        if (orm.state, *(getattr(orm, s) for s in stamps)) != (sql.state, *(getattr(sql, s) for s in stamps)):
+        orm, key = stored[f"orm__{old}__{new}"], stored[f"key__{old}__{new}"]
+        if (orm.state, *(getattr(orm, s) for s in stamps)) != (key.state, *(getattr(key, s) for s in stamps)):
             differ.append(f"{old} -> {new}")
     assert differ == []
 
@@ -278,9 +280,9 @@ def test_fenced_transition_keeps_the_same_timestamps_as_transition_task(migrated
 def test_setting_a_stored_state_directly_is_refused(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as session:
         run, [ti] = add_run_with_tasks(session, ["load"])
-        with pytest.raises(IllegalTransitionError, match="audit.transition_task"):
+        with pytest.raises(IllegalTransitionError, match=r"audit\.transition\(\)"):
             ti.state = TI.SUCCESS
-        with pytest.raises(IllegalTransitionError, match="transition_run"):
+        with pytest.raises(IllegalTransitionError, match="dag_run state set directly"):
             run.state = DagRunState.SUCCESS
         fresh = new_ti(run, "new_one")
         fresh.state = TI.SCHEDULED  # not stored yet: any initial state is fine
@@ -289,7 +291,7 @@ def test_setting_a_stored_state_directly_is_refused(migrated_engine: Engine) -> 
 
 def test_audit_rows_cannot_be_changed_or_deleted_through_the_orm(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as session:
-        audit.record_event(session, "note", actor=ACTOR)
+        audit.record_event(session, "note", actor=ACTOR, when=NOW)
     for change in ("update", "delete"):
         with pytest.raises(PersistenceError, match="append-only"), session_scope(migrated_engine) as session:
             row = session.scalars(select(AuditLog)).one()
@@ -347,10 +349,10 @@ def test_set_paused_changes_and_audits_only_real_changes(migrated_engine: Engine
     with session_scope(migrated_engine) as session:
         add_dag(session, "etl")
     with session_scope(migrated_engine) as session:
-        assert audit.set_paused(session, "etl", True, actor=ACTOR) is True
-        assert audit.set_paused(session, "etl", True, actor=ACTOR) is False
+        assert audit.set_paused(session, "etl", True, actor=ACTOR, when=NOW) is True
+        assert audit.set_paused(session, "etl", True, actor=ACTOR, when=NOW) is False
     with session_scope(migrated_engine) as session:
-        assert audit.set_paused(session, "etl", False, actor=ACTOR) is True
+        assert audit.set_paused(session, "etl", False, actor=ACTOR, when=NOW) is True
 
     with session_scope(migrated_engine, readonly=True) as session:
         assert session.get(Dag, "etl").is_paused is False  # type: ignore[union-attr]
@@ -363,7 +365,7 @@ def test_set_paused_changes_and_audits_only_real_changes(migrated_engine: Engine
 
 def test_set_paused_on_an_unknown_dag(migrated_engine: Engine) -> None:
     with pytest.raises(NotFoundError, match="no DAG 'ghost'"), session_scope(migrated_engine) as session:
-        audit.set_paused(session, "ghost", True, actor=ACTOR)
+        audit.set_paused(session, "ghost", True, actor=ACTOR, when=NOW)
 
 
 def test_a_naive_when_is_refused(migrated_engine: Engine) -> None:

@@ -1,4 +1,4 @@
-"""The scheduler's fast path (`transition_task_rows`) keeps the audit rules of `transition_tasks`."""
+"""`transition()` on the scheduler's plain rows (`TIRow`): found by id in one fenced UPDATE per old state."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def test_rows_move_and_are_audited_and_queueing_counts_the_try(migrated_engine: 
         run, _ = add_run_with_tasks(s, ["a", "b"])
     with session_scope(migrated_engine) as s:
         rows = audit.load_ti_rows(s, [(run.dag_id, run.run_id)])[(run.dag_id, run.run_id)]
-        changed = audit.transition_task_rows(s, rows, TI.QUEUED, actor=ACTOR, reason="slot free", when=T0, queue_try=7)
+        moved = audit.transition(s, audit.TASK, rows, audit.Change(TI.QUEUED, T0, ACTOR, "slot free"), queue_job=7)
+        changed = [m.subject for m in moved]
         assert {r.task_id for r in changed} == {"a", "b"}
         assert all(r.state == TI.QUEUED and r.try_number == 1 and r.queued_by_job_id == 7 for r in changed)
     with session_scope(migrated_engine, readonly=True) as s:
@@ -39,9 +40,11 @@ def test_a_row_changed_meanwhile_is_fenced_out_and_not_audited(migrated_engine: 
         rows = audit.load_ti_rows(s, [(run.dag_id, run.run_id)])[(run.dag_id, run.run_id)]
     with session_scope(migrated_engine) as s:  # another process moves "a" first (through the audit path)
         a = s.scalars(select(TaskInstance).where(TaskInstance.task_id == "a")).one()
-        audit.transition_task(s, a, TI.SKIPPED, actor=ACTOR, reason="someone else")
+        audit.transition(s, audit.TASK, [a], audit.Change(TI.SKIPPED, T0, ACTOR, "someone else"))
     with session_scope(migrated_engine) as s:
-        changed = audit.transition_task_rows(s, rows, TI.SCHEDULED, actor=ACTOR, reason="late")
+        changed = [
+            m.subject for m in audit.transition(s, audit.TASK, rows, audit.Change(TI.SCHEDULED, T0, ACTOR, "late"))
+        ]
     assert [r.task_id for r in changed] == ["b"]
     with session_scope(migrated_engine, readonly=True) as s:
         states = {t.task_id: t.state for t in s.scalars(select(TaskInstance))}
@@ -57,4 +60,4 @@ def test_forbidden_moves_change_nothing(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as s:
         rows = audit.load_ti_rows(s, [(run.dag_id, run.run_id)])[(run.dag_id, run.run_id)]
         with pytest.raises(IllegalTransitionError, match="none -> running"):
-            audit.transition_task_rows(s, rows, TI.RUNNING, actor=ACTOR, reason="no")
+            audit.transition(s, audit.TASK, rows, audit.Change(TI.RUNNING, T0, ACTOR, "no"))

@@ -28,7 +28,7 @@ def test_runs_for_dag_newest_first_with_state_filter(migrated_engine: Engine) ->
     with session_scope(migrated_engine) as session:
         runs = [add_run_with_tasks(session, [], day=day)[0] for day in range(3)]
         add_run_with_tasks(session, [], dag_id="other")
-        audit.transition_run(session, runs[1], DagRunState.RUNNING, actor=ACTOR, reason="go")
+        audit.transition(session, audit.RUN, [runs[1]], audit.Change(DagRunState.RUNNING, T0, ACTOR, "go"))
     with session_scope(migrated_engine, readonly=True) as session:
         assert [r.run_id for r in runs_for_dag(session, "etl")] == [r.run_id for r in reversed(runs)]
         assert [r.run_id for r in runs_for_dag(session, "etl", limit=1)] == [runs[2].run_id]
@@ -39,8 +39,8 @@ def test_runs_for_dag_newest_first_with_state_filter(migrated_engine: Engine) ->
 def test_task_instances_for_run_by_task_then_map_index(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as session:
         run, _ = add_run_with_tasks(session, ["b", "a"])
-        audit.record_created_many(
-            session, [new_ti(run, "m", map_index=i) for i in (2, 0, 1)], actor=ACTOR, reason="expanded"
+        audit.record_created(
+            session, [new_ti(run, "m", map_index=i) for i in (2, 0, 1)], actor=ACTOR, reason="expanded", when=T0
         )
     with session_scope(migrated_engine, readonly=True) as session:
         tis = task_instances_for_run(session, run.dag_id, run.run_id)

@@ -12,6 +12,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_a_write_lock_held_past_the_busy_timeout_gives_a_helpful_error(db: tuple
         with lock_held(path):
             started = time.monotonic()
             with pytest.raises(DatabaseLockedError) as caught, session_scope(engine) as session:
-                audit.record_event(session, "test.event", actor="me")
+                audit.record_event(session, "test.event", actor="me", when=datetime(2026, 1, 1, tzinfo=UTC))
             waited = time.monotonic() - started
     finally:
         engine.dispose()

@@ -127,7 +127,7 @@ def test_dry_run_changes_nothing_and_backfill_runs_every_date(bf) -> None:
     started = bf.audit("backfill.started")
     assert len(started) == 1 and "dagrunner backfill daily -s 2026-01-01" in started[0].actor
     assert len(bf.audit("backfill.run_created")) == 3
-    assert bf.audit("backfill.completed")[0].detail["state"] == "success"
+    assert [(r.old_state, r.new_state) for r in bf.audit("backfill.state")] == [("running", "success")]
 
 
 def test_reprocess_behaviours(bf) -> None:

@@ -48,11 +48,11 @@ def test_paused_dag_creates_nothing_until_unpaused(h: Harness) -> None:
     _daily(h)
     h.start()
     with session_scope(h.engine) as s:
-        set_paused(s, "daily", True, actor="test")
+        set_paused(s, "daily", True, actor="test", when=START)
     h.tick()
     assert h.runs("daily") == []
     with session_scope(h.engine) as s:
-        set_paused(s, "daily", False, actor="test")
+        set_paused(s, "daily", False, actor="test", when=START)
     h.tick()
     assert len(h.runs("daily")) == 5
 
@@ -335,14 +335,14 @@ def test_a_waiting_instance_changed_by_another_process_is_not_queued(h: Harness)
     process changed meanwhile (here: marked success by hand) is left as that process left it."""
     from sqlalchemy import select
 
-    from dagrunner.persistence.audit import transition_task
+    from dagrunner.persistence.audit import TASK, Change, transition
     from dagrunner.persistence.models import TaskInstance
     from dagrunner.states import TaskInstanceState
 
     _run_pooled_one_tick(h)
     with session_scope(h.engine) as s:
         ti = s.scalars(select(TaskInstance).where(TaskInstance.task_id == "t1")).one()
-        transition_task(s, ti, TaskInstanceState.SUCCESS, actor="someone", reason="marked by hand")
+        transition(s, TASK, [ti], Change(TaskInstanceState.SUCCESS, h.clock.now(), "someone", "marked by hand"))
     h.tick()  # the slot t2 held is free again: t1 must not take it
     assert h.states("pooled") == {"t2": "success", "t1": "success", "t0": "success"}
     assert h.tries("pooled", "t1") == []
