@@ -31,7 +31,7 @@ import os
 import shlex
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from dagrunner.errors import IllegalTransitionError, NotFoundError
+from dagrunner.labels import task_label
 from dagrunner.persistence.models import AuditLog, Backfill, Dag, DagRun, SchedulerJob, TaskInstance, TaskTry
 from dagrunner.settings import mask_url
 from dagrunner.states import (
@@ -132,12 +133,6 @@ class StateMachine:
                 f"(from {old} it may go to: {allowed})"
             )
         return old, new
-
-
-def task_label(dag_id: str, task_id: str, map_index: int, run_id: str) -> str:
-    """`dag.task[map_index] in run R`: how messages, logs and errors name a task instance, everywhere."""
-    mapped = f"[{map_index}]" if map_index >= 0 else ""
-    return f"{dag_id}.{task_id}{mapped} in run {run_id}"
 
 
 def _task_stamps(new: TaskInstanceState, when: datetime) -> dict[str, Any]:
@@ -384,7 +379,7 @@ def _reflect(subject: Any, values: Mapping[str, Any], queue_job: int | None) -> 
     """Bring the caller's copy of a moved row up to date: ORM objects (without marking them dirty) and
     plain rows such as `TIRow`."""
     orm = hasattr(subject, "_sa_instance_state")
-    if not orm and not (is_dataclass(subject) and not subject.__dataclass_params__.frozen):  # type: ignore[attr-defined]
+    if not orm and not isinstance(subject, TIRow):
         return  # a TaskRef or a Row: nothing to keep up to date
     updates = dict(values)
     if queue_job is not None:

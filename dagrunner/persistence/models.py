@@ -32,6 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.orm.attributes import instance_state
 
 from dagrunner.errors import IllegalTransitionError, PersistenceError
+from dagrunner.labels import task_label
 from dagrunner.persistence.types import BigId, Json, StrEnumType, UtcDateTime
 from dagrunner.states import BackfillState, DagRunState, JobState, TaskInstanceState, TryState
 
@@ -235,9 +236,7 @@ class TaskInstance(Base):
     )
 
     def label(self) -> str:
-        """`dag.task[map_index] in run R`, the way error messages and logs name a task instance."""
-        mapped = f"[{self.map_index}]" if self.map_index >= 0 else ""
-        return f"{self.dag_id}.{self.task_id}{mapped} in run {self.run_id}"
+        return task_label(self.dag_id, self.task_id, self.map_index, self.run_id)
 
 
 class TaskTry(Base):

@@ -59,7 +59,7 @@ def test_only_the_audit_module_writes_states() -> None:
 
 def test_the_scan_finds_each_kind_of_write() -> None:
     """The scan itself, on one example of each way round the audit path (so the test above can fail)."""
-    source = '''
+    source = """
 ti.state = "success"
 job.state += "x"
 setattr(run, "state", "failed")
@@ -69,7 +69,7 @@ session.execute(update(T).values({"state": "none"}))
 session.execute(text("UPDATE task_instance SET state = 'failed' WHERE id = 1"))
 ok = DagRun(state=DagRunState.QUEUED)  # creating a row in its initial state is fine
 print(ti.state)  # reading is fine
-'''
+"""
     found = state_writes(source, "example.py")
     assert [line.split(": ", 1)[1] for line in found] == [
         "assigns .state",

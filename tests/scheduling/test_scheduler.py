@@ -195,6 +195,11 @@ def test_failure_cascades_in_one_tick_and_run_fails_by_leaf_rule(h: Harness) -> 
     # the leaf (cleanup) succeeded: by Airflow's rule the run succeeds
     (run,) = h.runs("chain")
     assert run.state.value == "success"
+    # every change was stamped with the scheduler's (fake) clock, the cascade's too, never the wall clock
+    cascade = [r for r in h.audit(event="task.state") if r.new_state == "upstream_failed"]
+    assert len(cascade) == 3
+    # (the DAG folder's parse, `dag.registered`, is stamped by the loader, which reads real files in real time)
+    assert [(r.event, r.ts) for r in h.audit() if r.ts != START and not r.event.startswith("dag.")] == []
 
 
 MAPPED = """
@@ -232,6 +237,8 @@ def test_mapping_expands_when_the_input_is_known(h: Harness) -> None:
     with session_scope(h.engine) as s:
         run = trigger_run(s, sched.dag_source.dags()["mapped"], actor="test", now=START)
     h.tick()
+    expanded = {r.task_id: (r.map_index, r.detail["length"]) for r in h.audit(event="task.expanded")}
+    assert expanded == {"double": (0, 3), "fixed": (0, 2)}  # the placeholder's renumbering is audited
     states = h.states("mapped")
     assert states == {
         "numbers": "success",
@@ -348,3 +355,22 @@ def test_a_waiting_instance_changed_by_another_process_is_not_queued(h: Harness)
     assert h.tries("pooled", "t1") == []
     queued = [e.task_id for e in h.events or [] if e.state == "queued"]
     assert queued == ["t2", "t0"]
+
+
+def test_a_schedulers_life_is_audited_through_the_job_state_machine(h: Harness) -> None:
+    _daily(h)
+    sched = h.start()
+    job_id = sched.job_id
+    h.tick()
+    assert h.scheduler is not None
+    h.scheduler.shutdown(1.0)
+    h.scheduler = None
+    [started] = h.audit(event="job.started")
+    [ended] = h.audit(event="job.state")
+    assert started.detail["job_id"] == job_id and started.detail["job_type"] == "scheduler"
+    assert (ended.old_state, ended.new_state, ended.detail, ended.reason) == (
+        "running",
+        "success",
+        {"job_id": job_id},
+        "stopped",
+    )
