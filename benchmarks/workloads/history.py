@@ -106,7 +106,6 @@ class Side:
             dag_source=FixedDagSource(bag.dags),
             clock=self.clock,
             actor="benchmark",
-            settings_parallelism=settings.parallelism,
             options=SchedulerOptions(full_scan_s=0.0, zombie_check_s=0.0),
         )
         self.started = False

@@ -46,7 +46,6 @@ def build_scheduler(
         dag_source=dag_source or FolderDagSource(settings, engine, actor=cli.actor),
         clock=SystemClock(),
         actor=cli.actor,
-        settings_parallelism=settings.parallelism,
         zombie_threshold_s=settings.zombie_threshold_sec,
         heartbeat_s=settings.scheduler_heartbeat_sec,
         options=options,

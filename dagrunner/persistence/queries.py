@@ -5,15 +5,28 @@ Each query uses an index declared in `models.py`; keep it that way when adding o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from dagrunner.errors import NotFoundError
-from dagrunner.persistence.models import AuditLog, Dag, DagRun, TaskInstance
-from dagrunner.states import DagRunState
+from dagrunner.persistence.models import (
+    UNIQUE_DATE_RUN_TYPES,
+    AuditLog,
+    Dag,
+    DagRun,
+    DagRunType,
+    JobState,
+    Pool,
+    SchedulerJob,
+    TaskInstance,
+)
+from dagrunner.states import OCCUPYING_SLOT, RUN_ACTIVE, DagRunState
+from dagrunner.states import TaskInstanceState as TI
+
+RunRef = tuple[str, str]  # (dag_id, run_id)
 
 
 def dag_rows(session: Session, *, active_only: bool = False) -> list[Dag]:
@@ -75,3 +88,164 @@ def audit_rows(
     rows = list(session.scalars(query.order_by(AuditLog.id.desc()).limit(limit)))
     rows.reverse()
     return rows
+
+
+# --- what the scheduler reads ----------------------------------------------------------------------------
+
+
+def runs_to_decide(
+    session: Session,
+    *,
+    owner: str | None,
+    refs: Collection[RunRef] | None = None,
+    only: Collection[RunRef] | None = None,
+) -> list[DagRun]:
+    """The active runs a scheduler decides, oldest logical date first.
+
+    `owner` None is the daemon: unowned runs of unpaused DAGs (a paused DAG's runs wait, as in Airflow);
+    otherwise that owner's runs (dags test, backfill). `refs`: only these runs (the changed ones; None for
+    all); `only`: the runs this scheduler is restricted to. On PostgreSQL the rows are locked, skipping
+    those another scheduler holds, so several schedulers never decide one run at once.
+    """
+    query = select(DagRun).where(DagRun.state.in_(RUN_ACTIVE))
+    if owner is None:
+        unpaused = select(Dag.dag_id).where(Dag.is_paused.is_(False))
+        query = query.where(DagRun.owner.is_(None), DagRun.dag_id.in_(unpaused))
+    else:
+        query = query.where(DagRun.owner == owner)
+    if refs is not None:
+        query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(refs)))
+    if only is not None:
+        query = query.where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(only)))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=DagRun)
+    return list(session.scalars(query.order_by(DagRun.logical_date, DagRun.id)))
+
+
+def newest_run_pk(session: Session) -> int:
+    """The highest dag_run primary key (0 when there is no run)."""
+    return session.scalar(select(func.max(DagRun.id))) or 0
+
+
+def runs_created_after(session: Session, run_pk: int) -> list[tuple[int, str, str]]:
+    """(pk, dag_id, run_id) of the runs inserted after `run_pk` (by anyone): an indexed range on the key."""
+    rows = session.execute(select(DagRun.id, DagRun.dag_id, DagRun.run_id).where(DagRun.id > run_pk))
+    return [(pk, dag_id, run_id) for pk, dag_id, run_id in rows]
+
+
+def running_run_counts(session: Session, dag_ids: Collection[str], *, owner: str | None) -> dict[str, int]:
+    """dag_id -> how many of its runs owned by `owner` (None: unowned) are running."""
+    query = (
+        select(DagRun.dag_id, func.count())
+        .where(DagRun.state == DagRunState.RUNNING, DagRun.dag_id.in_(list(dag_ids)))
+        .where(DagRun.owner.is_(None) if owner is None else DagRun.owner == owner)
+        .group_by(DagRun.dag_id)
+    )
+    return {dag_id: count for dag_id, count in session.execute(query)}
+
+
+def active_run_counts(session: Session, dag_ids: Collection[str]) -> dict[str, int]:
+    """dag_id -> how many of its runs are queued or running (whoever owns them)."""
+    if not dag_ids:
+        return {}
+    rows = session.execute(
+        select(DagRun.dag_id, func.count())
+        .where(DagRun.dag_id.in_(list(dag_ids)), DagRun.state.in_(RUN_ACTIVE))
+        .group_by(DagRun.dag_id)
+    )
+    return {dag_id: count for dag_id, count in rows}
+
+
+def latest_scheduled_run_per_dag(session: Session, dag_ids: Collection[str]) -> dict[str, DagRun]:
+    """dag_id -> its scheduled run with the latest logical date (DAGs without one are left out)."""
+    if not dag_ids:
+        return {}
+    latest = (
+        select(DagRun.dag_id, func.max(DagRun.logical_date).label("logical_date"))
+        .where(DagRun.dag_id.in_(list(dag_ids)), DagRun.run_type == DagRunType.SCHEDULED)
+        .group_by(DagRun.dag_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(DagRun)
+        .join(latest, (DagRun.dag_id == latest.c.dag_id) & (DagRun.logical_date == latest.c.logical_date))
+        .where(DagRun.run_type == DagRunType.SCHEDULED)
+    )
+    return {run.dag_id: run for run in rows}
+
+
+def run_exists(session: Session, dag_id: str, run_id: str) -> bool:
+    return (
+        session.scalars(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).first() is not None
+    )
+
+
+def run_id_on_logical_date(session: Session, dag_id: str, logical_date: datetime) -> str | None:
+    """The run_id of the DAG's scheduled or backfill run for `logical_date`, if there is one (one per date)."""
+    query = select(DagRun.run_id).where(
+        DagRun.dag_id == dag_id, DagRun.logical_date == logical_date, DagRun.run_type.in_(UNIQUE_DATE_RUN_TYPES)
+    )
+    return session.scalars(query).first()
+
+
+def paused_dag_ids(session: Session, dag_ids: Collection[str]) -> set[str]:
+    """Those of `dag_ids` that are paused."""
+    query = select(Dag.dag_id).where(Dag.dag_id.in_(list(dag_ids)), Dag.is_paused.is_(True))
+    return set(session.scalars(query))
+
+
+def slots_in_use(session: Session) -> tuple[dict[str, int], dict[str, int]]:
+    """(dag_id -> instances holding a slot, pool -> pool slots held), over every instance queued or running."""
+    rows = session.execute(
+        select(TaskInstance.dag_id, TaskInstance.pool, func.count(), func.sum(TaskInstance.pool_slots))
+        .where(TaskInstance.state.in_(OCCUPYING_SLOT))
+        .group_by(TaskInstance.dag_id, TaskInstance.pool)
+    )
+    per_dag: dict[str, int] = {}
+    per_pool: dict[str, int] = {}
+    for dag_id, pool, count, slots in rows:
+        per_dag[dag_id] = per_dag.get(dag_id, 0) + count
+        per_pool[pool] = per_pool.get(pool, 0) + int(slots or 0)
+    return per_dag, per_pool
+
+
+def pool_sizes(session: Session) -> dict[str, int]:
+    """pool name -> its slots."""
+    return {name: slots for name, slots in session.execute(select(Pool.name, Pool.slots))}
+
+
+def stale_running_instances(session: Session, heartbeat_before: datetime) -> list[TaskInstance]:
+    """Running instances whose last heartbeat is older than `heartbeat_before` (zombie candidates)."""
+    query = select(TaskInstance).where(TaskInstance.state == TI.RUNNING, TaskInstance.last_heartbeat < heartbeat_before)
+    return list(session.scalars(query))
+
+
+def running_jobs(session: Session) -> list[SchedulerJob]:
+    """Every scheduler, backfill and dags-test job still marked running."""
+    return list(session.scalars(select(SchedulerJob).where(SchedulerJob.state == JobState.RUNNING)))
+
+
+def claimed_instances(session: Session) -> list[TaskInstance]:
+    """Every instance queued or running: work some job has taken on."""
+    return list(session.scalars(select(TaskInstance).where(TaskInstance.state.in_((TI.QUEUED, TI.RUNNING)))))
+
+
+def previous_run(session: Session, dag_id: str, logical_date: datetime) -> DagRun | None:
+    """The DAG's run with the latest logical date before `logical_date` (any run type)."""
+    query = (
+        select(DagRun)
+        .where(DagRun.dag_id == dag_id, DagRun.logical_date < logical_date)
+        .order_by(DagRun.logical_date.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def instance_states(session: Session, dag_id: str, run_id: str, task_ids: Collection[str]) -> list[tuple[str, TI]]:
+    """(task_id, state) of every instance (each map index) of `task_ids` in one run."""
+    rows = session.execute(
+        select(TaskInstance.task_id, TaskInstance.state).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id.in_(list(task_ids))
+        )
+    )
+    return [(task_id, TI(state)) for task_id, state in rows]

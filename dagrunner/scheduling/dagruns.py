@@ -12,15 +12,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dagrunner.errors import DuplicateRunError
 from dagrunner.loading.serialization import SerializedDag
+from dagrunner.persistence import queries
 from dagrunner.persistence.audit import record_created
 from dagrunner.persistence.models import UNIQUE_DATE_RUN_TYPES, DagRun, DagRunType, TaskInstance
-from dagrunner.states import RUN_ACTIVE, DagRunState
+from dagrunner.states import DagRunState
 from dagrunner.timetables import DagRunInfo, make_run_id, validate_run_id
 
 
@@ -81,16 +81,10 @@ def create_run(
 
 
 def _refuse_duplicate(session: Session, dag_id: str, run_id: str, run_type: DagRunType, logical_date: datetime) -> None:
-    same_id = select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
-    if session.scalars(same_id).first() is not None:
+    if queries.run_exists(session, dag_id, run_id):
         raise DuplicateRunError(_duplicate_message(dag_id, run_id, logical_date))
     if run_type in UNIQUE_DATE_RUN_TYPES:
-        same_date = select(DagRun.run_id).where(
-            DagRun.dag_id == dag_id,
-            DagRun.logical_date == logical_date,
-            DagRun.run_type.in_(UNIQUE_DATE_RUN_TYPES),
-        )
-        other = session.scalars(same_date).first()
+        other = queries.run_id_on_logical_date(session, dag_id, logical_date)
         if other is not None:
             raise DuplicateRunError(
                 f"DAG {dag_id!r} already has run {other!r} for logical date {logical_date.isoformat()}"
@@ -106,31 +100,7 @@ def _duplicate_message(dag_id: str, run_id: str, logical_date: datetime) -> str:
 
 def latest_scheduled_runs(session: Session, dag_ids: list[str]) -> dict[str, DagRunInfo]:
     """The latest scheduled run of each DAG, as the `last` its timetable continues from."""
-    if not dag_ids:
-        return {}
-    latest = (
-        select(DagRun.dag_id, func.max(DagRun.logical_date).label("logical_date"))
-        .where(DagRun.dag_id.in_(dag_ids), DagRun.run_type == DagRunType.SCHEDULED)
-        .group_by(DagRun.dag_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(DagRun)
-        .join(latest, (DagRun.dag_id == latest.c.dag_id) & (DagRun.logical_date == latest.c.logical_date))
-        .where(DagRun.run_type == DagRunType.SCHEDULED)
-    ).scalars()
-    return {run.dag_id: run_info(run) for run in rows}
-
-
-def active_run_counts(session: Session, dag_ids: list[str]) -> dict[str, int]:
-    if not dag_ids:
-        return {}
-    rows = session.execute(
-        select(DagRun.dag_id, func.count())
-        .where(DagRun.dag_id.in_(dag_ids), DagRun.state.in_(RUN_ACTIVE))
-        .group_by(DagRun.dag_id)
-    )
-    return {dag_id: count for dag_id, count in rows}
+    return {dag_id: run_info(run) for dag_id, run in queries.latest_scheduled_run_per_dag(session, dag_ids).items()}
 
 
 def run_info(run: DagRun) -> DagRunInfo:
@@ -152,7 +122,7 @@ def create_due_runs(
     """Create every run that is due now for the given (unpaused, schedulable) DAGs, within max_active_runs."""
     ids = [d for d, dag in dags.items() if dag.timetable.can_be_scheduled]
     last = latest_scheduled_runs(session, ids)
-    active = active_run_counts(session, ids)
+    active = queries.active_run_counts(session, ids)
     created: list[DagRun] = []
     for dag_id in ids:
         dag = dags[dag_id]

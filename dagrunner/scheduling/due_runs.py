@@ -9,18 +9,25 @@ was created or finished, its definition changed, or it was paused or blocked by 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from dagrunner.loading.serialization import SerializedDag
-from dagrunner.persistence.models import Dag
-from dagrunner.scheduling.dagruns import latest_scheduled_runs
+from dagrunner.timetables import DagRunInfo
 
 #: Due now but held back (paused, or max_active_runs reached): not offered again until released.
 HELD = "held"
+
+
+@dataclass(frozen=True)
+class DueLookups:
+    """What DueRuns needs from the database, passed in so that it stays free of queries itself."""
+
+    #: dag_ids -> the latest scheduled run of each (as its timetable's `last`); DAGs without one left out.
+    latest_runs: Callable[[list[str]], Mapping[str, DagRunInfo]]
+    #: dag_ids -> those of them that are paused.
+    paused: Callable[[list[str]], set[str]]
 
 
 class DueRuns:
@@ -41,12 +48,14 @@ class DueRuns:
         for dag_id in [d for d, when in self._due.items() if when == HELD]:
             del self._due[dag_id]
 
-    def due_now(self, session: Session, dags: Mapping[str, SerializedDag], now: datetime) -> dict[str, SerializedDag]:
+    def due_now(
+        self, dags: Mapping[str, SerializedDag], now: datetime, lookups: DueLookups
+    ) -> dict[str, SerializedDag]:
         """The schedulable, unpaused DAGs whose next run is due at `now`."""
         self._drop_changed(dags)
         unknown = [d for d, dag in dags.items() if d not in self._due and dag.timetable.can_be_scheduled]
         if unknown:
-            last = latest_scheduled_runs(session, unknown)
+            last = lookups.latest_runs(unknown)
             for dag_id in unknown:
                 dag = dags[dag_id]
                 info = dag.timetable.next_dagrun_info(
@@ -57,7 +66,7 @@ class DueRuns:
         due = [d for d, when in self._due.items() if isinstance(when, datetime) and when <= now and d in dags]
         if not due:
             return {}
-        paused = set(session.scalars(select(Dag.dag_id).where(Dag.dag_id.in_(due), Dag.is_paused.is_(True))))
+        paused = lookups.paused(due)
         for dag_id in paused:
             self._due[dag_id] = HELD
         return {d: dags[d] for d in due if d not in paused}

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+from dagrunner.scheduling.bookkeeping import FinishedRuns
 from dagrunner.scheduling.scheduler import RunRef, Scheduler, TickReport
 
 DEFAULT_GRACE_S = 30.0
@@ -27,16 +28,18 @@ def run_loop(
     *,
     grace_s: float = DEFAULT_GRACE_S,
     on_tick: Callable[[TickReport], None] | None = None,
-) -> list[RunRef]:
+) -> FinishedRuns:
     """Run until told to stop; returns the runs this scheduler finished. Always shuts down cleanly."""
+    waiting_for = set(stop_when.runs_done) if stop_when.runs_done is not None else None
     scheduler.start()
     try:
         while not scheduler.stopping:
-            now = scheduler.clock.now()
-            report = scheduler.tick(now)
+            report = scheduler.tick(scheduler.clock.now())
             if on_tick is not None:
                 on_tick(report)
-            if _done(scheduler, stop_when, report.did_work):
+            if waiting_for is not None:
+                waiting_for.difference_update(report.finished_runs)
+            if _done(scheduler, stop_when, report.did_work, waiting_for):
                 break
             scheduler.wait(scheduler.next_wakeup(scheduler.clock.now()))
     finally:
@@ -44,10 +47,12 @@ def run_loop(
     return scheduler.finished_runs
 
 
-def _done(scheduler: Scheduler, stop_when: StopWhen, did_work: bool) -> bool:
+def _done(scheduler: Scheduler, stop_when: StopWhen, did_work: bool, waiting_for: set[RunRef] | None) -> bool:
+    """`waiting_for`: the runs of `stop_when.runs_done` not finished yet (counted from tick reports, so
+    that the scheduler need not keep every run it ever finished)."""
     if stop_when.num_runs is not None and len(scheduler.finished_runs) >= stop_when.num_runs:
         return True
-    if stop_when.runs_done is not None and stop_when.runs_done <= set(scheduler.finished_runs):
+    if waiting_for is not None and not waiting_for:
         return True
     idle = not did_work and not scheduler.executor.running() and not scheduler.has_pending_work
     return stop_when.once and idle

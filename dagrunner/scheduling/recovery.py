@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dagrunner.execution.base import TaskKey
 from dagrunner.execution.recording import fail_lost_try
 from dagrunner.execution.retries import RetryPolicy
 from dagrunner.loading.serialization import SerializedDag
+from dagrunner.persistence import queries
 from dagrunner.persistence.audit import TASK, Change, transition
-from dagrunner.persistence.models import JobState, SchedulerJob, TaskInstance
 from dagrunner.scheduling import jobs
+from dagrunner.states import JobState
 from dagrunner.states import TaskInstanceState as TI
 
 
@@ -35,14 +35,13 @@ def recover_orphans(
     dags: Mapping[str, SerializedDag],
 ) -> dict[str, int]:
     """Adopt or reset the queued/running work of dead jobs; mark those jobs failed. Returns counts."""
-    running_jobs = session.scalars(select(SchedulerJob).where(SchedulerJob.state == JobState.RUNNING)).all()
+    running_jobs = queries.running_jobs(session)
     dead = {job.id for job in running_jobs if job.id != my_job_id and not jobs.job_alive(job, now, zombie_threshold_s)}
     for job in running_jobs:
         if job.id in dead:
             jobs.end_job(session, job.id, now, JobState.FAILED, actor=actor, reason="found dead by another job")
     live = {job.id for job in running_jobs if job.id not in dead}
-    orphans = session.scalars(select(TaskInstance).where(TaskInstance.state.in_((TI.QUEUED, TI.RUNNING)))).all()
-    orphans = [ti for ti in orphans if ti.queued_by_job_id not in live]
+    orphans = [ti for ti in queries.claimed_instances(session) if ti.queued_by_job_id not in live]
     counts = {"left_running": 0, "lost": 0, "requeued": 0}
     requeue = [ti for ti in orphans if ti.state == TI.QUEUED]
     if requeue:
@@ -58,13 +57,13 @@ def recover_orphans(
         else:
             lost.append((TaskKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index), ti.try_number))
     if lost:
-        record_lost_tries(session, lost, dags=dags, now=now, actor=actor,
+        fail_lost_tries(session, lost, dags=dags, now=now, actor=actor,
                           reason="its scheduler died and the process running it is gone")  # fmt: skip
         counts["lost"] = len(lost)
     return counts
 
 
-def record_lost_tries(
+def fail_lost_tries(
     session: Session,
     lost: Iterable[tuple[TaskKey, int]],
     *,

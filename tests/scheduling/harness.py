@@ -19,11 +19,12 @@ from dagrunner.execution import make_executor
 from dagrunner.loading.sync import load_dagbag
 from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import AuditLog, DagRun, TaskInstance, TaskTry
-from dagrunner.scheduling.dag_source import FixedDagSource
+from dagrunner.scheduling.dag_source import DagSource, FixedDagSource
 from dagrunner.scheduling.scheduler import Scheduler, SchedulerEvent, SchedulerOptions
 from dagrunner.settings import Settings
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+PARALLELISM = 4
 
 
 @dataclass
@@ -40,19 +41,24 @@ class Harness:
         path.write_text(textwrap.dedent(body))
         return path
 
-    def start(self, *, parallelism: int = 4, options: SchedulerOptions | None = None) -> Scheduler:
-        """Parse the folder and start a scheduler whose clock is `self.clock`."""
-        bag = load_dagbag(self.settings, self.engine)
-        assert not bag.failures, bag.failures
+    def start(self, *, options: SchedulerOptions | None = None, dag_source: DagSource | None = None) -> Scheduler:
+        """Start a scheduler whose clock is `self.clock`, on `dag_source` (default: the folder parsed now).
+
+        How many tries run at once is the inline executor's `slots_free`: the settings' parallelism
+        (`PARALLELISM`), which limits the tries queued in one tick.
+        """
+        if dag_source is None:
+            bag = load_dagbag(self.settings, self.engine)
+            assert not bag.failures, bag.failures
+            dag_source = FixedDagSource(bag.dags)
         self.events = []
         executor = make_executor("inline", self.settings, actor="test", job_id=None, clock=self.clock)
         self.scheduler = Scheduler(
             engine=self.engine,
             executor=executor,
-            dag_source=FixedDagSource(bag.dags),
+            dag_source=dag_source,
             clock=self.clock,
             actor="scheduler-test",
-            settings_parallelism=parallelism,
             options=options,
             on_event=self.events.append,
         )
@@ -66,6 +72,7 @@ class Harness:
             self.clock.set(at)
         for _ in range(200):
             report = self.scheduler.tick(self.clock.now())
+            self.scheduler.bookkeeping.check()
             if not settle or (not report.did_work and not self.scheduler.has_pending_work):
                 return
         raise AssertionError("the scheduler kept working for 200 ticks at one instant")
@@ -105,7 +112,9 @@ class Harness:
 
 def make_harness(root: Path, db_url: str, engine: Engine) -> Iterator[Harness]:
     (root / "dags").mkdir()
-    settings = Settings.load({"db_url": db_url, "dagbag_import_timeout": 20, "parallelism": 4}, environ={}, home=root)
+    settings = Settings.load(
+        {"db_url": db_url, "dagbag_import_timeout": 20, "parallelism": PARALLELISM}, environ={}, home=root
+    )
     h = Harness(root, settings, engine, FakeClock(START))
     yield h
     if h.scheduler is not None:

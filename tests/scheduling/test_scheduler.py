@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from dagrunner.persistence.audit import set_paused
 from dagrunner.persistence.engine import session_scope
 
-from .harness import START, Harness
+from .harness import PARALLELISM, START, Harness
 
 DAILY = """
 import pendulum
@@ -374,3 +374,28 @@ def test_a_schedulers_life_is_audited_through_the_job_state_machine(h: Harness) 
         {"job_id": job_id},
         "stopped",
     )
+
+
+WIDE = """
+import pendulum
+from dagrunner import DAG
+from dagrunner.operators import EmptyOperator
+
+with DAG("wide", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    for i in range(6):
+        EmptyOperator(task_id=f"t{i}")
+"""
+
+
+def test_the_executors_slots_limit_what_one_tick_queues(h: Harness) -> None:
+    """The harness's parallelism is the inline executor's slots: the one knob that limits tries at once."""
+    from dagrunner.scheduling.operations import trigger_run
+
+    h.write_dag("wide.py", WIDE)
+    sched = h.start()
+    with session_scope(h.engine) as s:
+        trigger_run(s, sched.dag_source.dags()["wide"], actor="test", now=START)
+    sched.tick(START)
+    assert sorted(h.states("wide").values()) == ["scheduled"] * (6 - PARALLELISM) + ["success"] * PARALLELISM
+    h.tick()
+    assert set(h.states("wide").values()) == {"success"}
