@@ -45,7 +45,7 @@ class Harness:
         bag = load_dagbag(self.settings, self.engine)
         assert not bag.failures, bag.failures
         self.events = []
-        executor = make_executor("inline", self.settings, actor="test", job_id=None, clock=self.clock)
+        executor = make_executor("inline", self.settings, actor="test", clock=self.clock)
         self.scheduler = Scheduler(
             engine=self.engine,
             executor=executor,
