@@ -19,7 +19,7 @@ once it has run enough tries to pay for the import (`worker_config.LEAN_FORKER_A
 the worker's sys.path and sys.argv first; the environment and working directory it inherits from the
 worker, which adopted the scheduler's before starting it.
 
-A task process is forked *before* its try is known, as the worker's spare: while one try ends and the
+A task process is forked *before* its try is known, as the worker's spare: while one try finishes and the
 scheduler decides the next, the forker forks the next process and it gets ready (its own process group,
 death with the forker, its log stream built). When a try comes, the worker `Assign`s it to the spare,
 which finds the task in the DAG cache it inherited and answers `Accepted` with the task's facts, or

@@ -82,7 +82,7 @@ class InlineExecutor(Executor):
     # --- one try -------------------------------------------------------------------------------------
 
     def run_try(self, item: WorkItem) -> TryEvent:
-        """Start (fenced), run, record and call back one try; the event that says how it ended."""
+        """Start (fenced), run, record and call back one try; the event that says how it finished."""
         task, load_error = attempt.load_task(self.cache, item)
         path = log_path(self.settings.logs_folder, item.key, item.try_number)
         start = attempt.begin(

@@ -211,7 +211,7 @@ XComReply = XComsRead | XComReadFailed
 
 @dataclass(frozen=True, slots=True)
 class TryFinished:
-    """Task process -> worker: how the try ended. With `wants_recorded` it has callbacks and waits for
+    """Task process -> worker: how the try finished. With `wants_recorded` it has callbacks and waits for
     `Recorded` to run them; otherwise it exits at once."""
 
     outcome: TryOutcome

@@ -4,7 +4,7 @@ Every executor calls `run_task` (and then `run_callbacks`) in the process that r
 stdout/stderr already pointing at the try's log. Nothing here touches the database: the outcome is a
 frozen, picklable message that the supervising side records (`execution.recording`).
 
-How a try ends:
+How a try finishes:
 - `execute()` returns: success; the value becomes the `return_value` XCom (None pushes nothing, as in
   Airflow), and with `multiple_outputs` each key of the returned dict is its own XCom as well.
 - `SkipTask`: skipped. `FailTask` (and a sensor timeout): failed with no retries (`fail_fast`).
@@ -45,7 +45,7 @@ _SUMMARY_MAX = 1000
 
 @dataclass(frozen=True)
 class TryOutcome:
-    """How one try ended, as the process that ran it saw it (picklable; crosses process boundaries)."""
+    """How one try finished, as the process that ran it saw it (picklable; crosses process boundaries)."""
 
     state: OutcomeState
     fail_fast: bool = False

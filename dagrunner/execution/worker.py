@@ -410,7 +410,7 @@ class TryProcess:
         self.facts: TryFacts | None = None
         #: Why there is no task process (the task could not be loaded, the forker died).
         self.load_error: str | None = None
-        self.started = time.monotonic()
+        self.started_at = time.monotonic()
         self.kill_reason: str | None = None
         self.kill_fail_fast = False
         self.timed_out = False
@@ -458,7 +458,7 @@ class TryProcess:
         if self.load_error is None and self.conn is not None:
             with contextlib.suppress(OSError):  # it died already: waiting sees its pipe closed
                 self.conn.send(TryStarted(start))
-            self.started = time.monotonic()
+            self.started_at = time.monotonic()
 
     def wait_finished(self) -> TryOutcome:
         """Wait for the started try to finish: its outcome, or the failure that stands for it."""
@@ -498,7 +498,7 @@ class TryProcess:
         """Until the try finishes: answer its XCom reads, heartbeat, act on kills, and kill it past its
         execution_timeout (plus a grace)."""
         timeout_s = self.facts.timeout_s if self.facts is not None else None
-        deadline = self.started + timeout_s + HARD_KILL_GRACE_S if timeout_s else None
+        deadline = self.started_at + timeout_s + HARD_KILL_GRACE_S if timeout_s else None
         next_heartbeat = time.monotonic() + self.heartbeat_s
         while True:
             now = time.monotonic()
