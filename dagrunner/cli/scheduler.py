@@ -39,7 +39,7 @@ def build_scheduler(
 
     settings = cli.settings
     engine = cli.engine
-    executor = make_executor(settings.executor, settings, actor=cli.actor, job_id=None)
+    executor = make_executor(settings.executor, settings, actor=cli.actor)
     return Scheduler(
         engine=engine,
         executor=executor,

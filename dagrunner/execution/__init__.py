@@ -22,9 +22,7 @@ if TYPE_CHECKING:
 EXECUTOR_NAMES = ("inline", "local", "celery")
 
 
-def make_executor(
-    name: str, settings: Settings, *, actor: str, job_id: int | None = None, clock: Clock | None = None
-) -> Executor:
+def make_executor(name: str, settings: Settings, *, actor: str, clock: Clock | None = None) -> Executor:
     """The executor called `name`, configured from `settings` (not started: call `start()`).
 
     `clock` stamps what the inline executor records (a FakeClock in scheduler tests); the local
@@ -35,11 +33,11 @@ def make_executor(
         from dagrunner.persistence.engine import make_engine
 
         engine = make_engine(settings.db_url, busy_timeout=settings.sqlite_busy_timeout)
-        return InlineExecutor(settings, engine, actor=actor, job_id=job_id, clock=clock)
+        return InlineExecutor(settings, engine, actor=actor, clock=clock)
     if name == "local":
         from dagrunner.execution.local import LocalExecutor
 
-        return LocalExecutor(settings, settings.db_url, actor=actor, job_id=job_id, parallelism=settings.parallelism)
+        return LocalExecutor(settings, settings.db_url, actor=actor, parallelism=settings.parallelism)
     if name == "celery":
         raise ExecutionError("the celery executor is not available yet; use --executor local (the default) or inline")
     raise ExecutionError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTOR_NAMES)}")

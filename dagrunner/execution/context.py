@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType, SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dateutil
 import pendulum
@@ -29,7 +29,11 @@ import pendulum
 from dagrunner.errors import ExecutionError, VariableNotFoundError
 from dagrunner.execution.base import RunFacts, TaskKey, XComRows
 from dagrunner.execution.masking import VAR_ENV_PREFIX, SecretMasker, is_sensitive
+from dagrunner.execution.runnable import is_mapped
 from dagrunner.execution.runner import RETURN_VALUE, check_json
+
+if TYPE_CHECKING:
+    from dagrunner.execution.runnable import MappedTask, RunnableTask
 
 _NOTSET: Any = object()
 
@@ -96,7 +100,7 @@ class TaskInstanceView:
         xcoms: XComSource,
         *,
         is_mapped: Callable[[str], bool] = lambda task_id: False,
-        task: Any = None,
+        task: RunnableTask | None = None,
     ) -> None:
         self.dag_id = key.dag_id
         self.run_id = key.run_id
@@ -235,7 +239,7 @@ MACROS = SimpleNamespace(
 
 def build_context(
     *,
-    task: Any,
+    task: RunnableTask,
     ti: TaskInstanceView,
     run: RunFacts,
     prev_success: PrevSuccess | None,
@@ -286,7 +290,9 @@ def build_context(
     }
 
 
-def resolve_task(task: Any, map_index: int, pull: Callable[[str, str], Any]) -> tuple[Any, dict[str, Any]]:
+def resolve_task(
+    task: RunnableTask, map_index: int, pull: Callable[[str, str], Any]
+) -> tuple[RunnableTask, dict[str, Any]]:
     """The concrete operator to run for one try, and the values that must not be rendered as templates.
 
     A plain task is copied (`prepare_for_execution`); a mapped one is unmapped with its element of each
@@ -294,7 +300,7 @@ def resolve_task(task: Any, map_index: int, pull: Callable[[str, str], Any]) -> 
     combine as a cross product with the last varying fastest (Airflow's order). Values that came from
     XCom are data, never templates: they are returned as `protected` for `runner.render_task`.
     """
-    if not getattr(task, "is_mapped", False):
+    if not is_mapped(task):
         return task.prepare_for_execution(), {}
     values, from_xcom = expanded_values(task, map_index, pull)
     concrete = task.unmap(values)
@@ -308,7 +314,9 @@ def resolve_task(task: Any, map_index: int, pull: Callable[[str, str], Any]) -> 
     return concrete, protected
 
 
-def expanded_values(task: Any, map_index: int, pull: Callable[[str, str], Any]) -> tuple[dict[str, Any], set[str]]:
+def expanded_values(
+    task: MappedTask, map_index: int, pull: Callable[[str, str], Any]
+) -> tuple[dict[str, Any], set[str]]:
     """name -> this map index's value for each `.expand()` input, and the names that came from XCom."""
     from dagrunner.authoring.xcom_arg import XComArg
 

@@ -15,20 +15,20 @@ kinds (see `ForkerLink`): *forked* from its worker, ready at once but carrying a
 fresh interpreter (`python -c _BOOT`) that imports only what running a task takes (no module on that
 path imports SQLAlchemy: ~31 MB against ~55 MB), so each fork and exit of a task process costs 3-6 ms
 less CPU, after half a second of importing. A worker starts with a forked one and changes to a lean one
-once it has run enough tries to pay for the import (`worker.LEAN_FORKER_AFTER`). A lean forker adopts
+once it has run enough tries to pay for the import (`worker_config.LEAN_FORKER_AFTER`). A lean forker adopts
 the worker's sys.path and sys.argv first; the environment and working directory it inherits from the
 worker, which adopted the scheduler's before starting it.
 
-A task process is forked *before* its try is known, as the worker's spare: while one try ends and the
+A task process is forked *before* its try is known, as the worker's spare: while one try finishes and the
 scheduler decides the next, the forker forks the next process and it gets ready (its own process group,
 death with the forker, its log stream built). When a try comes, the worker `Assign`s it to the spare,
 which finds the task in the DAG cache it inherited and answers `Accepted` with the task's facts, or
 `Declined` when its cache does not have the file as it is now. Then the worker asks the forker to `Load`
 the file (an import, reported as `Loaded`, with the error if it failed), and has a fresh spare forked.
-After the worker's `TryStart` the task process points its output at the try's log, runs the task, sends
-its `TryOutcome` and, if it has callbacks, waits for the recorded state and runs them. It has no database
+After the worker's `TryStarted` the task process points its output at the try's log, runs the task, sends
+`TryFinished` and, if it has callbacks, waits for the state `Recorded` and runs them. It has no database
 connection: XComs the worker did not pre-fetch it asks the worker for, over the same pipe. The forker
-reaps it and reports `Exited` with its wait status.
+reaps it and reports `Exited` with its wait status. `execution.messages` draws the whole exchange.
 
 The forker dies with its worker (PR_SET_PDEATHSIG), and a task process with its forker, so nothing
 outlives a worker that is killed.
@@ -48,24 +48,43 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import recv_handle, send_handle
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagrunner.errors import ExecutionError
 from dagrunner.execution import attempt
 from dagrunner.execution.base import WorkItem, XComRows
 from dagrunner.execution.dag_cache import DagCache
+from dagrunner.execution.exit_codes import FORKER_CODES, ExitCode, describe_exit
 from dagrunner.execution.logs import OutputRedirect
 from dagrunner.execution.masking import SecretMasker
-from dagrunner.execution.retries import RetryPolicy
+from dagrunner.execution.messages import (
+    Accepted,
+    Assign,
+    CallbacksRan,
+    Declined,
+    Exited,
+    ForkerConfig,
+    FromForker,
+    Load,
+    Loaded,
+    Ready,
+    Recorded,
+    Spawn,
+    TryFacts,
+    TryFinished,
+    TryStarted,
+    XComReadFailed,
+    XComRequest,
+    XComsRead,
+)
 from dagrunner.execution.runner import TryOutcome, run_callbacks
 
 if TYPE_CHECKING:
     from dagrunner.execution.attempt import XComLoader
-    from dagrunner.execution.worker import WorkerConfig
+    from dagrunner.execution.runnable import RunnableTask
+    from dagrunner.execution.worker_config import WorkerConfig
 
 _PR_SET_PDEATHSIG = 1
 #: Without pidfds (not Linux), how often the forker looks for task processes that exited.
@@ -89,105 +108,6 @@ _BOOT = (
     "from dagrunner.execution.forker import forker_main\n"
     "forker_main(conn)\n"
 )
-
-#: A DAG file as the DAG cache holds it: (mtime_ns, size).
-Stamp = tuple[int, int]
-
-
-# --- messages: worker <-> forker ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ForkerConfig:
-    """Worker -> forker, first after sys.path: what the forker and its task processes need of the
-    worker's configuration (not the WorkerConfig: unpickling that would import the worker, SQLAlchemy too)."""
-
-    worker_pid: int
-    dags_folder: Path | None
-    plugins_folder: Path | None
-    import_timeout_s: float
-
-    @classmethod
-    def of(cls, config: WorkerConfig, worker_pid: int) -> ForkerConfig:
-        return cls(
-            worker_pid=worker_pid,
-            dags_folder=config.dags_folder,
-            plugins_folder=config.plugins_folder,
-            import_timeout_s=config.import_timeout_s,
-        )
-
-
-@dataclass(frozen=True)
-class Spawn:
-    """Worker -> forker: fork a task process on the pipe whose end follows as a passed descriptor."""
-
-
-@dataclass(frozen=True)
-class Load:
-    """Worker -> forker: import the DAG file of `item` if it is new or changed (answered by `Loaded`)."""
-
-    seq: int
-    item: WorkItem
-
-
-@dataclass(frozen=True)
-class Ready:
-    """Lean forker -> worker: it has imported what it needs and serves (a forked forker is ready at once)."""
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """Forker -> worker: the file of try `seq` is imported; `error` says why its task cannot be had."""
-
-    seq: int
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Exited:
-    """Forker -> worker: task process `pid` exited and was reaped (`status` as os.waitpid gives it)."""
-
-    pid: int
-    status: int
-
-
-# --- messages: worker <-> task process -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Assign:
-    """Worker -> task process: this is your try. `known` is the stamp of the DAG file the worker's
-    upstream map of this DAG came from (None: it has none)."""
-
-    item: WorkItem
-    log_path: str
-    known: Stamp | None
-
-
-@dataclass(frozen=True)
-class TaskFacts:
-    """What the worker needs to know about a task to start, supervise and record a try of it."""
-
-    upstream_task_ids: frozenset[str]
-    policy: RetryPolicy
-    timeout_s: float | None
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """Task process -> worker: it has the task and waits for the TryStart."""
-
-    pid: int
-    facts: TaskFacts
-    stamp: Stamp
-    #: task_id -> upstream task ids for every task of the DAG, when `Assign.known` is not `stamp`: the
-    #: worker records the next tries of this DAG without waiting for an answer first.
-    upstreams: dict[str, frozenset[str]] | None = None
-
-
-@dataclass(frozen=True)
-class Declined:
-    """Task process -> worker: its DAG cache does not have the task's file as it is now; it exits."""
 
 
 # --- the worker's side ---------------------------------------------------------------------------------
@@ -221,7 +141,7 @@ class ForkerLink:
 
     def start(self) -> None:
         mine, theirs = multiprocessing.Pipe(duplex=True)
-        config = ForkerConfig.of(self.config, os.getpid())
+        config = _forker_config(self.config)
         try:
             if self.lean:
                 self.process = subprocess.Popen(_lean_command(theirs.fileno()), pass_fds=[theirs.fileno()])
@@ -280,15 +200,20 @@ class ForkerLink:
             if self.conn is None or not self.conn.poll(timeout):
                 return
             while self.conn.poll():
-                message = self.conn.recv()
-                if isinstance(message, Exited):
-                    self.exited[message.pid] = message.status
-                elif isinstance(message, Ready):
-                    self.ready = True
-                else:
-                    self.loaded[message.seq] = message
+                message: FromForker = self.conn.recv()
+                match message:
+                    case Exited(pid, status):
+                        self.exited[pid] = status
+                    case Ready():
+                        self.ready = True
+                    case Loaded(seq):
+                        self.loaded[seq] = message
         except (EOFError, OSError):
             self._lost()
+
+    def forget_exited(self) -> None:
+        """Drop the exits reported so far: a new try's process is the only one that matters now."""
+        self.exited.clear()
 
     def death_message(self) -> str:
         return self.death or "the forker process died"
@@ -308,7 +233,7 @@ class ForkerLink:
         self.conn = None
         if code is None:
             code = self._reap(wait_s=1.0)
-        what = "is gone" if code is None else describe_exit(code)
+        what = "is gone" if code is None else describe_exit(code, FORKER_CODES)
         self.death = f"the forker process {self.pid}, which imports DAG files and starts task processes, {what}"
 
     def _reap(self, wait_s: float) -> int | None:
@@ -353,14 +278,14 @@ class _Forked:
             os.kill(self.pid, signal.SIGKILL)
 
 
-def describe_exit(code: int) -> str:
-    """`exited with code 3` / `was killed by SIGSEGV`, for an exit code as Popen gives it."""
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
+def _forker_config(config: WorkerConfig) -> ForkerConfig:
+    """What a forker needs of its worker's `config` (the worker being this process)."""
+    return ForkerConfig(
+        worker_pid=os.getpid(),
+        dags_folder=config.dags_folder,
+        plugins_folder=config.plugins_folder,
+        import_timeout_s=config.import_timeout_s,
+    )
 
 
 # --- the forker process ----------------------------------------------------------------------------------
@@ -371,11 +296,11 @@ def _fork_forker(conn: Connection, to_close: list[Connection], config: ForkerCon
     _flush_stdio()
     pid = os.fork()
     if pid == 0:  # the forker: never return into the worker's code
-        code = 1
+        code: int = ExitCode.FORKER_FAILED
         try:
             for other in to_close:
                 other.close()
-            code = Forker(conn, config).serve() if _tied_to(config.worker_pid) else 75
+            code = Forker(conn, config).serve() if _tied_to(config.worker_pid) else ExitCode.ORPHANED
         except BaseException:  # noqa: BLE001 - say why on stderr, then go
             with contextlib.suppress(Exception):
                 traceback.print_exc()
@@ -399,10 +324,10 @@ def _package_root() -> str:
 
 def forker_main(conn: Connection) -> None:
     """Entry point of a lean forker (run by `_BOOT`, with the worker's sys.path adopted)."""
-    code = 1
+    code: int = ExitCode.FORKER_FAILED
     try:
         config: ForkerConfig = conn.recv()
-        code = 75
+        code = ExitCode.ORPHANED
         if _tied_to(config.worker_pid):
             for name in FORKER_PRELOAD:
                 importlib.import_module(name)
@@ -446,14 +371,14 @@ class Forker:
             if self.conn not in ready:
                 continue
             try:
-                message = self.conn.recv()
-                if isinstance(message, Spawn):
-                    self._fork(recv_handle(self.conn))
-                elif isinstance(message, Load):
-                    _, error = attempt.load_task(self.cache, message.item)
-                    self._send(Loaded(message.seq, error))
+                match self.conn.recv():
+                    case Spawn():
+                        self._fork(recv_handle(self.conn))
+                    case Load(seq, item):
+                        _, error = attempt.load_task(self.cache, item)
+                        self._send(Loaded(seq, error))
             except (EOFError, OSError):
-                return 0
+                return ExitCode.OK
 
     def _fork(self, fd: int) -> None:
         _flush_stdio()
@@ -461,7 +386,7 @@ class Forker:
         forker_pid = os.getpid()
         pid = os.fork()
         if pid == 0:  # the task process: never return into the forker's code
-            code = 70
+            code: int = ExitCode.TASK_PROCESS_FAILED
             try:
                 self.conn.close()
                 code = _task_process(Connection(fd), self.cache, forker_pid)
@@ -486,7 +411,7 @@ class Forker:
                 os.close(handle)
             self._send(Exited(pid, status))
 
-    def _send(self, message: Any) -> None:
+    def _send(self, message: FromForker) -> None:
         with contextlib.suppress(OSError):  # the worker is gone; we die with it
             self.conn.send(message)
 
@@ -498,7 +423,7 @@ def _task_process(conn: Connection, cache: DagCache, forker_pid: int) -> int:
     """Get ready, take the try assigned, run it, report; returns the exit code. Runs only in the child."""
     _die_with_parent()
     if os.getppid() != forker_pid:  # the forker died before PDEATHSIG was armed
-        return 75
+        return ExitCode.ORPHANED
     os.setpgid(0, 0)  # before the worker learns our pid, so it can always kill the group
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -507,73 +432,75 @@ def _task_process(conn: Connection, cache: DagCache, forker_pid: int) -> int:
     try:
         assign: Assign = conn.recv()
     except (EOFError, OSError):
-        return 0  # not needed after all (the worker stopped, or replaced us)
+        return ExitCode.OK  # not needed after all (the worker stopped, or replaced us)
     item = assign.item
     found = cache.cached_task(item.fileloc, item.key.dag_id, item.key.task_id)
     try:
         if found is None:
             conn.send(Declined())
-            return 0
+            return ExitCode.OK
         task, stamp = found
         conn.send(Accepted(os.getpid(), _facts(task), stamp, None if assign.known == stamp else _upstreams(task)))
-        start = conn.recv()
+        started: TryStarted = conn.recv()
     except (EOFError, OSError):  # the worker is gone, or fenced the try out and closed the pipe
-        return 0
+        return ExitCode.OK
     fd = os.open(assign.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     output.attach(fd)
     os.close(fd)
-    return _run(conn, task, item, start, masker)
+    return _run_try(conn, task, item, started, masker)
 
 
-def _run(conn: Connection, task: Any, item: WorkItem, start: Any, masker: SecretMasker) -> int:
-    outcome, prepared = attempt.run_here(task, item, start, masker, _xcom_loader(conn))
+def _run_try(conn: Connection, task: RunnableTask, item: WorkItem, started: TryStarted, masker: SecretMasker) -> int:
+    """Run the started try, send how it finished and, with callbacks, run them for the state recorded."""
+    outcome, prepared = attempt.run_here(task, item, started.start, masker, _xcom_loader(conn))
     _flush_stdio()
-    wants_ack = prepared is not None and _has_callbacks(prepared.task)
+    wants_recorded = prepared is not None and _has_callbacks(prepared.task)
     try:
-        conn.send(("outcome", outcome, wants_ack))
+        conn.send(TryFinished(outcome, wants_recorded))
     except Exception as exc:  # noqa: BLE001 - a value pickle refuses; the worker must still hear
         failed = TryOutcome.failed(f"the outcome could not be sent: {type(exc).__name__}: {exc}")
-        conn.send(("outcome", failed, wants_ack))
-    if not wants_ack:
-        return 0
+        conn.send(TryFinished(failed, wants_recorded))
+    if not wants_recorded:
+        return ExitCode.OK
     try:
-        state = conn.recv()
+        recorded: Recorded = conn.recv()
     except (EOFError, OSError):
-        return 0  # the worker is gone; it could not record callbacks either
+        return ExitCode.OK  # the worker is gone; it could not record callbacks either
     assert prepared is not None
-    errors = run_callbacks(prepared.task, state, prepared.context, masker=masker)
+    errors = run_callbacks(prepared.task, recorded.state, prepared.context, masker=masker)
     _flush_stdio()
-    conn.send(("callbacks", errors))
-    return 0
+    conn.send(CallbacksRan(tuple(errors)))
+    return ExitCode.OK
 
 
-def _facts(task: Any) -> TaskFacts:
-    return TaskFacts(attempt.upstream_of(task), attempt.policy_of(task), attempt.timeout_seconds(task))
+def _facts(task: RunnableTask) -> TryFacts:
+    return TryFacts(attempt.upstream_of(task), attempt.policy_of(task), attempt.timeout_seconds(task))
 
 
-def _upstreams(task: Any) -> dict[str, frozenset[str]]:
+def _upstreams(task: RunnableTask) -> dict[str, frozenset[str]]:
     return {task_id: frozenset(other.upstream_task_ids) for task_id, other in task.dag.task_dict.items()}
 
 
-def _has_callbacks(task: Any) -> bool:
-    names = ("on_success_callback", "on_failure_callback", "on_retry_callback")
-    return any(getattr(task, name, None) for name in names)
+def _has_callbacks(task: RunnableTask) -> bool:
+    return bool(task.on_success_callback or task.on_failure_callback or task.on_retry_callback)
 
 
 def _xcom_loader(conn: Connection) -> XComLoader:
     """Reads XComs the worker did not pre-fetch: the worker reads them and answers over the pipe (see
-    `worker.TryProcess._answered`). A task process opens no database connection of its own: importing
+    `worker.TryProcess._answer_xcoms`). A task process opens no database connection of its own: importing
     SQLAlchemy for it would cost more than the try."""
     lock = threading.Lock()  # user code may pull from threads: one request and its answer at a time
 
     def load(task_ids: list[str]) -> XComRows:
         with lock:
-            conn.send(("xcoms", task_ids))
-            kind, payload = conn.recv()
-        if kind != "xcoms":
-            raise ExecutionError(f"reading the XComs of {', '.join(task_ids)} failed in the worker: {payload}")
-        rows: XComRows = payload
-        return rows
+            conn.send(XComRequest(tuple(task_ids)))
+            reply = conn.recv()
+        match reply:
+            case XComsRead(rows):
+                return rows
+            case XComReadFailed(error):
+                raise ExecutionError(f"reading the XComs of {', '.join(task_ids)} failed in the worker: {error}")
+        raise ExecutionError(f"the worker answered a request for XComs with {type(reply).__name__}")
 
     return load
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -38,7 +37,6 @@ class InlineExecutor(Executor):
         engine: Engine,
         *,
         actor: str,
-        job_id: int | None = None,
         clock: Clock | None = None,
     ) -> None:
         """`clock` stamps the recorded times (start, end, next_try_at): a FakeClock in scheduler tests."""
@@ -46,7 +44,6 @@ class InlineExecutor(Executor):
         self.clock: Clock = clock or SystemClock()
         self.engine = engine
         self.actor = actor
-        self.job_id = job_id
         self.cache = DagCache(
             dags_folder=settings.dags_folder,
             plugins_folder=settings.plugins_folder,
@@ -85,7 +82,7 @@ class InlineExecutor(Executor):
     # --- one try -------------------------------------------------------------------------------------
 
     def run_try(self, item: WorkItem) -> TryEvent:
-        """Start (fenced), run, record and call back one try; the event that says how it ended."""
+        """Start (fenced), run, record and call back one try; the event that says how it finished."""
         task, load_error = attempt.load_task(self.cache, item)
         path = log_path(self.settings.logs_folder, item.key, item.try_number)
         start = attempt.begin(
@@ -120,7 +117,7 @@ class InlineExecutor(Executor):
             os.close(fd)
         return TryEvent(item.key, item.try_number, "finished", state=state.value, detail=outcome.error)
 
-    def _load_xcoms(self, item: WorkItem) -> Any:
+    def _load_xcoms(self, item: WorkItem) -> attempt.XComLoader:
         def load(task_ids: list[str]) -> XComRows:
             with session_scope(self.engine, readonly=True) as session:
                 return read_xcoms(session, item.key.dag_id, item.key.run_id, task_ids)

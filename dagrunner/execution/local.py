@@ -26,14 +26,9 @@ from typing import Any
 
 from dagrunner.errors import ExecutionError
 from dagrunner.execution.base import SHUTDOWN_KILL_PREFIX, Executor, TaskKey, TryEvent, WorkItem
-from dagrunner.execution.worker import (
-    HEARTBEAT_S,
-    LEAN_FORKER_AFTER,
-    KillRequest,
-    Report,
-    WorkerConfig,
-    worker_main,
-)
+from dagrunner.execution.messages import KillRequest, Report, Stop
+from dagrunner.execution.worker import worker_main
+from dagrunner.execution.worker_config import HEARTBEAT_S, LEAN_FORKER_AFTER, WorkerConfig
 from dagrunner.settings import Settings
 from dagrunner.subprocesses import preloaded_context, start_process
 
@@ -60,14 +55,12 @@ class LocalExecutor(Executor):
         engine_url: str | None = None,
         *,
         actor: str,
-        job_id: int | None = None,
         parallelism: int | None = None,
         heartbeat_s: float = HEARTBEAT_S,
         lean_forker_after: int = LEAN_FORKER_AFTER,
     ) -> None:
         self.settings = settings
         self.parallelism = max(1, parallelism or settings.parallelism)
-        self.job_id = job_id
         self.config = WorkerConfig(
             engine_url=engine_url or settings.db_url,
             busy_timeout=settings.sqlite_busy_timeout,
@@ -129,7 +122,7 @@ class LocalExecutor(Executor):
     def _stop_workers(self) -> None:
         for worker in self._workers:
             with contextlib.suppress(OSError):
-                worker.conn.send(None)
+                worker.conn.send(Stop())
         for worker in self._workers:
             worker.process.join(timeout=5.0)
             if worker.process.is_alive():

@@ -4,7 +4,7 @@ Every executor calls `run_task` (and then `run_callbacks`) in the process that r
 stdout/stderr already pointing at the try's log. Nothing here touches the database: the outcome is a
 frozen, picklable message that the supervising side records (`execution.recording`).
 
-How a try ends:
+How a try finishes:
 - `execute()` returns: success; the value becomes the `return_value` XCom (None pushes nothing, as in
   Airflow), and with `multiple_outputs` each key of the returned dict is its own XCom as well.
 - `SkipTask`: skipped. `FailTask` (and a sensor timeout): failed with no retries (`fail_fast`).
@@ -23,7 +23,7 @@ import sys
 import sysconfig
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ from dagrunner.errors import (
     XComError,
 )
 from dagrunner.execution.masking import SecretMasker
+from dagrunner.execution.runnable import Callback, RunnableTask, is_branch, is_short_circuit
 from dagrunner.states import TaskInstanceState
 
 OutcomeState = Literal["success", "failed", "skipped"]
@@ -44,7 +45,7 @@ _SUMMARY_MAX = 1000
 
 @dataclass(frozen=True)
 class TryOutcome:
-    """How one try ended, as the process that ran it saw it (picklable; crosses process boundaries)."""
+    """How one try finished, as the process that ran it saw it (picklable; crosses process boundaries)."""
 
     state: OutcomeState
     fail_fast: bool = False
@@ -75,7 +76,7 @@ def timeout_message(seconds: float) -> str:
 
 
 def run_task(
-    task: Any,
+    task: RunnableTask,
     context: dict[str, Any],
     *,
     timeout_s: float | None = None,
@@ -112,7 +113,7 @@ def run_task(
 
 def _judge(
     exc: BaseException,
-    task: Any,
+    task: RunnableTask,
     context: dict[str, Any],
     masker: SecretMasker,
     timeout_s: float | None,
@@ -142,26 +143,27 @@ def _judge(
     )
 
 
-def render_task(task: Any, context: dict[str, Any], protected: Mapping[str, Any]) -> None:
+def render_task(task: RunnableTask, context: dict[str, Any], protected: Mapping[str, Any]) -> None:
     """Render the task's templated fields; `protected` values (attr or `op_kwargs.<name>`) stay as they are."""
     ti = context.get("ti")
     pull: Callable[[str, str], Any] | None = getattr(ti, "pull_for_render", None)
     op_kwargs_kept = {k.split(".", 1)[1]: v for k, v in protected.items() if k.startswith("op_kwargs.")}
     attrs_kept = {k: v for k, v in protected.items() if not k.startswith("op_kwargs.")}
+    holder: Any = task  # "op_kwargs.<name>" is only protected on a task that has op_kwargs (a PythonOperator)
     if op_kwargs_kept:
-        task.op_kwargs = {k: v for k, v in task.op_kwargs.items() if k not in op_kwargs_kept}
+        holder.op_kwargs = {k: v for k, v in holder.op_kwargs.items() if k not in op_kwargs_kept}
     for name in attrs_kept:
         setattr(task, name, None)
     try:
         task.render_template_fields(context, pull=pull)
     finally:
         if op_kwargs_kept:
-            task.op_kwargs = {**task.op_kwargs, **op_kwargs_kept}
+            holder.op_kwargs = {**holder.op_kwargs, **op_kwargs_kept}
         for name, value in attrs_kept.items():
             setattr(task, name, value)
 
 
-def _return_xcoms(task: Any, result: Any) -> dict[str, Any]:
+def _return_xcoms(task: RunnableTask, result: Any) -> dict[str, Any]:
     """The XComs a return value makes (checked to be JSON), or raise XComError."""
     if result is None or not getattr(task, "do_xcom_push", True):
         return {}
@@ -192,10 +194,10 @@ def check_json(value: Any, *, task_id: str, key: str) -> None:
         ) from None
 
 
-def _skips(task: Any, result: Any) -> set[str]:
-    if getattr(task, "is_branch", False):
+def _skips(task: RunnableTask, result: Any) -> set[str]:
+    if is_branch(task):
         return set(task.branches_to_skip(result))
-    if getattr(task, "is_short_circuit", False):
+    if is_short_circuit(task):
         return set(task.tasks_to_skip(bool(result)))
     return set()
 
@@ -204,26 +206,26 @@ def _skips(task: Any, result: Any) -> set[str]:
 
 
 def run_callbacks(
-    task: Any, state: TaskInstanceState | str, context: dict[str, Any], *, masker: SecretMasker | None = None
+    task: RunnableTask, state: TaskInstanceState | str, context: dict[str, Any], *, masker: SecretMasker | None = None
 ) -> list[str]:
     """Run the callbacks for the *recorded* state; return one line per callback that raised.
 
     success -> on_success_callback, failed -> on_failure_callback, up_for_retry -> on_retry_callback.
     A raising callback is printed to the log and reported, never re-raised: it must not change the state.
     """
-    name = {
-        TaskInstanceState.SUCCESS: "on_success_callback",
-        TaskInstanceState.FAILED: "on_failure_callback",
-        TaskInstanceState.UP_FOR_RETRY: "on_retry_callback",
-    }.get(TaskInstanceState(state))
-    if name is None:
+    recorded = TaskInstanceState(state)
+    if recorded is TaskInstanceState.SUCCESS:
+        name, callbacks = "on_success_callback", task.on_success_callback
+    elif recorded is TaskInstanceState.FAILED:
+        name, callbacks = "on_failure_callback", task.on_failure_callback
+    elif recorded is TaskInstanceState.UP_FOR_RETRY:
+        name, callbacks = "on_retry_callback", task.on_retry_callback
+    else:
         return []
-    return _call_all(getattr(task, name, None) or [], context, name, masker or SecretMasker())
+    return _call_all(callbacks, context, name, masker or SecretMasker())
 
 
-def _call_all(
-    callbacks: list[Callable[..., Any]], context: dict[str, Any], what: str, masker: SecretMasker
-) -> list[str]:
+def _call_all(callbacks: Sequence[Callback], context: dict[str, Any], what: str, masker: SecretMasker) -> list[str]:
     errors = []
     for callback in callbacks:
         try:

@@ -13,9 +13,9 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 
@@ -33,10 +33,15 @@ from dagrunner.persistence.models import DagRun
 from dagrunner.settings import Settings
 from dagrunner.states import TaskInstanceState
 
+if TYPE_CHECKING:
+    from dagrunner.authoring.dag import DAG
+    from dagrunner.execution.attempt import XComLoader
+    from dagrunner.execution.runnable import RunnableTask
+
 
 def test_task(
     settings: Settings,
-    dag: Any,
+    dag: Any,  # a DAG; `Any` while cli.tasks._live_dag returns `object`
     task_id: str,
     logical_date: datetime,
     *,
@@ -50,7 +55,7 @@ def test_task(
 
 def render_task(
     settings: Settings,
-    dag: Any,
+    dag: Any,  # a DAG; `Any` while cli.tasks._live_dag returns `object`
     task_id: str,
     logical_date: datetime,
     *,
@@ -68,11 +73,11 @@ def render_task(
 
 @contextlib.contextmanager
 def _pretend_try(
-    settings: Settings, dag: Any, task_id: str, logical_date: datetime, map_index: int, conf: dict[str, Any] | None
-) -> Iterator[tuple[WorkItem, Any, attempt.TryStart, Any]]:
+    settings: Settings, dag: DAG, task_id: str, logical_date: datetime, map_index: int, conf: dict[str, Any] | None
+) -> Iterator[tuple[WorkItem, RunnableTask, attempt.TryStart, XComLoader | None]]:
     """The work item, task, start facts and XCom loader of a try that is never recorded."""
-    task = dag.get_task(task_id)
-    if getattr(task, "is_mapped", False) and map_index < 0:
+    task: RunnableTask = dag.get_task(task_id)
+    if task.is_mapped and map_index < 0:
         raise ExecutionError(f"task {task_id!r} is mapped: say which instance to test with a map index (0, 1, ...)")
     engine = _engine_if_database_exists(settings)
     try:
@@ -97,7 +102,9 @@ def _masked(value: Any, masker: SecretMasker) -> Any:
 test_task.__test__ = False  # type: ignore[attr-defined]  # a pytest collecting this name must not run it
 
 
-def _run(item: WorkItem, task: Any, start: attempt.TryStart, loader: Any) -> tuple[TaskInstanceState, str]:
+def _run(
+    item: WorkItem, task: RunnableTask, start: attempt.TryStart, loader: XComLoader | None
+) -> tuple[TaskInstanceState, str]:
     masker = SecretMasker.from_environ()
     fd, path = tempfile.mkstemp(prefix="dagrunner-task-test-", suffix=".log")
     try:
@@ -119,7 +126,7 @@ def _run(item: WorkItem, task: Any, start: attempt.TryStart, loader: Any) -> tup
         os.unlink(path)
 
 
-def _describe(fd: int, state: TaskInstanceState, error: str, xcoms: Any, skips: tuple[str, ...]) -> None:
+def _describe(fd: int, state: TaskInstanceState, error: str, xcoms: Mapping[str, Any], skips: tuple[str, ...]) -> None:
     write_line(fd, f"[dagrunner] the task ended {state}" + (f": {error}" if error else "") + " (nothing recorded)")
     for key, value in xcoms.items():
         write_line(fd, f"[dagrunner] XCom {key!r}: {json.dumps(value)[:2000]}")
@@ -138,7 +145,7 @@ def _engine_if_database_exists(settings: Settings) -> Engine | None:
 
 
 def _facts(
-    engine: Engine | None, dag: Any, task: Any, logical_date: datetime, conf: dict[str, Any] | None
+    engine: Engine | None, dag: DAG, task: RunnableTask, logical_date: datetime, conf: dict[str, Any] | None
 ) -> tuple[str, RunFacts, attempt.TryStart]:
     """The run to pretend to be in: the stored one for that date if any, else a manual one."""
     run, rows, prev = _stored(engine, dag.dag_id, logical_date, task)
@@ -162,7 +169,7 @@ def _facts(
 
 
 def _stored(
-    engine: Engine | None, dag_id: str, logical_date: datetime, task: Any
+    engine: Engine | None, dag_id: str, logical_date: datetime, task: RunnableTask
 ) -> tuple[DagRun | None, XComRows, PrevSuccess | None]:
     if engine is None:
         return None, {}, None
@@ -182,7 +189,7 @@ def _stored(
     return run, rows, prev_success
 
 
-def _loader(engine: Engine | None, item: WorkItem) -> Any:
+def _loader(engine: Engine | None, item: WorkItem) -> XComLoader | None:
     if engine is None:
         return None
 

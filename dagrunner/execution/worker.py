@@ -2,8 +2,8 @@
 
 The worker is started once (forkserver or spawn, never a fork of the scheduler). It first forks its
 forker (`execution.forker`: keeps DAG files imported and forks task processes ahead of time), then opens
-its own database engine, and serves work items one at a time over its pipe (after `LEAN_FORKER_AFTER`
-tries it changes to a lean forker, see there):
+its own database engine, and serves work items one at a time over its pipe (after
+`worker_config.LEAN_FORKER_AFTER` tries it changes to a lean forker, see there):
 
 1. assign the try to a spare task process (forked before the try came). It finds the task in
    the DAG cache it inherited and answers with its pid and the task's facts while we go on; when its
@@ -11,12 +11,12 @@ tries it changes to a lean forker, see there):
 2. record `running`, fenced, and read what the try needs: one short transaction. Which upstream XComs to
    read comes from what a task process told us about the DAG earlier; for a DAG not described yet we
    wait for the answer first;
-3. send the task process its TryStart. It leads its own process group (so a timeout or kill takes every
-   process the task started), writes fds 1 and 2 into the try's log file, runs the task and sends its
-   TryOutcome back; with success, failure or retry callbacks it then waits for the recorded state and
-   runs them, otherwise it exits at once. Whatever the task does to its process (leaks, globals,
+3. tell the task process the try is started (`TryStarted`). It leads its own process group (so a timeout
+   or kill takes every process the task started), writes fds 1 and 2 into the try's log file, runs the
+   task and sends `TryFinished` back; with success, failure or retry callbacks it then waits for the state
+   `Recorded` and runs them, otherwise it exits at once. Whatever the task does to its process (leaks, globals,
    os._exit, a segfault) ends with it;
-4. while it runs, heartbeat the try every `HEARTBEAT_S` seconds, read the XComs it asks for that were
+4. while it runs, heartbeat the try every `heartbeat_s` seconds, read the XComs it asks for that were
    not pre-fetched (it has no database connection), and kill its group if it runs past its
    execution_timeout (plus a grace; its own SIGALRM fires first) or is killed;
 5. record the outcome (one short transaction), tell the executor at once (that wakes the scheduler) and,
@@ -29,6 +29,9 @@ if one dies), so its pages stay its own and its database work takes no copy-on-w
 The worker survives its scheduler: with the pipe closed or its parent gone (a forkserver worker's
 parent is the forkserver, which exits with the scheduler) it finishes the try in hand, records it, and
 exits. Its forker dies with it, and the task processes with the forker.
+
+`execution.messages` draws every message exchanged; `TryProcess` sees its worker only through
+`TrySupervisor`.
 """
 
 from __future__ import annotations
@@ -41,10 +44,9 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Connection as DbConnection
 from sqlalchemy import Engine
@@ -52,19 +54,38 @@ from sqlalchemy import Engine
 from dagrunner.clock import utcnow
 from dagrunner.errors import DatabaseUnavailableError
 from dagrunner.execution import attempt
-from dagrunner.execution.base import TaskKey, TryEvent, WorkItem
-from dagrunner.execution.forker import Accepted, Assign, ForkerLink, Stamp, TaskFacts
+from dagrunner.execution.base import TryEvent, WorkItem
+from dagrunner.execution.exit_codes import TASK_PROCESS_CODES, describe_exit
+from dagrunner.execution.forker import ForkerLink
 from dagrunner.execution.logs import log_path, open_log, write_line
+from dagrunner.execution.messages import (
+    IDLE,
+    Accepted,
+    Assign,
+    CallbacksRan,
+    FromExecutor,
+    KillRequest,
+    Recorded,
+    Report,
+    Stamp,
+    Stop,
+    TryFacts,
+    TryFinished,
+    TryStarted,
+    XComReadFailed,
+    XComReply,
+    XComRequest,
+    XComsRead,
+)
 from dagrunner.execution.recording import heartbeat, read_xcoms
 from dagrunner.execution.retries import RetryPolicy
 from dagrunner.execution.runner import TryOutcome, timeout_message
+from dagrunner.execution.worker_config import WorkerConfig
 from dagrunner.persistence.engine import make_engine, session_scope
 from dagrunner.states import TaskInstanceState
 
 T = TypeVar("T")
 
-#: Seconds between heartbeats of a running try (the zombie threshold is minutes). Not a setting yet.
-HEARTBEAT_S = 5.0
 #: After execution_timeout the task process raises TaskTimeout itself; this much later the worker kills it.
 HARD_KILL_GRACE_S = 3.0
 #: How long a task process may run its callbacks after its outcome is recorded before it is killed.
@@ -75,56 +96,8 @@ EXIT_WAIT_S = 5.0
 _FRESH_PROCESS_TRIES = 2
 #: Task processes each worker keeps forked ahead of its tries.
 SPARES = 2
-#: After this many tries a worker starts a lean forker beside its first one and changes to it once it is
-#: ready. The first forker is forked from the worker: ready at once, but it carries the worker's memory
-#: (SQLAlchemy and all, ~55 MB against ~31 MB), which every fork and exit of a task process pays for:
-#: 3-6 ms of CPU per try on a 2-core VM. A lean forker is a fresh interpreter: ~0.5 s of CPU to import
-#: dagrunner, then cheaper forks. Changing at about the break-even point (0.5 s / 4 ms) never costs more
-#: than twice the better choice in hindsight (the ski-rental rule): a short command (a backfill of a few
-#: dates, a test) never pays for the import, and a scheduler that runs for hours gets the cheaper forks.
-#: 0: lean at once.
-LEAN_FORKER_AFTER = 128
-
-
-@dataclass(frozen=True)
-class KillRequest:
-    """Executor -> worker: stop this try's process group; it fails with `reason`."""
-
-    key: TaskKey
-    try_number: int
-    reason: str
-    fail_fast: bool = True
-
-
-@dataclass(frozen=True)
-class Report:
-    """Worker -> executor: an event about the try it holds (if any), and whether it is free for the next.
-
-    A try without callbacks is reported finished and the worker free in one message, so the executor
-    can hand the worker its next try on the same wake-up."""
-
-    event: TryEvent | None = None
-    idle: bool = False
-
-
-IDLE = Report(idle=True)
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """Everything a worker needs, picklable (it crosses to a forkserver or spawned process)."""
-
-    engine_url: str
-    busy_timeout: float
-    logs_folder: Path
-    dags_folder: Path | None
-    plugins_folder: Path | None
-    import_timeout_s: float
-    actor: str
-    heartbeat_s: float = HEARTBEAT_S
-    lean_forker_after: int = LEAN_FORKER_AFTER
-    environ: dict[str, str] = field(default_factory=dict)
-    cwd: str = ""
+#: The stop a closed executor pipe (or a vanished parent) stands for.
+_STOP = Stop()
 
 
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
@@ -169,18 +142,21 @@ class Worker:
         self.tries = 0
         self.stopping = False
         self.pipe_closed = False
-        self.backlog: list[Any] = []
+        #: Work the executor sent while a try ran, taken in order once it is done.
+        self.backlog: deque[FromExecutor] = deque()
 
     # --- the loop ------------------------------------------------------------------------------------
 
     def serve(self) -> None:
         """Take work items until told to stop, the pipe closes, or the parent process is gone."""
         while not self.stopping:
-            message = self.backlog.pop(0) if self.backlog else self._next_message()
-            if isinstance(message, WorkItem):
-                self.run_safely(message)
-            elif message is None:
-                self.stopping = True
+            match self.backlog.popleft() if self.backlog else self._next_message():
+                case WorkItem() as item:
+                    self.run_safely(item)
+                case Stop():
+                    self.stopping = True
+                case KillRequest():
+                    pass  # for a try that is over already
         self._drop_spares()
         self.forker.stop()
         if self.next_forker is not None:
@@ -198,17 +174,18 @@ class Worker:
             detail = f"worker {os.getpid()} failed to run it: {type(exc).__name__}: {exc}"
             self._send(Report(TryEvent(item.key, item.try_number, "lost", detail=detail), idle=True))
 
-    def _next_message(self) -> Any:
+    def _next_message(self) -> FromExecutor:
         while not self.pipe_closed:
             if self.conn.poll(1.0):
                 try:
-                    return self.conn.recv()
+                    message: FromExecutor = self.conn.recv()
+                    return message
                 except (EOFError, OSError):
                     self.pipe_closed = True
-                    return None
+                    return _STOP
             if os.getppid() != self.parent_pid:
-                return None
-        return None
+                return _STOP
+        return _STOP
 
     def _send(self, message: Report) -> None:
         with contextlib.suppress(OSError):  # the executor is gone: the DB has the outcome anyway
@@ -225,7 +202,17 @@ class Worker:
             self._go_lean()
         self.tries += 1
         path = log_path(self.config.logs_folder, item.key, item.try_number)
-        process = TryProcess(self, item, self.tries, str(path))
+        self.forker.forget_exited()  # earlier tries' processes no longer matter
+        known = self.upstreams.get((item.fileloc, item.key.dag_id))
+        process = TryProcess(
+            self,
+            self.forker,
+            item,
+            seq=self.tries,
+            log_file=str(path),
+            known=known[0] if known is not None else None,
+            heartbeat_s=self.config.heartbeat_s,
+        )
         process.offer(self._take_spare(item))
         try:
             idle = self._run(item, path, process)
@@ -253,12 +240,12 @@ class Worker:
             process.start(start)
             if item.fileloc in self.forker_files:  # else the forker imports it now: spares come after
                 self._order_spares()  # forked while this try runs and we would only wait
-            outcome = process.outcome()
+            outcome = process.wait_finished()
             if process.load_error is not None:
                 write_line(fd, f"[dagrunner] {process.load_error}")
             state = self.recorded(lambda db: attempt.finish(db, item, outcome, policy=process.policy, actor=actor))
             attempt.write_result(fd, item, state, outcome)
-            idle = not process.wants_ack
+            idle = not process.wants_recorded
             event = TryEvent(item.key, item.try_number, "finished", state=state.value, detail=outcome.error)
             self._send(Report(event, idle))
             self._order_spares()  # unless they are on their way (ordered above, and not dropped since)
@@ -301,11 +288,6 @@ class Worker:
         known = self.upstreams.get((item.fileloc, item.key.dag_id))
         return known[1].get(item.key.task_id) if known is not None else None
 
-    def loaded(self, fileloc: str) -> None:
-        """The forker imported `fileloc`: the spares, forked before, do not have it."""
-        self.forker_files.add(fileloc)
-        self._drop_spares()
-
     def _drop_spares(self) -> None:
         while self.spares:
             self.spares.popleft().close()  # it sees its pipe close and exits
@@ -323,29 +305,45 @@ class Worker:
         while len(self.spares) < SPARES and self.forker.alive:
             self.spares.append(self.forker.spawn())
 
-    def handle_control(self, process: TryProcess) -> None:
-        """A message from the executor while a try runs: a kill for it, a stop, or early work."""
+    # --- what a TryProcess asks of us (TrySupervisor) ---------------------------------------------------
+
+    def control_conn(self) -> Connection | None:
+        return None if self.pipe_closed else self.conn
+
+    def take_control(self) -> KillRequest | None:
+        """Read the executor's message that came while a try runs: a kill is returned, a stop noted, and
+        early work kept for later."""
         try:
-            message = self.conn.recv()
+            message: FromExecutor = self.conn.recv()
         except (EOFError, OSError):
             self.stopping = self.pipe_closed = True  # the executor is gone: finish this try, record it, exit
-            return
-        if isinstance(message, KillRequest):
-            if message.key == process.item.key and message.try_number == process.item.try_number:
-                process.kill(message.reason, fail_fast=message.fail_fast)
-        elif message is None:
-            self.stopping = True
-        else:
-            self.backlog.append(message)
+            return None
+        match message:
+            case KillRequest():
+                return message
+            case Stop():
+                self.stopping = True
+            case _:
+                self.backlog.append(message)
+        return None
 
-    def read_xcoms(self, item: WorkItem, task_ids: list[str]) -> tuple[str, Any]:
-        """("xcoms", rows) of `task_ids` in the run of `item`, for its task process; ("error", why)
-        when they cannot be read (the task's pull then fails with it, not the worker)."""
+    def file_loaded(self, fileloc: str) -> None:
+        """The forker imported `fileloc`: the spares, forked before, do not have it."""
+        self.forker_files.add(fileloc)
+        self._drop_spares()
+
+    def dag_described(self, item: WorkItem, stamp: Stamp, upstreams: dict[str, frozenset[str]]) -> None:
+        """A task process described the DAG of `item` as its file is at `stamp` (task_id -> upstream ids)."""
+        self.upstreams[(item.fileloc, item.key.dag_id)] = (stamp, upstreams)
+
+    def read_xcoms(self, item: WorkItem, task_ids: list[str]) -> XComReply:
+        """The XComs of `task_ids` in the run of `item`, for its task process, or why they cannot be read
+        (the task's pull then fails with it, not the worker)."""
         try:
             with session_scope(self.engine, readonly=True) as session:
-                return "xcoms", read_xcoms(session, item.key.dag_id, item.key.run_id, task_ids)
+                return XComsRead(read_xcoms(session, item.key.dag_id, item.key.run_id, task_ids))
         except Exception as exc:  # noqa: BLE001
-            return "error", f"{type(exc).__name__}: {exc}"
+            return XComReadFailed(f"{type(exc).__name__}: {exc}")
 
     def heartbeat(self, item: WorkItem) -> None:
         try:
@@ -358,6 +356,28 @@ class Worker:
 # --- the process of one try ------------------------------------------------------------------------------
 
 
+class TrySupervisor(Protocol):
+    """What a `TryProcess` needs of the worker that runs it, and nothing more (`Worker` is the one)."""
+
+    def control_conn(self) -> Connection | None:
+        """The executor's pipe, to watch while the try runs (None: it closed)."""
+
+    def take_control(self) -> KillRequest | None:
+        """Handle the message waiting on `control_conn`; a kill is returned for the try to act on."""
+
+    def file_loaded(self, fileloc: str) -> None:
+        """The forker imported `fileloc` anew (task processes forked before lack it)."""
+
+    def dag_described(self, item: WorkItem, stamp: Stamp, upstreams: dict[str, frozenset[str]]) -> None:
+        """A task process described `item`'s DAG: task_id -> upstream task ids, for its file at `stamp`."""
+
+    def read_xcoms(self, item: WorkItem, task_ids: list[str]) -> XComReply:
+        """The XComs a task process asked for, or why they could not be read."""
+
+    def heartbeat(self, item: WorkItem) -> None:
+        """Record that the try of `item` is alive."""
+
+
 class TryProcess:
     """The task process running one try, as its worker sees and controls it (its forker forked it).
 
@@ -365,23 +385,37 @@ class TryProcess:
     the try. When it cannot (its DAG cache lacks the file as it is now), the forker imports the file and
     forks a fresh one."""
 
-    def __init__(self, worker: Worker, item: WorkItem, seq: int, log_file: str) -> None:
-        self.worker = worker
+    def __init__(
+        self,
+        supervisor: TrySupervisor,
+        forker: ForkerLink,
+        item: WorkItem,
+        *,
+        seq: int,
+        log_file: str,
+        known: Stamp | None,
+        heartbeat_s: float,
+    ) -> None:
+        """`seq` numbers the try within its worker (for the forker's answers); `known` is the stamp of the
+        DAG file our upstream map of this DAG came from (None: we have none)."""
+        self.supervisor = supervisor
+        self.forker = forker
         self.item = item
         self.seq = seq
         self.log_file = log_file
+        self.known = known
+        self.heartbeat_s = heartbeat_s
         self.conn: Connection | None = None
         self.pid: int | None = None
-        self.facts: TaskFacts | None = None
+        self.facts: TryFacts | None = None
         #: Why there is no task process (the task could not be loaded, the forker died).
         self.load_error: str | None = None
-        self.started = time.monotonic()
+        self.started_at = time.monotonic()
         self.kill_reason: str | None = None
         self.kill_fail_fast = False
         self.timed_out = False
-        self.wants_ack = False
+        self.wants_recorded = False
         self.done = False
-        worker.forker.exited.clear()  # earlier tries' processes no longer matter
 
     @property
     def policy(self) -> RetryPolicy:
@@ -391,7 +425,8 @@ class TryProcess:
         """Assign the try to the task process on `conn` (None: there is none to ask; get one later)."""
         self.conn = conn
         if conn is not None:
-            self._assign()
+            with contextlib.suppress(OSError):  # it died: its answer reads as EOF
+                conn.send(Assign(self.item, self.log_file, self.known))
 
     def await_accepted(self) -> None:
         """Wait until a task process has accepted the try (its pid and the task's facts), or know why
@@ -410,7 +445,7 @@ class TryProcess:
             return
         self.pid, self.facts = answer.pid, answer.facts
         if answer.upstreams is not None:
-            self.worker.upstreams[(self.item.fileloc, self.item.key.dag_id)] = (answer.stamp, answer.upstreams)
+            self.supervisor.dag_described(self.item, answer.stamp, answer.upstreams)
 
     def cancel(self) -> None:
         """The try was fenced out: its process sees its pipe close and exits without running anything."""
@@ -418,48 +453,39 @@ class TryProcess:
         self.done = True
 
     def start(self, start: attempt.TryStart) -> None:
-        """Send the task process its TryStart (once it has accepted the try; not when none could)."""
+        """Tell the task process its try is started (once it has accepted it; not when none could)."""
         self.await_accepted()
         if self.load_error is None and self.conn is not None:
             with contextlib.suppress(OSError):  # it died already: waiting sees its pipe closed
-                self.conn.send(start)
-            self.started = time.monotonic()
+                self.conn.send(TryStarted(start))
+            self.started_at = time.monotonic()
 
-    def outcome(self) -> TryOutcome:
-        """Wait for the outcome of the started try, or the failure that stands for it."""
+    def wait_finished(self) -> TryOutcome:
+        """Wait for the started try to finish: its outcome, or the failure that stands for it."""
         if self.load_error is not None or self.conn is None:
             return TryOutcome.failed(self.load_error or "no task process")
-        return self.wait_outcome(self.conn)
+        return self._supervise(self.conn)
 
-    def _assign(self) -> None:
-        assert self.conn is not None
-        known = self.worker.upstreams.get((self.item.fileloc, self.item.key.dag_id))
-        with contextlib.suppress(OSError):  # it died: its answer reads as EOF
-            self.conn.send(Assign(self.item, self.log_file, known[0] if known is not None else None))
+    def _answer(self) -> Accepted | None:
+        """What the task process on `conn` answered the Assign (None: it declined, there is none, or it
+        died)."""
+        answer = _receive(self.conn) if self.conn is not None else None
+        return answer if isinstance(answer, Accepted) else None
 
-    def _answer(self) -> Any:
-        """What the task process on `conn` answered the Assign (None: there is none, or it died)."""
-        if self.conn is None:
-            return None
-        try:
-            return self.conn.recv()
-        except (EOFError, OSError):
-            return None
-
-    def _fresh_process(self) -> Any:
+    def _fresh_process(self) -> Accepted | None:
         """Have the forker import the task's file and fork a process that has it; its answer."""
         self._close()
-        error = self.worker.forker.load(self.seq, self.item)
-        self.worker.loaded(self.item.fileloc)
+        error = self.forker.load(self.seq, self.item)
+        self.supervisor.file_loaded(self.item.fileloc)
         if error is not None:
             self.load_error = error
             return None
-        self.offer(self.worker.forker.spawn())
+        self.offer(self.forker.spawn())
         return self._answer()
 
     def _why_not(self) -> str:
-        if not self.worker.forker.alive:
-            return self.worker.forker.death_message()
+        if not self.forker.alive:
+            return self.forker.death_message()
         return "its DAG file kept changing while it was imported, or the task process died at once"
 
     def _close(self) -> None:
@@ -468,27 +494,36 @@ class TryProcess:
 
     # --- waiting ----------------------------------------------------------------------------------------
 
-    def wait_outcome(self, conn: Connection) -> TryOutcome:
+    def _supervise(self, conn: Connection) -> TryOutcome:
+        """Until the try finishes: answer its XCom reads, heartbeat, act on kills, and kill it past its
+        execution_timeout (plus a grace)."""
         timeout_s = self.facts.timeout_s if self.facts is not None else None
-        deadline = self.started + timeout_s + HARD_KILL_GRACE_S if timeout_s else None
-        every = self.worker.config.heartbeat_s
-        next_heartbeat = time.monotonic() + every
+        deadline = self.started_at + timeout_s + HARD_KILL_GRACE_S if timeout_s else None
+        next_heartbeat = time.monotonic() + self.heartbeat_s
         while True:
             now = time.monotonic()
             wake = min(next_heartbeat, deadline) if deadline is not None else next_heartbeat
-            forker_conn = self.worker.forker.conn
+            forker_conn = self.forker.conn
+            control = self.supervisor.control_conn()
             watched = [conn] if forker_conn is None else [conn, forker_conn]
-            if not self.worker.pipe_closed:
-                watched.append(self.worker.conn)
+            if control is not None:
+                watched.append(control)
             ready = wait(watched, timeout=max(0.0, wake - now))
             if forker_conn is not None and forker_conn in ready:
-                self.worker.forker.pump()
+                self.forker.pump()
             if conn in ready:
-                message = _receive(conn)
-                if not self._answered(conn, message):
-                    return self._outcome_in(message, timeout_s)
-            if self.worker.conn in ready:
-                self.worker.handle_control(self)
+                match _receive(conn):
+                    case XComRequest() as request:
+                        self._answer_xcoms(conn, request)
+                    case TryFinished(outcome, wants_recorded):
+                        self.wants_recorded = wants_recorded
+                        return outcome
+                    case None:
+                        return self._outcome_of_exit()
+                    case other:
+                        return TryOutcome.failed(f"the task process sent an unexpected {type(other).__name__}")
+            if control is not None and control in ready:
+                self._obey(self.supervisor.take_control())
             now = time.monotonic()
             if deadline is not None and now >= deadline and self.kill_reason is None:
                 self.timed_out = True
@@ -496,45 +531,38 @@ class TryProcess:
                     f"{timeout_message(timeout_s or 0)}; the task did not stop, so it was killed", fail_fast=False
                 )
             if now >= next_heartbeat:
-                self.worker.heartbeat(self.item)
-                next_heartbeat = now + every
+                self.supervisor.heartbeat(self.item)
+                next_heartbeat = now + self.heartbeat_s
 
-    def _outcome_in(self, message: Any, timeout_s: float | None) -> TryOutcome:
-        """The outcome the task process sent, or what its death stands for (`message` None)."""
-        if message is None:
-            return self._outcome_of_exit(timeout_s)
-        kind, payload, self.wants_ack = message
-        if kind != "outcome" or not isinstance(payload, TryOutcome):
-            return TryOutcome.failed(f"the task process sent an unexpected message {kind!r}")
-        return payload
+    def _obey(self, kill: KillRequest | None) -> None:
+        if kill is not None and kill.key == self.item.key and kill.try_number == self.item.try_number:
+            self.kill(kill.reason, fail_fast=kill.fail_fast)
 
-    def _answered(self, conn: Connection, message: Any) -> bool:
-        """Whether `message` asked for XComs the try was not given (then they are sent: the task process
-        has no database connection of its own, see `forker._xcom_loader`)."""
-        if not (isinstance(message, tuple) and len(message) == 2 and message[0] == "xcoms"):
-            return False
-        answer = self.worker.read_xcoms(self.item, list(message[1]))
+    def _answer_xcoms(self, conn: Connection, request: XComRequest) -> None:
+        """Read the XComs the try was not given and send them (the task process has no database
+        connection of its own, see `forker._xcom_loader`)."""
+        reply = self.supervisor.read_xcoms(self.item, list(request.task_ids))
         with contextlib.suppress(OSError):  # it died meanwhile: waiting sees its pipe closed
-            conn.send(answer)
-        return True
+            conn.send(reply)
 
-    def _outcome_of_exit(self, timeout_s: float | None) -> TryOutcome:
+    def _outcome_of_exit(self) -> TryOutcome:
+        """What the death of the task process, without a `TryFinished`, stands for."""
         status = self._exit_status()
         code = None if status is None else os.waitstatus_to_exitcode(status)
         if self.kill_reason is not None:
             return TryOutcome.failed(
                 self.kill_reason, fail_fast=self.kill_fail_fast, exit_code=code, timed_out=self.timed_out
             )
-        if status is None:
+        if code is None:
             return TryOutcome.failed(
-                f"the task process died without reporting an outcome: {self.worker.forker.death_message()}"
+                f"the task process died without reporting an outcome: {self.forker.death_message()}"
             )
-        return TryOutcome.failed(_death_message(status), exit_code=code)
+        return TryOutcome.failed(_death_message(code), exit_code=code)
 
     def _exit_status(self) -> int | None:
         """The wait status the forker reports for our process (killing it if it lingers); None when the
         forker died, taking the task process with it."""
-        forker = self.worker.forker
+        forker = self.forker
         for attempt_no in range(2):
             deadline = time.monotonic() + EXIT_WAIT_S
             while self.pid not in forker.exited and forker.alive and time.monotonic() < deadline:
@@ -548,9 +576,9 @@ class TryProcess:
     def after_recorded(self, state: TaskInstanceState, outcome: TryOutcome) -> list[str]:
         """Tell the process the recorded state and let it run its callbacks; their errors."""
         errors: list[str] = []
-        if self.wants_ack and self.conn is not None:
+        if self.wants_recorded and self.conn is not None:
             with contextlib.suppress(OSError):
-                self.conn.send(state.value)
+                self.conn.send(Recorded(state.value))
             errors = self._callback_errors(self.conn, state)
         self._close()
         if outcome.timed_out or self.timed_out or self.kill_reason is not None:
@@ -562,12 +590,13 @@ class TryProcess:
         """Wait for the callbacks to run (answering the XCom reads they make); their errors."""
         deadline = time.monotonic() + CALLBACK_TIMEOUT_S
         while conn.poll(max(0.0, deadline - time.monotonic())):
-            message = _receive(conn)
-            if self._answered(conn, message):
-                continue
-            if isinstance(message, tuple) and len(message) == 2 and message[0] == "callbacks":
-                return list(message[1])
-            return []  # it died, or sent something else: no errors to audit
+            match _receive(conn):
+                case XComRequest() as request:
+                    self._answer_xcoms(conn, request)
+                case CallbacksRan(errors):
+                    return list(errors)
+                case _:
+                    return []  # it died, or sent something else: no errors to audit
         self.kill(f"callbacks did not finish within {CALLBACK_TIMEOUT_S:g}s")
         return [f"callbacks for state {state} did not finish within {CALLBACK_TIMEOUT_S:g}s and were killed"]
 
@@ -593,20 +622,18 @@ class TryProcess:
                 os.killpg(self.pid, signal.SIGKILL)
 
 
-def _receive(conn: Connection) -> Any:
+def _receive(conn: Connection) -> object:
     """The task process's next message (None: it died, or closed its pipe)."""
     try:
-        return conn.recv()
+        message: object = conn.recv()
+        return message
     except (EOFError, OSError):
         return None
 
 
-def _death_message(status: int) -> str:
-    code = os.waitstatus_to_exitcode(status)
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"the task process was killed by {name} without reporting an outcome"
-    return f"the task process exited with code {code} without reporting an outcome (os._exit or sys.exit in a thread?)"
+def _death_message(code: int) -> str:
+    """Why a try failed whose task process exited with `code` (as Popen gives it) without finishing it."""
+    what = f"the task process {describe_exit(code, TASK_PROCESS_CODES)} without reporting an outcome"
+    if code >= 0 and code not in TASK_PROCESS_CODES:
+        what += " (os._exit or sys.exit in a thread?)"
+    return what

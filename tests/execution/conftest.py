@@ -19,7 +19,7 @@ from dagrunner.authoring.dag import reset_collected_dags
 from dagrunner.execution.base import Executor
 from dagrunner.execution.inline import InlineExecutor
 from dagrunner.execution.local import LocalExecutor
-from dagrunner.execution.worker import LEAN_FORKER_AFTER
+from dagrunner.execution.worker_config import LEAN_FORKER_AFTER
 from dagrunner.settings import Settings
 
 from .dag_sources import CONTRACT_DAG

@@ -18,7 +18,7 @@ import pytest
 
 from dagrunner.execution.base import Executor
 from dagrunner.execution.logs import read_log
-from dagrunner.execution.worker import LEAN_FORKER_AFTER
+from dagrunner.execution.worker_config import LEAN_FORKER_AFTER
 from dagrunner.persistence import audit
 from dagrunner.persistence.engine import session_scope
 

@@ -52,7 +52,7 @@ class Harness:
             assert not bag.failures, bag.failures
             dag_source = FixedDagSource(bag.dags)
         self.events = []
-        executor = make_executor("inline", self.settings, actor="test", job_id=None, clock=self.clock)
+        executor = make_executor("inline", self.settings, actor="test", clock=self.clock)
         self.scheduler = Scheduler(
             engine=self.engine,
             executor=executor,

@@ -1,0 +1,36 @@
+"""What a local worker is started with: a module of its own, so the executor, the worker and the forker
+can all name it without importing each other (the worker imports SQLAlchemy; the forker must not)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Seconds between heartbeats of a running try (the zombie threshold is minutes). Not a setting yet.
+HEARTBEAT_S = 5.0
+#: After this many tries a worker starts a lean forker beside its first one and changes to it once it is
+#: ready. The first forker is forked from the worker: ready at once, but it carries the worker's memory
+#: (SQLAlchemy and all, ~55 MB against ~31 MB), which every fork and exit of a task process pays for:
+#: 3-6 ms of CPU per try on a 2-core VM. A lean forker is a fresh interpreter: ~0.5 s of CPU to import
+#: dagrunner, then cheaper forks. Changing at about the break-even point (0.5 s / 4 ms) never costs more
+#: than twice the better choice in hindsight (the ski-rental rule): a short command (a backfill of a few
+#: dates, a test) never pays for the import, and a scheduler that runs for hours gets the cheaper forks.
+#: 0: lean at once.
+LEAN_FORKER_AFTER = 128
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs, picklable (it crosses to a forkserver or spawned process)."""
+
+    engine_url: str
+    busy_timeout: float
+    logs_folder: Path
+    dags_folder: Path | None
+    plugins_folder: Path | None
+    import_timeout_s: float
+    actor: str
+    heartbeat_s: float = HEARTBEAT_S
+    lean_forker_after: int = LEAN_FORKER_AFTER
+    environ: dict[str, str] = field(default_factory=dict)
+    cwd: str = ""
