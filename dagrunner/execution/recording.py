@@ -402,7 +402,7 @@ def _replace_xcoms(
     session: Executable, ti_id: int, key: TaskKey, try_number: int, xcoms: Mapping[str, Any], now: datetime
 ) -> None:
     """This instance's XComs become exactly `xcoms` (an earlier try's or run's are dropped)."""
-    # Only record_finished inserts XComs, once per try, so a first try without XComs (the common no-op
+    # Only finish_try inserts XComs, once per try, so a first try without XComs (the common no-op
     # case) can skip the delete; with XComs to insert, delete anyway so a stray row cannot break the insert.
     if try_number > 1 or xcoms:
         session.execute(_DELETE_XCOMS, {"b_ti_id": ti_id})
