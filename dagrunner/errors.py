@@ -87,10 +87,6 @@ class InvalidRunIdError(SchedulingError, ValueError):
     """A user-given run id does not match the allowed pattern."""
 
 
-class InvalidConfError(SchedulingError, ValueError):
-    """A `--conf` value is not a JSON object."""
-
-
 # --- execution ---------------------------------------------------------------------------------------
 
 

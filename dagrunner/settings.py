@@ -173,15 +173,15 @@ def _coerce(key: str, value: Any, source: str) -> Any:
                 return False
             raise ValueError("expected true or false")
         if kind is int:
-            number = int(value)
-            if key == "parallelism" and number < 1:
+            count = int(value)
+            if key == "parallelism" and count < 1:
                 raise ValueError("must be at least 1")
-            return number
+            return count
         if kind is float:
-            number = float(value)
-            if number <= 0:
+            amount = float(value)
+            if amount <= 0:
                 raise ValueError("must be positive")
-            return number
+            return amount
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {key}={value!r} (from {source}) is invalid: {exc}") from exc

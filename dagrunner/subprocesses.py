@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 
 _lock = threading.Lock()
@@ -59,7 +60,7 @@ def start_process(process: BaseProcess) -> None:
         process.start()
 
 
-def preloaded_context(preload: Sequence[str] = FORKSERVER_PRELOAD) -> multiprocessing.context.BaseContext:
+def preloaded_context(preload: Sequence[str] = FORKSERVER_PRELOAD) -> ForkServerContext | SpawnContext:
     """A forkserver with `preload` imported once, where the platform has one; else spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")

@@ -49,16 +49,22 @@ class PythonDecoratedOperator(PythonOperator):
 
 
 class BranchPythonDecoratedOperator(BranchPythonOperator):
-    """The task behind `@task.branch`."""
+    """The task behind `@task.branch`.
 
-    def __init__(self, *, multiple_outputs: bool = False, **kwargs: Any) -> None:
+    Every `@task` variant is built with `multiple_outputs`; a branch returns task ids, never keys to split.
+    """
+
+    def __init__(self, *, multiple_outputs: bool = False, **kwargs: Any) -> None:  # noqa: ARG002 - see docstring
         super().__init__(**kwargs)
 
 
 class ShortCircuitDecoratedOperator(ShortCircuitOperator):
-    """The task behind `@task.short_circuit`."""
+    """The task behind `@task.short_circuit`.
 
-    def __init__(self, *, multiple_outputs: bool = False, **kwargs: Any) -> None:
+    Every `@task` variant is built with `multiple_outputs`; a short-circuit returns one truth value, never keys.
+    """
+
+    def __init__(self, *, multiple_outputs: bool = False, **kwargs: Any) -> None:  # noqa: ARG002 - see docstring
         super().__init__(**kwargs)
 
 
@@ -73,7 +79,7 @@ class BashDecoratedOperator(BashOperator):
         python_callable: Callable[..., Any],
         op_args: list[Any] | None = None,
         op_kwargs: Mapping[str, Any] | None = None,
-        multiple_outputs: bool = False,
+        multiple_outputs: bool = False,  # noqa: ARG002 - passed to every @task variant; a command's output is one XCom
         bash_command: str = "<the command the @task.bash function returns>",
         **kwargs: Any,
     ) -> None:

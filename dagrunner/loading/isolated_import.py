@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import multiprocessing
 import os
 import signal
 import sys
@@ -23,6 +22,7 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +85,12 @@ def import_files(
     `env` is the DAGRUNNER_* environment the child must see: the forkserver was started with the
     environment of its first use, so the child is brought up to date explicitly.
     """
-    ctx = _context()
+    ctx = preloaded_context()
     extra_path = [str(p) for p in sys_path]
     ordered = list(paths)
     pending = list(ordered)
     results: dict[str, FileImport] = {}
-    running: dict[Connection, tuple[Path, multiprocessing.process.BaseProcess, float, str, float]] = {}
+    running: dict[Connection, _Child] = {}
     while pending or running:
         while pending and len(running) < max(1, parallelism):
             path = pending.pop(0)
@@ -108,31 +108,42 @@ def import_files(
             )
             start_process(proc)
             send.close()
-            running[recv] = (path, proc, time.monotonic(), digest, stat.st_mtime)
+            running[recv] = _Child(path, proc, time.monotonic(), digest, stat.st_mtime)
         _collect(running, results, timeout_s)
     return [results[str(p)] for p in ordered]
 
 
-def _collect(running: dict[Connection, Any], results: dict[str, FileImport], timeout_s: float) -> None:
+@dataclass(frozen=True)
+class _Child:
+    """One import in flight: the file, its process, when it started, and the file's hash and mtime then."""
+
+    path: Path
+    process: BaseProcess
+    started: float
+    digest: str
+    mtime: float
+
+
+def _collect(running: dict[Connection, _Child], results: dict[str, FileImport], timeout_s: float) -> None:
     """Wait for any child to answer (or to overrun its time) and record its outcome."""
     now = time.monotonic()
-    deadline = min(start + timeout_s + _KILL_GRACE_S for (_, _, start, _, _) in running.values())
-    ready = wait(list(running), timeout=max(0.0, deadline - now))
-    for conn in ready:
-        path, proc, start, digest, mtime = running.pop(conn)  # type: ignore[call-overload]
+    deadline = min(child.started + timeout_s + _KILL_GRACE_S for child in running.values())
+    answered = set(wait(list(running), timeout=max(0.0, deadline - now)))
+    for conn in [c for c in running if c in answered]:
+        child = running.pop(conn)
         try:
             status, payload = conn.recv()
         except (EOFError, OSError):
-            proc.join(1.0)
-            status, payload = "error", _crash_failure(proc.exitcode).to_dict()
+            child.process.join(1.0)
+            status, payload = "error", _crash_failure(child.process.exitcode).to_dict()
         conn.close()
-        proc.join(1.0)
-        results[str(path)] = _result(path, digest, mtime, status, payload, time.monotonic() - start)
+        child.process.join(1.0)
+        results[str(child.path)] = _result(child, status, payload, time.monotonic() - child.started)
     now = time.monotonic()
-    for conn, (path, proc, start, digest, mtime) in list(running.items()):
-        if now - start >= timeout_s + _KILL_GRACE_S:
-            proc.kill()
-            proc.join(1.0)
+    for conn, child in list(running.items()):
+        if now - child.started >= timeout_s + _KILL_GRACE_S:
+            child.process.kill()
+            child.process.join(1.0)
             conn.close()
             running.pop(conn)
             failure = ImportFailure(
@@ -141,13 +152,16 @@ def _collect(running: dict[Connection, Any], results: dict[str, FileImport], tim
                 "move slow work from the file's top level into tasks, or raise the setting",
                 None,
             )
-            results[str(path)] = FileImport(str(path), digest, mtime, (), failure, now - start)
+            results[str(child.path)] = FileImport(
+                str(child.path), child.digest, child.mtime, (), failure, now - child.started
+            )
 
 
-def _result(path: Path, digest: str, mtime: float, status: str, payload: Any, took: float) -> FileImport:
+def _result(child: _Child, status: str, payload: Any, took: float) -> FileImport:
+    """What a child sent back: ("ok", [serialized dags]) or ("error", an ImportFailure as a dict)."""
     if status == "ok":
-        return FileImport(str(path), digest, mtime, tuple(payload), None, took)
-    return FileImport(str(path), digest, mtime, (), ImportFailure.from_dict(payload), took)
+        return FileImport(str(child.path), child.digest, child.mtime, tuple(payload), None, took)
+    return FileImport(str(child.path), child.digest, child.mtime, (), ImportFailure.from_dict(payload), took)
 
 
 def _crash_failure(exitcode: int | None) -> ImportFailure:
@@ -157,10 +171,6 @@ def _crash_failure(exitcode: int | None) -> ImportFailure:
     else:
         why = f"the import process exited with code {exitcode} without reporting (os._exit at import?)"
     return ImportFailure("crash", why + "; run the file with python to see why", None)
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    return preloaded_context()
 
 
 # --- the child side ------------------------------------------------------------------------------------
@@ -175,12 +185,13 @@ def _child_main(path: str, extra_path: list[str], timeout_s: float, env: dict[st
     for entry in reversed(extra_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
+    message: tuple[str, Any]
     try:
-        status, payload = "ok", _import_and_serialize(path, timeout_s)
+        message = ("ok", _import_and_serialize(path, timeout_s))
     except BaseException as exc:  # noqa: BLE001 - anything a DAG file raises, SystemExit included
-        status, payload = "error", describe_failure(exc, path, timeout_s).to_dict()
+        message = ("error", describe_failure(exc, path).to_dict())
     try:
-        conn.send((status, payload))
+        conn.send(message)
     except Exception as exc:  # noqa: BLE001 - e.g. a value that cannot be pickled
         conn.send(("error", ImportFailure("exception", f"cannot send the parsed DAGs back: {exc}", None).to_dict()))
     conn.close()
@@ -201,7 +212,7 @@ def _import_and_serialize(path: str, timeout_s: float) -> list[dict[str, Any]]:
     from dagrunner.authoring.dag import collected_dags, reset_collected_dags
     from dagrunner.loading.serialization import serialize_dag
 
-    def on_alarm(signum: int, frame: Any) -> None:
+    def on_alarm(_signum: int, _frame: Any) -> None:
         raise DagImportTimeout(
             f"import did not finish within dagbag_import_timeout={timeout_s:g}s; "
             "move slow work from the file's top level into tasks, or raise the setting"

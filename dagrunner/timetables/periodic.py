@@ -148,7 +148,7 @@ class _CronTimetable(PeriodicTimetable):
         words = describe_cron(self.expression)
         return words if self.timezone == "UTC" else f"{words} ({self.timezone})"
 
-    def _ticks(self, anchor: datetime) -> Ticks:
+    def _ticks(self, anchor: datetime) -> Ticks:  # noqa: ARG002 - cron ticks are fixed by the expression alone
         return CronTicks(self.expression, self.zone)
 
     def serialize(self) -> dict[str, Any]:

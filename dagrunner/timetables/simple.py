@@ -43,6 +43,7 @@ class OnceTimetable(_SingleInstantTimetable):
         catchup: bool,
         now: datetime,
     ) -> DagRunInfo | None:
+        del catchup, now  # the one run is due at start_date however late it is noticed
         if last is not None:
             return None
         return self._the_run(start_date, end_date)
@@ -99,6 +100,7 @@ class NullTimetable(_SingleInstantTimetable):
         catchup: bool,
         now: datetime,
     ) -> DagRunInfo | None:
+        del last, start_date, end_date, catchup, now  # manual only: no inputs make a run due
         return None
 
     def iter_runs(
@@ -109,9 +111,11 @@ class NullTimetable(_SingleInstantTimetable):
         after: datetime | None = None,
         until: datetime | None = None,
     ) -> Iterator[DagRunInfo]:
+        del start_date, end_date, after, until  # manual only: no window has scheduled runs
         return iter(())
 
     def runs_between(
         self, start: datetime, end: datetime, *, start_date: datetime | None, end_date: datetime | None
     ) -> list[DagRunInfo]:
+        del start, end, start_date, end_date  # manual only: no window has scheduled runs
         return []

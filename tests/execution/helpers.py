@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import textwrap
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -154,19 +154,6 @@ def finish_directly(engine: Engine, run: RunSpec, task_id: str, xcoms: dict[str,
                     created_at=datetime.now(UTC),
                 )
             )
-
-
-def eventually(condition: Callable[[], Any], *, what: str, timeout: float = 20.0) -> None:
-    """Wait (bounded) until `condition()` is true.
-
-    For what a try's callbacks do: they run after its outcome is recorded and its `finished` event sent
-    (so the scheduler is never held up by them), so the event alone does not mean they are done.
-    """
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.01)
 
 
 def run_one(executor: Executor, item: WorkItem, *, timeout: float = 60.0) -> TryEvent:

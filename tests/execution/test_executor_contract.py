@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 from dagrunner.execution.base import Executor, TaskKey
 from dagrunner.execution.logs import read_log
@@ -23,7 +24,6 @@ from .helpers import (
     RunSpec,
     audit_of,
     create_run,
-    eventually,
     finish_directly,
     queue_try,
     run_one,
@@ -73,8 +73,8 @@ def test_success_stores_xcoms_and_runs_callbacks(
     assert tries_of(project.engine, key)[0].exit_code == 0
     assert xcoms_of(project.engine, key) == {"return_value": {"rows": 3}, "extra": [1, 2]}
     assert "producing rows" in _log(project, key)
-    eventually((project.marks / "success-ok-1").exists, what="on_success_callback")
-    eventually(lambda: audit_of(project.engine, key, "task.callback_error"), what="the callback error's audit row")
+    wait_until((project.marks / "success-ok-1").exists, what="on_success_callback")
+    wait_until(lambda: audit_of(project.engine, key, "task.callback_error"), what="the callback error's audit row")
     (error,) = audit_of(project.engine, key, "task.callback_error")
     assert "the callback exploded" in (error.reason or "") and error.try_number == 1
 
@@ -90,7 +90,7 @@ def test_exception_fails_with_summary_and_traceback(
     log = _log(project, key)
     assert "about to fail" in log and "Traceback (most recent call last)" in log
     assert "ValueError: boom from the task" in log
-    eventually((project.marks / "failure-failing-1").exists, what="on_failure_callback")
+    wait_until((project.marks / "failure-failing-1").exists, what="on_failure_callback")
     assert "boom from the task" in (project.marks / "failure-failing-1").read_text()
     assert xcoms_of(project.engine, key) == {}
 
@@ -102,7 +102,7 @@ def test_failure_with_tries_left_goes_up_for_retry_until_they_run_out(
     ti = ti_row(project.engine, key)
     assert ti.state.value == "up_for_retry"
     assert ti.next_try_at == ti.end_date + timedelta(seconds=30)
-    eventually((project.marks / "retry-flaky-1").exists, what="on_retry_callback")
+    wait_until((project.marks / "retry-flaky-1").exists, what="on_retry_callback")
     _try(project, executor, run, contract_file, "flaky")
     assert ti_row(project.engine, key).state.value == "up_for_retry"
     _try(project, executor, run, contract_file, "flaky")  # try 3 of retries + 1 = 3
@@ -113,7 +113,7 @@ def test_failure_with_tries_left_goes_up_for_retry_until_they_run_out(
         (3, "failed"),
     ]
     assert all(t.end_date is not None for t in tries_of(project.engine, key))
-    eventually((project.marks / "failure-flaky-3").exists, what="on_failure_callback")
+    wait_until((project.marks / "failure-flaky-3").exists, what="on_failure_callback")
     assert read_log(project.settings.logs_folder, key, 2) != ""
 
 

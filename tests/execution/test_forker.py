@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_until
 
 from dagrunner.execution.base import Executor
 from dagrunner.execution.logs import read_log
@@ -29,7 +30,6 @@ from .helpers import (
     LOGICAL,
     TI,
     create_run,
-    eventually,
     get_ti,
     queue_try,
     run_one,
@@ -204,7 +204,7 @@ def test_a_killed_forker_fails_the_running_try_and_is_replaced(
     item = queue_try(project.engine, run, "block", process_file)
     executor.submit(item)
     pid_file = project.marks / "blocker.pid"
-    eventually(pid_file.exists, what="the blocking task to start")
+    wait_until(pid_file.exists, what="the blocking task to start")
     task_pid = int(pid_file.read_text())
     forker_pid = _parent_of(task_pid)
     worker_pid = ti_row(project.engine, item.key).pid
@@ -214,7 +214,7 @@ def test_a_killed_forker_fails_the_running_try_and_is_replaced(
     assert event.state == "up_for_retry"  # not the worker's fault, nor the task's: retried
     (row,) = tries_of(project.engine, item.key)
     assert "forker process" in (row.error or "") and "SIGKILL" in (row.error or "")
-    eventually(lambda: not _alive(task_pid), what="the task process to die with its forker")
+    wait_until(lambda: not _alive(task_pid), what="the task process to die with its forker")
     follow = queue_try(project.engine, run, "touch", process_file)
     assert run_one(executor, follow).state == "success"
     assert ti_row(project.engine, follow.key).pid == worker_pid  # the same worker, with a new forker
@@ -232,7 +232,7 @@ def test_a_forker_gone_between_tries_is_replaced_before_the_next(
     assert worker_pid is not None
     (forker_pid,) = _children_of(worker_pid)
     os.kill(forker_pid, signal.SIGKILL)
-    eventually(lambda: not _alive(forker_pid), what="the forker to die")
+    wait_until(lambda: not _alive(forker_pid), what="the forker to die")
     follow = queue_try(project.engine, run, "inspect", process_file)
     assert run_one(executor, follow).state == "success"
     assert _children_of(worker_pid) not in ([], [forker_pid])
@@ -321,7 +321,7 @@ def test_a_callback_reads_xcoms_through_the_worker(
     seen = xcoms_of(project.engine, report.key)["return_value"]
     assert run_one(executor, queue_try(project.engine, run, "quiet", lean_file)).state == "success"
     mark = project.marks / "callback-pulled"
-    eventually(mark.exists, what="the callback to write what it pulled")
+    wait_until(mark.exists, what="the callback to write what it pulled")
     assert ast.literal_eval(mark.read_text()) == (seen, seen)
 
 
@@ -342,4 +342,4 @@ def test_a_worker_changes_to_a_lean_forker_after_enough_tries(project: Project, 
     assert first["sqlalchemy"] is True and last["sqlalchemy"] is False, seen
     assert len(seen) >= 4  # started at the third try, served from at the fourth at the earliest
     assert _parent_of(last["forker"]) == ti_row(project.engine, item.key).pid
-    eventually(lambda: not _alive(first["forker"]), what="the forked forker to exit")
+    wait_until(lambda: not _alive(first["forker"]), what="the forked forker to exit")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 from dagrunner.execution.base import Executor, TaskKey
 from dagrunner.execution.logs import log_path, read_log
@@ -30,14 +30,6 @@ def process_file(project: Project) -> Path:
 @pytest.fixture
 def run(project: Project) -> RunSpec:
     return create_run(project.engine, "process", PROCESS_TASK_IDS, max_tries={"block": 1})
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _processes_with(needle: str) -> list[int]:
@@ -100,7 +92,7 @@ def test_execution_timeout_kills_the_whole_process_tree(
     (row,) = tries_of(project.engine, item.key)
     assert (row.error or "").startswith("execution_timeout of 1s exceeded (at ")
     assert "TaskTimeout" in read_log(project.settings.logs_folder, item.key, 1)
-    _wait_until(lambda: not _processes_with("sleep 987654"), what="the task's subprocess to be gone")
+    wait_until(lambda: not _processes_with("sleep 987654"), what="the task's subprocess to be gone")
 
 
 def test_a_task_stuck_in_c_code_is_killed_with_its_children(
@@ -112,7 +104,7 @@ def test_a_task_stuck_in_c_code_is_killed_with_its_children(
     (row,) = tries_of(project.engine, item.key)
     assert "execution_timeout of 1s exceeded; the task did not stop, so it was killed" in (row.error or "")
     assert row.exit_code == -signal.SIGKILL
-    _wait_until(lambda: not _processes_with("sleep 987655"), what="the task's subprocess to be gone")
+    wait_until(lambda: not _processes_with("sleep 987655"), what="the task's subprocess to be gone")
 
 
 def test_huge_output_lands_in_the_log_without_blocking(
@@ -132,7 +124,7 @@ def test_a_killed_worker_loses_its_try_and_is_replaced(
     item = queue_try(project.engine, run, "block", process_file)
     local_executor.submit(item)
     pid_file = project.marks / "blocker.pid"
-    _wait_until(pid_file.exists, what="the blocking task to start")
+    wait_until(pid_file.exists, what="the blocking task to start")
     task_pid = int(pid_file.read_text())
     worker_pid = ti_row(project.engine, item.key).pid
     assert worker_pid is not None and worker_pid != task_pid
@@ -140,7 +132,7 @@ def test_a_killed_worker_loses_its_try_and_is_replaced(
     event = wait_event(local_executor, item.key, timeout=20)
     assert event.kind == "lost" and "died" in event.detail
     assert (item.key, item.try_number) not in local_executor.running()
-    _wait_until(lambda: not _pid_alive(task_pid), what="the orphaned task process to die with its worker")
+    wait_until(lambda: not _pid_alive(task_pid), what="the orphaned task process to die with its worker")
     follow = queue_try(project.engine, run, "inspect", process_file)
     assert run_one(local_executor, follow).state == "success"
     assert ti_row(project.engine, follow.key).pid != worker_pid
@@ -176,7 +168,7 @@ def test_kill_stops_a_running_try_without_retry(
 ) -> None:
     item = queue_try(project.engine, run, "block", process_file)
     local_executor.submit(item)
-    _wait_until((project.marks / "blocker.pid").exists, what="the blocking task to start")
+    wait_until((project.marks / "blocker.pid").exists, what="the blocking task to start")
     task_pid = int((project.marks / "blocker.pid").read_text())
     local_executor.kill(item.key, "marked failed by a user")
     event = wait_event(local_executor, item.key)
@@ -191,7 +183,7 @@ def test_shutdown_kills_what_outlives_the_grace_period(
     executor = make_executor("local")
     item = queue_try(project.engine, run, "block", process_file)
     executor.submit(item)
-    _wait_until((project.marks / "blocker.pid").exists, what="the blocking task to start")
+    wait_until((project.marks / "blocker.pid").exists, what="the blocking task to start")
     left = executor.shutdown(0.2)
     assert left == [(item.key, item.try_number)]
     assert ti_row(project.engine, item.key).state.value == "up_for_retry"  # killed by shutdown: retryable
@@ -220,10 +212,10 @@ def test_a_running_try_is_heartbeaten(
     executor = make_executor("local", heartbeat_s=0.05)
     item = queue_try(project.engine, run, "block", process_file)
     executor.submit(item)
-    _wait_until((project.marks / "blocker.pid").exists, what="the blocking task to start")
+    wait_until((project.marks / "blocker.pid").exists, what="the blocking task to start")
     first = ti_row(project.engine, item.key).last_heartbeat
     assert first is not None
-    _wait_until(lambda: ti_row(project.engine, item.key).last_heartbeat > first, what="a heartbeat")
+    wait_until(lambda: ti_row(project.engine, item.key).last_heartbeat > first, what="a heartbeat")
     assert [e for e in executor.events(0) if e.key == item.key] == []
     executor.kill(item.key, "test over")
     assert wait_event(executor, item.key).state == "failed"

@@ -6,8 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
@@ -61,16 +59,6 @@ def run(root: Path, db_url: str, *args: str, timeout: float = 120) -> subprocess
         [sys.executable, "-m", "dagrunner", *args],
         cwd=root, env=env_for(root, db_url), capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll a condition on real processes (bounded): these tests watch other processes, not a clock."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def scheduler_started(db_url: str) -> bool:

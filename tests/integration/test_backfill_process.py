@@ -1,22 +1,23 @@
-"""`dagrunner backfill` as a real process: Ctrl-C and resume; beside a running scheduler; a sampled limit."""
+"""`dagrunner backfill` as a real process: Ctrl-C and resume; beside a running scheduler; max_active_runs held."""
 
 from __future__ import annotations
 
 import json
 import signal
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from dagrunner.errors import PersistenceError
 from dagrunner.persistence.engine import make_engine, session_scope
-from dagrunner.persistence.models import DagRun, SchedulerJob, TaskInstance
+from dagrunner.persistence.models import AuditLog, DagRun, SchedulerJob, TaskInstance
+from dagrunner.states import DagRunState
 
-from .procs import finish, project, run, scheduler_started, start, wait_for
+from .procs import finish, project, run, scheduler_started, start
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +69,7 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path: Path, db_url: str) -> No
     _dag(root)
     args = ("backfill", "slowish", "-s", "2026-01-01", "-e", "2026-01-06", "--max-active-runs", "2")
     proc = start(root, db_url, *args)
-    wait_for(lambda: sum(1 for r in _ledger(root) if r[0] == "end") >= 2, 90, "a few tasks to finish")
+    wait_until(lambda: sum(1 for r in _ledger(root) if r[0] == "end") >= 2, timeout=90, what="a few tasks to finish")
     proc.send_signal(signal.SIGINT)
     out = finish(proc, 90)
     assert proc.returncode == 130, out
@@ -92,11 +93,11 @@ def test_backfill_beside_a_running_scheduler_never_runs_a_task_twice(tmp_path: P
     _dag(root, start="2026, 11, 20", catchup=True, seconds=0.05)  # the daemon creates 11-20 onwards itself
     daemon = start(root, db_url, "scheduler")
     try:
-        wait_for(lambda: scheduler_started(db_url), 60, "the scheduler to start")
+        wait_until(lambda: scheduler_started(db_url), timeout=60, what="the scheduler to start")
         result = run(root, db_url, "backfill", "slowish", "-s", "2026-11-20", "-e", "2026-11-29", "--json",
                      timeout=180)  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
-        wait_for(lambda: _count_runs(db_url).get("success", 0) >= 10, 120, "every date to finish")
+        wait_until(lambda: _count_runs(db_url).get("success", 0) >= 10, timeout=120, what="every date to finish")
     finally:
         daemon.send_signal(signal.SIGTERM)
         finish(daemon, 60)
@@ -121,16 +122,41 @@ def test_backfill_beside_a_running_scheduler_never_runs_a_task_twice(tmp_path: P
             assert (owner or "").startswith("backfill:") == (by_job[run_id].value == "backfill"), (run_id, owner)
 
 
-def test_max_active_runs_sampled_while_a_backfill_runs(tmp_path: Path, db_url: str) -> None:
+def _most_runs_running_at_once(db_url: str) -> tuple[int, int]:
+    """(runs ever started, the most running at one time), replayed from the audit log's run changes.
+
+    Entering `running` is +1 and leaving it -1. At one timestamp the exits count first: the scheduler stamps
+    a tick's changes with the tick's time, and a run that finishes as another starts in the same tick freed
+    its slot first. Unlike sampling the table, this sees every instant, however short.
+    """
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine, readonly=True) as s:
+            rows = s.execute(
+                select(AuditLog.ts, AuditLog.id, AuditLog.old_state, AuditLog.new_state).where(
+                    AuditLog.event.in_(("run.created", "run.state"))
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    running = DagRunState.RUNNING.value
+    steps = sorted(
+        (ts, 1 if new == running else -1, pk) for ts, pk, old, new in rows if (old == running) != (new == running)
+    )
+    level = peak = 0
+    for _, delta, _ in steps:
+        level += delta
+        peak = max(peak, level)
+    return sum(1 for _, delta, _ in steps if delta == 1), peak
+
+
+def test_max_active_runs_holds_while_a_backfill_runs(tmp_path: Path, db_url: str) -> None:
     root = project(tmp_path, examples=False)
     _dag(root, seconds=0.2)
     proc = start(root, db_url, "backfill", "slowish", "-s", "2026-01-01", "-e", "2026-01-08", "--max-active-runs", "2",
                  "--json")  # fmt: skip
-    samples = []
-    deadline = time.monotonic() + 180
-    while proc.poll() is None and time.monotonic() < deadline:
-        samples.append(_count_runs(db_url).get("running", 0))
-        time.sleep(0.02)
-    out = finish(proc, 30)
+    out = finish(proc, 180)
     assert proc.returncode == 0, out
-    assert len(samples) > 10 and max(samples) == 2, samples
+    assert _count_runs(db_url) == {DagRunState.SUCCESS: 8}, out
+    started, peak = _most_runs_running_at_once(db_url)
+    assert started == 8 and peak == 2, (started, peak)

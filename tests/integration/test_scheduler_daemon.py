@@ -6,8 +6,9 @@ import signal
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
-from .procs import db_states, finish, project, run, scheduler_started, start, wait_for
+from .procs import db_states, finish, project, run, scheduler_started, start
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +103,9 @@ def test_kill_9_mid_run_then_restart_completes_without_running_a_try_twice(tmp_p
     assert run(root, db_url, "dags", "trigger", "slow", "--run-id", "kill9").returncode == 0
     first = start(root, db_url, "scheduler")
     try:
-        wait_for(lambda: any(r[:2] == ("start", "first") for r in _ledger(root)), 60, "the first task to start")
+        wait_until(
+            lambda: any(r[:2] == ("start", "first") for r in _ledger(root)), timeout=60, what="the first task to start"
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
@@ -123,7 +126,9 @@ def test_sigterm_lets_the_running_try_finish_and_records_a_clean_stop(tmp_path: 
     (root / "dags" / "slow.py").write_text(SLOW)
     assert run(root, db_url, "dags", "trigger", "slow", "--run-id", "term").returncode == 0
     proc = start(root, db_url, "scheduler", "--grace", "20")
-    wait_for(lambda: any(r[:2] == ("start", "first") for r in _ledger(root)), 60, "the first task to start")
+    wait_until(
+        lambda: any(r[:2] == ("start", "first") for r in _ledger(root)), timeout=60, what="the first task to start"
+    )
     proc.send_signal(signal.SIGTERM)
     out = finish(proc, 60)
     assert proc.returncode == 0, out
@@ -138,7 +143,7 @@ def test_scheduler_picks_up_a_new_dag_file_while_running(tmp_path: Path, db_url:
     root = project(tmp_path, examples=False)
     proc = start(root, db_url, "scheduler", "--num-runs", "1")
     try:
-        wait_for(lambda: scheduler_started(db_url), 60, "the scheduler to start")
+        wait_until(lambda: scheduler_started(db_url), timeout=60, what="the scheduler to start")
         (root / "dags" / "late.py").write_text(
             FLAKY.replace('"flaky"', '"late"').replace("flaky.ledger", "late.ledger")
         )

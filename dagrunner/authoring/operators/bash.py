@@ -67,7 +67,7 @@ class BashOperator(BaseOperator):
         self.output_encoding = output_encoding
         self._process: subprocess.Popen[bytes] | None = None
 
-    def execute(self, context: Mapping[str, Any]) -> str:
+    def execute(self, context: Mapping[str, Any]) -> str:  # noqa: ARG002 - the command was rendered from it already
         return self.run_command(self.bash_command)
 
     def run_command(self, command: str) -> str:

@@ -11,5 +11,5 @@ from dagrunner.authoring.baseoperator import BaseOperator
 class EmptyOperator(BaseOperator):
     """Succeeds at once; useful to fan in/out or to mark a stage in the graph."""
 
-    def execute(self, context: Mapping[str, Any]) -> None:
+    def execute(self, context: Mapping[str, Any]) -> None:  # noqa: ARG002 - the operator interface; nothing to use
         return None

@@ -20,7 +20,7 @@ class FileSensor(BaseSensorOperator):
         self.filepath = self._arg_check.string("filepath", filepath, what="a non-empty path or glob pattern")
         self.recursive = self._arg_check.boolean("recursive", recursive)
 
-    def poke(self, context: Mapping[str, Any]) -> bool:
+    def poke(self, context: Mapping[str, Any]) -> bool:  # noqa: ARG002 - the sensor interface; the path is a field
         for path in glob.glob(self.filepath, recursive=self.recursive):
             if os.path.isfile(path):
                 return True
