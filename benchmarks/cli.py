@@ -103,7 +103,7 @@ def run_workload(workload: Workload, db: str, sizes: Sizes, repeat: int) -> Work
     return result
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 

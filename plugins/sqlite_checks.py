@@ -26,7 +26,7 @@ class SqliteRowCountCheckOperator(BaseOperator):
         self.sql = sql
         self.min_rows = min_rows
 
-    def execute(self, context: dict[str, Any]) -> int:
+    def execute(self, context: dict[str, Any]) -> int:  # noqa: ARG002 - the operator interface (Airflow's)
         with sqlite3.connect(self.database) as conn:
             (count,) = conn.execute(self.sql).fetchone()
         print(f"{self.sql!r} -> {count} (need at least {self.min_rows})")

@@ -99,7 +99,7 @@ class TaskInstanceView:
         max_tries: int,
         xcoms: XComSource,
         *,
-        is_mapped: Callable[[str], bool] = lambda task_id: False,
+        is_mapped: Callable[[str], bool] = lambda _task_id: False,
         task: RunnableTask | None = None,
     ) -> None:
         self.dag_id = key.dag_id

@@ -98,7 +98,7 @@ class DagCache:
             with output_discarded(), alarm(timeout, lambda: DagImportTimeout(_timeout_message(timeout))):
                 _exec_module(path)
         except BaseException as exc:  # noqa: BLE001 - whatever the file raises (SystemExit too) fails the try
-            failure = describe_failure(exc, path, self.import_timeout_s)
+            failure = describe_failure(exc, path)
             line = f" at line {failure.line}" if failure.line else ""
             raise ExecutionError(f"importing DAG file {path} failed{line}: {failure.message}") from exc
         finally:

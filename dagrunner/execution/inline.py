@@ -76,7 +76,7 @@ class InlineExecutor(Executor):
     def kill(self, key: TaskKey, reason: str) -> None:
         """Nothing runs outside `submit`, so there is nothing to kill."""
 
-    def shutdown(self, grace_s: float) -> list[tuple[TaskKey, int]]:
+    def shutdown(self, grace_s: float) -> list[tuple[TaskKey, int]]:  # noqa: ARG002 - the Executor interface
         return []
 
     # --- one try -------------------------------------------------------------------------------------

@@ -260,7 +260,7 @@ def alarm(seconds: float | None, make_error: Callable[[], BaseException]) -> Ite
         yield
         return
 
-    def on_alarm(signum: int, frame: Any) -> None:
+    def on_alarm(_signum: int, _frame: Any) -> None:
         raise make_error()
 
     previous = signal.signal(signal.SIGALRM, on_alarm)

@@ -235,7 +235,7 @@ def _import_and_serialize(path: str, timeout_s: float) -> list[dict[str, Any]]:
     return serialized
 
 
-def describe_failure(exc: BaseException, path: str, timeout_s: float = 0.0) -> ImportFailure:
+def describe_failure(exc: BaseException, path: str) -> ImportFailure:
     """Turn what a DAG file raised into a one-line message with the line in that file where it happened."""
     if isinstance(exc, SyntaxError) and exc.filename and Path(exc.filename).resolve() == Path(path).resolve():
         text = (exc.text or "").strip()

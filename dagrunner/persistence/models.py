@@ -348,7 +348,7 @@ TABLE_NAMES: frozenset[str] = frozenset(Base.metadata.tables)
 # --- guards: the rules above that the schema alone cannot enforce ----------------------------------------
 
 
-def _refuse_direct_state_change(target: Any, value: Any, oldvalue: Any, initiator: Any) -> Any:
+def _refuse_direct_state_change(target: Any, value: Any, oldvalue: Any, _initiator: Any) -> Any:
     # A new, never-flushed row may be built in its initial state (`audit.record_created` audits it); once it
     # exists in the database its state moves only through `audit.transition()`, which works on table rows
     # and writes the audit row. Setting the value it already has is no change (Session.merge does that).
@@ -360,7 +360,7 @@ def _refuse_direct_state_change(target: Any, value: Any, oldvalue: Any, initiato
     return value
 
 
-def _refuse_audit_change(mapper: Any, connection: Any, target: AuditLog) -> None:
+def _refuse_audit_change(_mapper: Any, _connection: Any, target: AuditLog) -> None:
     raise PersistenceError(f"audit_log row {target.id} was changed or deleted; the audit log is append-only")
 
 

@@ -51,7 +51,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         plain = datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, UTC)
         return plain.replace(tzinfo=None) if dialect.name == "sqlite" else plain
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, _dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -76,12 +76,12 @@ class StrEnumType(TypeDecorator[E], Generic[E]):
         super().__init__(length)
         self.enum_cls = enum_cls
 
-    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+    def process_bind_param(self, value: E | str | None, _dialect: Dialect) -> str | None:
         if value is None:
             return None
         return self.enum_cls(value).value
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+    def process_result_value(self, value: str | None, _dialect: Dialect) -> E | None:
         if value is None:
             return None
         member = self.enum_cls._value2member_map_.get(value)  # the enum call per row showed up in profiles

@@ -61,7 +61,7 @@ class FixedDagSource:
     def dags(self) -> Mapping[str, SerializedDag]:
         return self._dags
 
-    def refresh(self, now: datetime) -> bool:
+    def refresh(self, now: datetime) -> bool:  # noqa: ARG002 - the DagSource interface: a fixed set never changes
         return False
 
     def close(self) -> None:

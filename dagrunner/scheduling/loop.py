@@ -75,7 +75,7 @@ class StopOnSignals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.scheduler.stopping:
             raise KeyboardInterrupt  # a second signal: stop waiting for the grace period

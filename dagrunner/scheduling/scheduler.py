@@ -124,7 +124,7 @@ class Scheduler:
         self.zombie_threshold_s = zombie_threshold_s
         self.heartbeat_s = heartbeat_s
         self.options = options or SchedulerOptions()
-        self.on_event = on_event or (lambda event: None)
+        self.on_event = on_event or (lambda _event: None)
         self.job_id: int | None = None
         self.finished_runs = FinishedRuns()
         self.bookkeeping = Bookkeeping(full_scan_s=self.options.full_scan_s, full_scan_runs=self.options.full_scan_runs)
