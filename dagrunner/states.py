@@ -66,16 +66,22 @@ class BackfillState(StrEnum):
     CANCELLED = "cancelled"
 
 
-TI = TaskInstanceState
-
 #: States a task instance never leaves on its own (only a clear or a mark moves it).
-FINISHED: frozenset[TaskInstanceState] = frozenset({TI.SUCCESS, TI.FAILED, TI.SKIPPED, TI.UPSTREAM_FAILED, TI.REMOVED})
+FINISHED: frozenset[TaskInstanceState] = frozenset(
+    {
+        TaskInstanceState.SUCCESS,
+        TaskInstanceState.FAILED,
+        TaskInstanceState.SKIPPED,
+        TaskInstanceState.UPSTREAM_FAILED,
+        TaskInstanceState.REMOVED,
+    }
+)
 #: States that still need the scheduler's attention.
 UNFINISHED: frozenset[TaskInstanceState] = frozenset(set(TaskInstanceState) - FINISHED)
 #: States in which a try holds (or is about to hold) an executor slot.
-OCCUPYING_SLOT: frozenset[TaskInstanceState] = frozenset({TI.QUEUED, TI.RUNNING})
+OCCUPYING_SLOT: frozenset[TaskInstanceState] = frozenset({TaskInstanceState.QUEUED, TaskInstanceState.RUNNING})
 #: Finished states that count as "it went wrong" for a run's outcome.
-FAILED_STATES: frozenset[TaskInstanceState] = frozenset({TI.FAILED, TI.UPSTREAM_FAILED})
+FAILED_STATES: frozenset[TaskInstanceState] = frozenset({TaskInstanceState.FAILED, TaskInstanceState.UPSTREAM_FAILED})
 
 RUN_FINISHED: frozenset[DagRunState] = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
 RUN_ACTIVE: frozenset[DagRunState] = frozenset({DagRunState.QUEUED, DagRunState.RUNNING})
@@ -85,32 +91,92 @@ _ANY_TI = frozenset(TaskInstanceState)
 #: old state -> states it may move to. Clearing (-> none) and marking (-> success/failed) are allowed
 #: from every finished state so that `tasks clear` and manual marks go through the same gate.
 TASK_TRANSITIONS: dict[TaskInstanceState, frozenset[TaskInstanceState]] = {
-    TI.NONE: frozenset({TI.SCHEDULED, TI.QUEUED, TI.UPSTREAM_FAILED, TI.SKIPPED, TI.REMOVED, TI.SUCCESS, TI.FAILED}),
-    TI.SCHEDULED: frozenset({TI.QUEUED, TI.NONE, TI.UPSTREAM_FAILED, TI.SKIPPED, TI.REMOVED, TI.SUCCESS, TI.FAILED}),
-    TI.QUEUED: frozenset(
-        {TI.RUNNING, TI.SCHEDULED, TI.NONE, TI.FAILED, TI.UP_FOR_RETRY, TI.SUCCESS, TI.SKIPPED, TI.REMOVED}
-    ),
-    TI.RUNNING: frozenset(
+    TaskInstanceState.NONE: frozenset(
         {
-            TI.SUCCESS,
-            TI.FAILED,
-            TI.UP_FOR_RETRY,
-            TI.UP_FOR_RESCHEDULE,
-            TI.SKIPPED,
-            TI.RESTARTING,
-            TI.DEFERRED,
-            TI.REMOVED,
+            TaskInstanceState.SCHEDULED,
+            TaskInstanceState.QUEUED,
+            TaskInstanceState.UPSTREAM_FAILED,
+            TaskInstanceState.SKIPPED,
+            TaskInstanceState.REMOVED,
+            TaskInstanceState.SUCCESS,
+            TaskInstanceState.FAILED,
         }
     ),
-    TI.UP_FOR_RETRY: frozenset({TI.SCHEDULED, TI.QUEUED, TI.NONE, TI.FAILED, TI.SUCCESS, TI.REMOVED}),
-    TI.UP_FOR_RESCHEDULE: frozenset({TI.SCHEDULED, TI.QUEUED, TI.NONE, TI.FAILED, TI.SUCCESS, TI.REMOVED}),
-    TI.DEFERRED: frozenset({TI.SCHEDULED, TI.QUEUED, TI.NONE, TI.FAILED, TI.SUCCESS, TI.REMOVED}),
-    TI.RESTARTING: frozenset({TI.NONE, TI.UP_FOR_RETRY, TI.FAILED}),
-    TI.SUCCESS: frozenset({TI.NONE, TI.FAILED}),
-    TI.FAILED: frozenset({TI.NONE, TI.SUCCESS}),
-    TI.SKIPPED: frozenset({TI.NONE, TI.SUCCESS, TI.FAILED}),
-    TI.UPSTREAM_FAILED: frozenset({TI.NONE, TI.SUCCESS, TI.FAILED}),
-    TI.REMOVED: frozenset({TI.NONE}),
+    TaskInstanceState.SCHEDULED: frozenset(
+        {
+            TaskInstanceState.QUEUED,
+            TaskInstanceState.NONE,
+            TaskInstanceState.UPSTREAM_FAILED,
+            TaskInstanceState.SKIPPED,
+            TaskInstanceState.REMOVED,
+            TaskInstanceState.SUCCESS,
+            TaskInstanceState.FAILED,
+        }
+    ),
+    TaskInstanceState.QUEUED: frozenset(
+        {
+            TaskInstanceState.RUNNING,
+            TaskInstanceState.SCHEDULED,
+            TaskInstanceState.NONE,
+            TaskInstanceState.FAILED,
+            TaskInstanceState.UP_FOR_RETRY,
+            TaskInstanceState.SUCCESS,
+            TaskInstanceState.SKIPPED,
+            TaskInstanceState.REMOVED,
+        }
+    ),
+    TaskInstanceState.RUNNING: frozenset(
+        {
+            TaskInstanceState.SUCCESS,
+            TaskInstanceState.FAILED,
+            TaskInstanceState.UP_FOR_RETRY,
+            TaskInstanceState.UP_FOR_RESCHEDULE,
+            TaskInstanceState.SKIPPED,
+            TaskInstanceState.RESTARTING,
+            TaskInstanceState.DEFERRED,
+            TaskInstanceState.REMOVED,
+        }
+    ),
+    TaskInstanceState.UP_FOR_RETRY: frozenset(
+        {
+            TaskInstanceState.SCHEDULED,
+            TaskInstanceState.QUEUED,
+            TaskInstanceState.NONE,
+            TaskInstanceState.FAILED,
+            TaskInstanceState.SUCCESS,
+            TaskInstanceState.REMOVED,
+        }
+    ),
+    TaskInstanceState.UP_FOR_RESCHEDULE: frozenset(
+        {
+            TaskInstanceState.SCHEDULED,
+            TaskInstanceState.QUEUED,
+            TaskInstanceState.NONE,
+            TaskInstanceState.FAILED,
+            TaskInstanceState.SUCCESS,
+            TaskInstanceState.REMOVED,
+        }
+    ),
+    TaskInstanceState.DEFERRED: frozenset(
+        {
+            TaskInstanceState.SCHEDULED,
+            TaskInstanceState.QUEUED,
+            TaskInstanceState.NONE,
+            TaskInstanceState.FAILED,
+            TaskInstanceState.SUCCESS,
+            TaskInstanceState.REMOVED,
+        }
+    ),
+    TaskInstanceState.RESTARTING: frozenset(
+        {TaskInstanceState.NONE, TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.FAILED}
+    ),
+    TaskInstanceState.SUCCESS: frozenset({TaskInstanceState.NONE, TaskInstanceState.FAILED}),
+    TaskInstanceState.FAILED: frozenset({TaskInstanceState.NONE, TaskInstanceState.SUCCESS}),
+    TaskInstanceState.SKIPPED: frozenset({TaskInstanceState.NONE, TaskInstanceState.SUCCESS, TaskInstanceState.FAILED}),
+    TaskInstanceState.UPSTREAM_FAILED: frozenset(
+        {TaskInstanceState.NONE, TaskInstanceState.SUCCESS, TaskInstanceState.FAILED}
+    ),
+    TaskInstanceState.REMOVED: frozenset({TaskInstanceState.NONE}),
 }
 
 RUN_TRANSITIONS: dict[DagRunState, frozenset[DagRunState]] = {

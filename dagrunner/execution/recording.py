@@ -50,13 +50,12 @@ from dagrunner.states import DagRunState, TaskInstanceState, TryState
 if TYPE_CHECKING:
     from dagrunner.execution.runner import TryOutcome
 
-TI = TaskInstanceState
 log = logging.getLogger(__name__)
 
 #: A Session or a bare Connection: the helpers below that issue only Core statements take either.
 Executable = Session | Connection
 
-_SKIPPABLE = (TI.NONE.value, TI.SCHEDULED.value)
+_SKIPPABLE = (TaskInstanceState.NONE.value, TaskInstanceState.SCHEDULED.value)
 
 
 # Statements of the hot path, built once: building a statement costs more than running it on SQLite.
@@ -81,7 +80,7 @@ _HEARTBEAT = (
         _TI_T.c.task_id == bindparam("b_task_id"),
         _TI_T.c.map_index == bindparam("b_map_index"),
         _TI_T.c.try_number == bindparam("b_try"),
-        _TI_T.c.state == TI.RUNNING,
+        _TI_T.c.state == TaskInstanceState.RUNNING,
     )
     .values(last_heartbeat=bindparam("b_now"))
 )
@@ -129,14 +128,14 @@ def start_try(
     when the item names a job (`describe_refusal` then says why). `pid` is the process that supervises
     the try and heartbeats it.
     """
-    ref = _ref(item, TI.QUEUED)
+    ref = _ref(item, TaskInstanceState.QUEUED)
     fence: dict[str, Any] = {"try_number": item.try_number}
     if item.queued_by_job_id is not None:
         fence["queued_by_job_id"] = item.queued_by_job_id
     reason = f"try {item.try_number} started on {hostname} (pid {pid})"
     values = {"hostname": hostname, "pid": pid, "last_heartbeat": now}
     moved = transition(
-        db, TASK, [ref], Change(TI.RUNNING, now, actor, reason, values=values), fence=fence,
+        db, TASK, [ref], Change(TaskInstanceState.RUNNING, now, actor, reason, values=values), fence=fence,
         returning=("max_tries", "queued_at"),
     )  # fmt: skip
     if not moved:
@@ -148,7 +147,7 @@ def start_try(
 
 def start_refusal(ti: Current | None, item: WorkItem) -> str | None:
     """Why `item` may not start (None: it may): the words a fenced-out worker logs and reports."""
-    reason = _fence(ti, item.key, item.try_number, (TI.QUEUED,))
+    reason = _fence(ti, item.key, item.try_number, (TaskInstanceState.QUEUED,))
     if reason is None and item.queued_by_job_id is not None:
         assert ti is not None
         if ti.queued_by_job_id != item.queued_by_job_id:
@@ -184,26 +183,26 @@ def finish_try(
     returned (`removed` when it no longer exists).
     """
     key = item.key
-    state = TI(outcome.state)
+    state = TaskInstanceState(outcome.state)
     values: dict[str, Any] = {}
     detail: dict[str, Any] | None = None
-    if state not in (TI.SUCCESS, TI.SKIPPED):
+    if state not in (TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED):
         current = _current(db, key)
         max_tries = current.max_tries if current is not None else 0
         state = final_state(outcome.state, outcome.fail_fast, item.try_number, max_tries, policy)
-        if state == TI.UP_FOR_RETRY:
+        if state == TaskInstanceState.UP_FOR_RETRY:
             values, detail = _retry(policy, key, item.try_number, item.run.logical_date, now)
     reason = _finish_reason(item.try_number, state, outcome.error)
     change = Change(state, now, actor, reason, detail=detail, values=values)
     closing = TryClose(outcome.exit_code, outcome.error)
-    moved = transition(db, TASK, [_ref(item, TI.RUNNING)], change, fence={"try_number": item.try_number},
+    moved = transition(db, TASK, [_ref(item, TaskInstanceState.RUNNING)], change, fence={"try_number": item.try_number},
                        close_try=closing)  # fmt: skip
     if not moved:
         return _fenced_out_finish(db, item, TryState(outcome.state), closing, actor=actor, now=now)
     ti_id = moved[0].row.id
-    xcoms = outcome.xcoms if state in (TI.SUCCESS, TI.SKIPPED) else {}
+    xcoms = outcome.xcoms if state in (TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED) else {}
     _replace_xcoms(db, ti_id, key, item.try_number, xcoms, now)
-    if state == TI.SUCCESS and outcome.skip_task_ids:
+    if state == TaskInstanceState.SUCCESS and outcome.skip_task_ids:
         skip_downstream(db, key, outcome.skip_task_ids, actor=actor, now=now)
     for error in outcome.callback_errors:
         record_callback_error(db, item, error, actor=actor, now=now)
@@ -214,13 +213,13 @@ def _fenced_out_finish(
     db: Executable, item: WorkItem, ended: TryState, closing: TryClose, *, actor: str, now: datetime
 ) -> TaskInstanceState:
     current = _current(db, item.key)
-    refusal = _fence(current, item.key, item.try_number, (TI.RUNNING,)) or "raced"
+    refusal = _fence(current, item.key, item.try_number, (TaskInstanceState.RUNNING,)) or "raced"
     log.warning("not recording the outcome of try %s of %s: %s", item.try_number, item.key.label(), refusal)
     if current is None:
-        return TI.REMOVED
-    close_try_alone(db, current.id, _ref(item, TI(current.state)), ended, closing, actor=actor, when=now,
+        return TaskInstanceState.REMOVED
+    close_try_alone(db, current.id, _ref(item, TaskInstanceState(current.state)), ended, closing, actor=actor, when=now,
                     reason=f"try {item.try_number} ended ({ended}) after its instance moved on: {refusal}")  # fmt: skip
-    return TI(current.state)
+    return TaskInstanceState(current.state)
 
 
 def final_state(
@@ -228,12 +227,12 @@ def final_state(
 ) -> TaskInstanceState:
     """The state a try's outcome leaves its instance in (the retry rule in the module docstring)."""
     if outcome_state == "success":
-        return TI.SUCCESS
+        return TaskInstanceState.SUCCESS
     if outcome_state == "skipped":
-        return TI.SKIPPED
+        return TaskInstanceState.SKIPPED
     if not fail_fast and retry_allowed(try_number, max_tries, policy):
-        return TI.UP_FOR_RETRY
-    return TI.FAILED
+        return TaskInstanceState.UP_FOR_RETRY
+    return TaskInstanceState.FAILED
 
 
 def retry_allowed(try_number: int, max_tries: int, policy: RetryPolicy) -> bool:
@@ -265,7 +264,9 @@ def skip_downstream(db: Executable, key: TaskKey, task_ids: Collection[str], *, 
     targets = [TIRow(*values) for values in db.execute(query)]
     if not targets:
         return 0
-    return len(transition(db, TASK, targets, Change(TI.SKIPPED, now, actor, f"skipped by branch {key.task_id}")))
+    return len(
+        transition(db, TASK, targets, Change(TaskInstanceState.SKIPPED, now, actor, f"skipped by branch {key.task_id}"))
+    )
 
 
 def record_callback_error(db: Executable, item: WorkItem, error: str, *, actor: str, now: datetime) -> None:
@@ -303,19 +304,25 @@ def fail_lost_try(
     Fenced on `queued`/`running` at `try_number`; returns the new state, or None when fenced out.
     """
     current = _current(db, key)
-    refusal = _fence(current, key, try_number, (TI.QUEUED, TI.RUNNING))
+    refusal = _fence(current, key, try_number, (TaskInstanceState.QUEUED, TaskInstanceState.RUNNING))
     if refusal is not None:
         log.info("not recording try %s of %s as lost: %s", try_number, key.label(), refusal)
         return None
     assert current is not None
-    state = TI.UP_FOR_RETRY if retry_allowed(try_number, current.max_tries, policy) else TI.FAILED
+    state = (
+        TaskInstanceState.UP_FOR_RETRY
+        if retry_allowed(try_number, current.max_tries, policy)
+        else TaskInstanceState.FAILED
+    )
     values: dict[str, Any] = {}
     detail: dict[str, Any] = {"lost": True}
-    if state == TI.UP_FOR_RETRY:
+    if state == TaskInstanceState.UP_FOR_RETRY:
         logical_date = db.execute(_LOGICAL_DATE, {"b_dag_id": key.dag_id, "b_run_id": key.run_id}).scalar_one()
         values, retry_detail = _retry(policy, key, try_number, logical_date, now)
         detail.update(retry_detail)
-    ref = TaskRef(key.dag_id, key.run_id, key.task_id, key.map_index, TI(current.state), try_number, None)
+    ref = TaskRef(
+        key.dag_id, key.run_id, key.task_id, key.map_index, TaskInstanceState(current.state), try_number, None
+    )
     change = Change(state, now, actor, reason, detail=detail, values=values)
     moved = transition(db, TASK, [ref], change, fence={"try_number": try_number}, close_try=TryClose(None, reason))
     return state if moved else None
@@ -386,14 +393,14 @@ def _fence(ti: Current | None, key: TaskKey, try_number: int, states: tuple[Task
         return f"{key.label()} no longer exists (its run was deleted?)"
     if ti.try_number != try_number:
         return f"it is at try {ti.try_number} now, not try {try_number} (cleared or re-queued meanwhile)"
-    if TI(ti.state) not in states:
+    if TaskInstanceState(ti.state) not in states:
         expected = " or ".join(str(s) for s in states)
         return f"it is {ti.state}, not {expected} (changed by someone else meanwhile)"
     return None
 
 
 def _finish_reason(try_number: int, state: TaskInstanceState, error: str) -> str:
-    if state in (TI.SUCCESS, TI.SKIPPED) and not error:
+    if state in (TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED) and not error:
         return f"try {try_number} ended: {state}"
     return f"try {try_number} ended: {state}: {error}" if error else f"try {try_number} ended: {state}"
 

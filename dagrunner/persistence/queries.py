@@ -23,8 +23,7 @@ from dagrunner.persistence.models import (
     SchedulerJob,
     TaskInstance,
 )
-from dagrunner.states import OCCUPYING_SLOT, RUN_ACTIVE, DagRunState
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import OCCUPYING_SLOT, RUN_ACTIVE, DagRunState, TaskInstanceState
 
 RunRef = tuple[str, str]  # (dag_id, run_id)
 
@@ -216,7 +215,9 @@ def pool_sizes(session: Session) -> dict[str, int]:
 
 def stale_running_instances(session: Session, heartbeat_before: datetime) -> list[TaskInstance]:
     """Running instances whose last heartbeat is older than `heartbeat_before` (zombie candidates)."""
-    query = select(TaskInstance).where(TaskInstance.state == TI.RUNNING, TaskInstance.last_heartbeat < heartbeat_before)
+    query = select(TaskInstance).where(
+        TaskInstance.state == TaskInstanceState.RUNNING, TaskInstance.last_heartbeat < heartbeat_before
+    )
     return list(session.scalars(query))
 
 
@@ -227,7 +228,11 @@ def running_jobs(session: Session) -> list[SchedulerJob]:
 
 def claimed_instances(session: Session) -> list[TaskInstance]:
     """Every instance queued or running: work some job has taken on."""
-    return list(session.scalars(select(TaskInstance).where(TaskInstance.state.in_((TI.QUEUED, TI.RUNNING)))))
+    return list(
+        session.scalars(
+            select(TaskInstance).where(TaskInstance.state.in_((TaskInstanceState.QUEUED, TaskInstanceState.RUNNING)))
+        )
+    )
 
 
 def previous_run(session: Session, dag_id: str, logical_date: datetime) -> DagRun | None:
@@ -241,11 +246,13 @@ def previous_run(session: Session, dag_id: str, logical_date: datetime) -> DagRu
     return session.scalars(query).first()
 
 
-def instance_states(session: Session, dag_id: str, run_id: str, task_ids: Collection[str]) -> list[tuple[str, TI]]:
+def instance_states(
+    session: Session, dag_id: str, run_id: str, task_ids: Collection[str]
+) -> list[tuple[str, TaskInstanceState]]:
     """(task_id, state) of every instance (each map index) of `task_ids` in one run."""
     rows = session.execute(
         select(TaskInstance.task_id, TaskInstance.state).where(
             TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id.in_(list(task_ids))
         )
     )
-    return [(task_id, TI(state)) for task_id, state in rows]
+    return [(task_id, TaskInstanceState(state)) for task_id, state in rows]

@@ -38,8 +38,7 @@ from dagrunner.persistence.models import (
 from dagrunner.scheduling import jobs
 from dagrunner.scheduling.dagruns import create_run
 from dagrunner.scheduling.operations import select_for_clear
-from dagrunner.states import FAILED_STATES, OCCUPYING_SLOT, RUN_ACTIVE, RUN_FINISHED, DagRunState
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import FAILED_STATES, OCCUPYING_SLOT, RUN_ACTIVE, RUN_FINISHED, DagRunState, TaskInstanceState
 from dagrunner.timetables import DagRunInfo, make_run_id
 
 Reprocess = Literal["none", "failed", "completed"]
@@ -246,7 +245,7 @@ def _resume(session: Session, dag: SerializedDag, run_id: str, actor: str, now: 
         .where(
             TaskInstance.dag_id == dag.dag_id,
             TaskInstance.run_id == run_id,
-            TaskInstance.state.in_(FAILED_STATES | {TI.UP_FOR_RETRY}),
+            TaskInstance.state.in_(FAILED_STATES | {TaskInstanceState.UP_FOR_RETRY}),
             TaskTry.error.startswith(SHUTDOWN_KILL_PREFIX),
         )
     ).all()
@@ -254,7 +253,12 @@ def _resume(session: Session, dag: SerializedDag, run_id: str, actor: str, now: 
         for ti in killed:
             ti.max_tries = ti.try_number + dag.task(ti.task_id).retries
             ti.next_try_at = None
-        transition(session, TASK, killed, Change(TI.NONE, now, actor, "interrupted by a stopped backfill; resumed"))
+        transition(
+            session,
+            TASK,
+            killed,
+            Change(TaskInstanceState.NONE, now, actor, "interrupted by a stopped backfill; resumed"),
+        )
 
 
 def finish_backfill(session: Session, backfill_id: int, *, actor: str, now: datetime, interrupted: bool) -> str:

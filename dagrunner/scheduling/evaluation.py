@@ -15,13 +15,12 @@ from dagrunner.loading.serialization import SerializedDag, TaskSpec
 from dagrunner.persistence.audit import TIRow
 from dagrunner.persistence.models import TaskInstance
 from dagrunner.scheduling.readiness import WAITING, Decision, TaskFacts, evaluate, upstream_counts
-from dagrunner.states import FAILED_STATES, FINISHED, DagRunState
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import FAILED_STATES, FINISHED, DagRunState, TaskInstanceState
 
 
 @dataclass
 class RunPlan:
-    doomed: list[tuple[TIRow, TI, str]] = field(default_factory=list)
+    doomed: list[tuple[TIRow, TaskInstanceState, str]] = field(default_factory=list)
     ready: list[TIRow] = field(default_factory=list)
     to_expand: list[TIRow] = field(default_factory=list)
     outcome: DagRunState | None = None
@@ -34,7 +33,7 @@ def plan_run(
     tis: Sequence[TIRow],
     *,
     now: datetime,
-    past_states: Mapping[str, TI | None] | None = None,
+    past_states: Mapping[str, TaskInstanceState | None] | None = None,
     focus: Collection[str] | None = None,
 ) -> RunPlan:
     """Decide the waiting task instances of one run (see module docstring).
@@ -48,7 +47,7 @@ def plan_run(
     by_task: dict[str, list[TIRow]] = {}
     for ti in tis:
         by_task.setdefault(ti.task_id, []).append(ti)
-    states: dict[str, list[TI]] = {t: [_state(ti.state) for ti in group] for t, group in by_task.items()}
+    states: dict[str, list[TaskInstanceState]] = {t: [_state(ti.state) for ti in group] for t, group in by_task.items()}
     todo = None if focus is None else set(focus)
     for task_id in dag.topological_order:
         if todo is not None and task_id not in todo:
@@ -83,9 +82,9 @@ def plan_run(
 def decide(
     spec: TaskSpec,
     ti: TIRow | TaskInstance,
-    states: Mapping[str, Sequence[TI]],
+    states: Mapping[str, Sequence[TaskInstanceState]],
     now: datetime,
-    past_states: Mapping[str, TI | None] | None = None,
+    past_states: Mapping[str, TaskInstanceState | None] | None = None,
 ) -> Decision:
     facts = TaskFacts(
         state=_state(ti.state),
@@ -98,7 +97,7 @@ def decide(
     return evaluate(facts, now)
 
 
-def run_outcome(dag: SerializedDag, states: Mapping[str, Sequence[TI]]) -> DagRunState | None:
+def run_outcome(dag: SerializedDag, states: Mapping[str, Sequence[TaskInstanceState]]) -> DagRunState | None:
     """Airflow's rule: unfinished while any instance is; then failed if a leaf failed, else success."""
     if any(s not in FINISHED for group in states.values() for s in group):
         return None
@@ -108,7 +107,7 @@ def run_outcome(dag: SerializedDag, states: Mapping[str, Sequence[TI]]) -> DagRu
     return DagRunState.SUCCESS
 
 
-def _state(value: str) -> TI:
-    """The state as a TI; rows loaded for the scheduler already hold one (an enum call per instance per
+def _state(value: str) -> TaskInstanceState:
+    """The state as a TaskInstanceState; rows loaded for the scheduler already hold one (an enum call per instance per
     tick showed up in profiles)."""
-    return value if type(value) is TI else TI(value)
+    return value if type(value) is TaskInstanceState else TaskInstanceState(value)

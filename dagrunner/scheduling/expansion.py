@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from dagrunner.loading.serialization import MappedArgSpec, SerializedDag, TaskSpec
 from dagrunner.persistence.audit import TASK, Change, TIRow, expand_placeholder, record_created, transition
 from dagrunner.persistence.models import DagRun, TaskInstance, XCom
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import TaskInstanceState
 
 
 def expand_mapped(
@@ -28,10 +28,12 @@ def expand_mapped(
         try:
             length, why = mapped_length(session, dag, spec, run)
         except ValueError as exc:
-            transition(session, TASK, [ti], Change(TI.FAILED, now, actor, str(exc)))
+            transition(session, TASK, [ti], Change(TaskInstanceState.FAILED, now, actor, str(exc)))
             continue
         if length == 0:
-            transition(session, TASK, [ti], Change(TI.SKIPPED, now, actor, f"mapped over nothing: {why}"))
+            transition(
+                session, TASK, [ti], Change(TaskInstanceState.SKIPPED, now, actor, f"mapped over nothing: {why}")
+            )
             continue
         if not expand_placeholder(session, ti, length=length, inputs=why, actor=actor, when=now):
             continue  # expanded by another scheduler meanwhile

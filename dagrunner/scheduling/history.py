@@ -7,10 +7,10 @@ from sqlalchemy.orm import Session
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence import queries
 from dagrunner.persistence.models import DagRun
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import TaskInstanceState
 
 
-def past_states_for(session: Session, dag: SerializedDag, run: DagRun) -> dict[str, TI | None] | None:
+def past_states_for(session: Session, dag: SerializedDag, run: DagRun) -> dict[str, TaskInstanceState | None] | None:
     """task_id -> its state in the DAG's previous run (by logical date), for depends_on_past tasks only.
 
     None when no task of the DAG uses depends_on_past (no query at all). A task missing from the
@@ -23,9 +23,9 @@ def past_states_for(session: Session, dag: SerializedDag, run: DagRun) -> dict[s
     if previous is None:
         return {task_id: None for task_id in task_ids}
     rows = queries.instance_states(session, run.dag_id, previous.run_id, task_ids)
-    found: dict[str, TI] = {}
+    found: dict[str, TaskInstanceState] = {}
     for task_id, state in rows:
         # a mapped task passes only when every map index passed: keep the worst state
-        if task_id not in found or state not in (TI.SUCCESS, TI.SKIPPED):
+        if task_id not in found or state not in (TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED):
             found[task_id] = state
-    return {task_id: found.get(task_id, TI.NONE) for task_id in task_ids}
+    return {task_id: found.get(task_id, TaskInstanceState.NONE) for task_id in task_ids}

@@ -18,8 +18,7 @@ from dagrunner.scheduling.dagruns import create_run
 from dagrunner.scheduling.evaluation import decide
 from dagrunner.scheduling.history import past_states_for
 from dagrunner.scheduling.readiness import Check
-from dagrunner.states import FINISHED, OCCUPYING_SLOT, RUN_FINISHED, DagRunState
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import FINISHED, OCCUPYING_SLOT, RUN_FINISHED, DagRunState, TaskInstanceState
 
 
 def trigger_run(
@@ -77,7 +76,11 @@ def select_for_clear(
         query = query.where(DagRun.logical_date <= end)
     tis = list(session.scalars(query.order_by(DagRun.logical_date, TaskInstance.task_id, TaskInstance.map_index)))
     if only_failed:
-        failed_tasks = {(ti.run_id, ti.task_id) for ti in tis if ti.state in (TI.FAILED, TI.UPSTREAM_FAILED)}
+        failed_tasks = {
+            (ti.run_id, ti.task_id)
+            for ti in tis
+            if ti.state in (TaskInstanceState.FAILED, TaskInstanceState.UPSTREAM_FAILED)
+        }
         if downstream:
             failed_tasks |= {(run_id, d) for run_id, task_id in list(failed_tasks) for d in _descendants(dag, task_id)}
         tis = [ti for ti in tis if (ti.run_id, ti.task_id) in failed_tasks]
@@ -93,12 +96,12 @@ def clear(
     with the worker that records it.
     """
     live = [ti for ti in tis if ti.state in OCCUPYING_SLOT]
-    todo = [ti for ti in tis if ti.state not in OCCUPYING_SLOT and ti.state != TI.NONE]
+    todo = [ti for ti in tis if ti.state not in OCCUPYING_SLOT and ti.state != TaskInstanceState.NONE]
     for ti in todo:
         ti.max_tries = ti.try_number + dag.task(ti.task_id).retries  # a full set of retries again
         ti.next_try_at = None
     if todo:
-        transition(session, TASK, todo, Change(TI.NONE, now, actor, "cleared"))
+        transition(session, TASK, todo, Change(TaskInstanceState.NONE, now, actor, "cleared"))
     runs = _runs_of(session, dag.dag_id, {ti.run_id for ti in todo})
     requeued = []
     for run in runs:
@@ -127,14 +130,14 @@ def explain(session: Session, dag: SerializedDag, run: DagRun, ti: TaskInstance,
     tis = session.scalars(
         select(TaskInstance).where(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
     ).all()
-    states: dict[str, list[TI]] = {}
+    states: dict[str, list[TaskInstanceState]] = {}
     for other in tis:
-        states.setdefault(other.task_id, []).append(TI(other.state))
+        states.setdefault(other.task_id, []).append(TaskInstanceState(other.state))
     decision = decide(dag.task(ti.task_id), ti, states, now, past_states_for(session, dag, run))
     checks = [Check("run_state", run.state not in RUN_FINISHED, f"run is {run.state.value}")]
     checks += list(decision.checks)
     if decision.new_state is not None:
         checks.append(Check("outcome", False, f"will become {decision.new_state.value}"))
-    if TI(ti.state) in FINISHED:
+    if TaskInstanceState(ti.state) in FINISHED:
         checks.append(Check("finished", False, f"finished as {ti.state.value}; `dagrunner tasks clear` runs it again"))
     return checks

@@ -12,12 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from dagrunner.scheduling.trigger_rules import UpstreamCounts, evaluate_trigger_rule
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import TaskInstanceState
 
 #: States a task instance waits in until the scheduler queues it.
-WAITING: frozenset[TI] = frozenset({TI.NONE, TI.SCHEDULED, TI.UP_FOR_RETRY, TI.UP_FOR_RESCHEDULE})
+WAITING: frozenset[TaskInstanceState] = frozenset(
+    {
+        TaskInstanceState.NONE,
+        TaskInstanceState.SCHEDULED,
+        TaskInstanceState.UP_FOR_RETRY,
+        TaskInstanceState.UP_FOR_RESCHEDULE,
+    }
+)
 #: States of its own previous instance that let a depends_on_past task run.
-PAST_OK: frozenset[TI] = frozenset({TI.SUCCESS, TI.SKIPPED})
+PAST_OK: frozenset[TaskInstanceState] = frozenset({TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED})
 
 
 @dataclass(frozen=True)
@@ -31,13 +38,13 @@ class Check:
 class TaskFacts:
     """What the dependency rules look at for one task instance."""
 
-    state: TI
+    state: TaskInstanceState
     trigger_rule: str
     upstream: UpstreamCounts
     next_try_at: datetime | None = None
     depends_on_past: bool = False
     #: The state of this task in the DAG's previous run, "none" when that run lacks it, None: no previous run.
-    past_state: TI | None = None
+    past_state: TaskInstanceState | None = None
     run_state: str = "running"
 
 
@@ -46,7 +53,7 @@ class Decision:
     """`new_state` set: the task can never run in this run (upstream_failed / skipped)."""
 
     checks: tuple[Check, ...]
-    new_state: TI | None = None
+    new_state: TaskInstanceState | None = None
 
     @property
     def ready(self) -> bool:
@@ -71,7 +78,10 @@ def _state_check(facts: TaskFacts) -> Check:
 
 
 def _retry_check(facts: TaskFacts, now: datetime) -> Check:
-    if facts.state not in (TI.UP_FOR_RETRY, TI.UP_FOR_RESCHEDULE) or facts.next_try_at is None:
+    if (
+        facts.state not in (TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.UP_FOR_RESCHEDULE)
+        or facts.next_try_at is None
+    ):
         return Check("retry_delay", True, "no retry delay to wait for")
     if facts.next_try_at <= now:
         return Check("retry_delay", True, f"retry delay elapsed at {facts.next_try_at.isoformat()}")
@@ -145,9 +155,9 @@ def _blocker(cand: Candidate, limits: Limits) -> str | None:
     return None
 
 
-def upstream_counts(upstream_ids: Sequence[str], states: Mapping[str, Sequence[TI]]) -> UpstreamCounts:
+def upstream_counts(upstream_ids: Sequence[str], states: Mapping[str, Sequence[TaskInstanceState]]) -> UpstreamCounts:
     """Count the direct upstream instances' states (a mapped upstream counts once per map index)."""
-    listed: list[TI] = []
+    listed: list[TaskInstanceState] = []
     for task_id in upstream_ids:
         listed.extend(states.get(task_id, ()))
     return UpstreamCounts.of(listed)

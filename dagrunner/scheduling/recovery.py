@@ -21,8 +21,7 @@ from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence import queries
 from dagrunner.persistence.audit import TASK, Change, transition
 from dagrunner.scheduling import jobs
-from dagrunner.states import JobState
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import JobState, TaskInstanceState
 
 
 def recover_orphans(
@@ -43,14 +42,14 @@ def recover_orphans(
     live = {job.id for job in running_jobs if job.id not in dead}
     orphans = [ti for ti in queries.claimed_instances(session) if ti.queued_by_job_id not in live]
     counts = {"left_running": 0, "lost": 0, "requeued": 0}
-    requeue = [ti for ti in orphans if ti.state == TI.QUEUED]
+    requeue = [ti for ti in orphans if ti.state == TaskInstanceState.QUEUED]
     if requeue:
         reason = "the scheduler that queued it is gone; it will be queued again"
-        transition(session, TASK, requeue, Change(TI.SCHEDULED, now, actor, reason))
+        transition(session, TASK, requeue, Change(TaskInstanceState.SCHEDULED, now, actor, reason))
         counts["requeued"] = len(requeue)
     lost = []
     for ti in orphans:
-        if ti.state != TI.RUNNING:
+        if ti.state != TaskInstanceState.RUNNING:
             continue
         if ti.hostname == jobs.HOSTNAME and jobs.pid_alive(ti.pid):
             counts["left_running"] += 1  # still alive: its worker will record the outcome

@@ -44,8 +44,7 @@ from dagrunner.scheduling.focus import RunRef
 from dagrunner.scheduling.history import past_states_for
 from dagrunner.scheduling.readiness import Candidate, Limits, allocate
 from dagrunner.scheduling.recovery import fail_lost_tries, recover_orphans
-from dagrunner.states import DagRunState
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import DagRunState, TaskInstanceState
 
 __all__ = ["ReadyTry", "RunRef", "Scheduler", "SchedulerEvent", "SchedulerOptions", "TickReport"]
 
@@ -306,7 +305,7 @@ class Scheduler:
             self._finish_run(session, run, plan.outcome, now, report)
 
     def _apply_doomed(self, session: Session, plan: RunPlan, now: datetime) -> int:
-        groups: dict[tuple[TI, str], list[TIRow]] = {}
+        groups: dict[tuple[TaskInstanceState, str], list[TIRow]] = {}
         for ti, state, reason in plan.doomed:
             groups.setdefault((state, reason), []).append(ti)
         for (state, reason), tis in groups.items():
@@ -339,11 +338,13 @@ class Scheduler:
             return []
         chosen = self._choose(session, dags, entries)
         chosen_ids = {e.ti.id for e in chosen}
-        self._mark_waiting(session, [e.ti for e in entries if e.ti.id not in chosen_ids and e.ti.state == TI.NONE], now)
+        self._mark_waiting(
+            session, [e.ti for e in entries if e.ti.id not in chosen_ids and e.ti.state == TaskInstanceState.NONE], now
+        )
         if not chosen:
             return []
         self.bookkeeping.take_ready(chosen)
-        change = Change(TI.QUEUED, now, self.actor, "dependencies met and a slot was free")
+        change = Change(TaskInstanceState.QUEUED, now, self.actor, "dependencies met and a slot was free")
         moved = transition(session, TASK, [e.ti for e in chosen], change, queue_job=self.job_id or 0)
         queued = {ti.id for ti, _ in moved}
         items = []
@@ -352,7 +353,11 @@ class Scheduler:
                 self.bookkeeping.decide_again([entry.ref])
                 continue
             ti = entry.ti
-            self.on_event(SchedulerEvent("task.state", ti.dag_id, ti.run_id, TI.QUEUED.value, ti.task_id, ti.map_index))
+            self.on_event(
+                SchedulerEvent(
+                    "task.state", ti.dag_id, ti.run_id, TaskInstanceState.QUEUED.value, ti.task_id, ti.map_index
+                )
+            )
             items.append(_work_item(entry.facts, dags[ti.dag_id], ti))
         report.queued += len(items)
         return items
@@ -373,7 +378,7 @@ class Scheduler:
         """Ready instances left without a slot show as `scheduled` (once: later ticks find them so)."""
         if tis:
             reason = "dependencies met; waiting for a free slot"
-            transition(session, TASK, tis, Change(TI.SCHEDULED, now, self.actor, reason))
+            transition(session, TASK, tis, Change(TaskInstanceState.SCHEDULED, now, self.actor, reason))
 
     def _limits(self, session: Session, dags: Mapping[str, SerializedDag], dag_ids: set[str]) -> Limits:
         per_dag, per_pool = queries.slots_in_use(session)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import TaskInstanceState
 
 
 @dataclass(frozen=True)
@@ -33,15 +33,15 @@ class UpstreamCounts:
         return self.done >= self.total
 
     @classmethod
-    def of(cls, states: Iterable[TI | str]) -> UpstreamCounts:
-        listed = [TI(s) for s in states]
+    def of(cls, states: Iterable[TaskInstanceState | str]) -> UpstreamCounts:
+        listed = [TaskInstanceState(s) for s in states]
         return cls(
             total=len(listed),
-            success=listed.count(TI.SUCCESS),
-            skipped=listed.count(TI.SKIPPED),
-            failed=listed.count(TI.FAILED),
-            upstream_failed=listed.count(TI.UPSTREAM_FAILED),
-            removed=listed.count(TI.REMOVED),
+            success=listed.count(TaskInstanceState.SUCCESS),
+            skipped=listed.count(TaskInstanceState.SKIPPED),
+            failed=listed.count(TaskInstanceState.FAILED),
+            upstream_failed=listed.count(TaskInstanceState.UPSTREAM_FAILED),
+            removed=listed.count(TaskInstanceState.REMOVED),
         )
 
     def describe(self) -> str:
@@ -65,7 +65,7 @@ class UpstreamCounts:
 class RuleOutcome:
     passed: bool
     reason: str
-    new_state: TI | None = None  # set when the task can never run: upstream_failed or skipped
+    new_state: TaskInstanceState | None = None  # set when the task can never run: upstream_failed or skipped
 
 
 def evaluate_trigger_rule(rule: str, up: UpstreamCounts) -> RuleOutcome:
@@ -82,48 +82,48 @@ def evaluate_trigger_rule(rule: str, up: UpstreamCounts) -> RuleOutcome:
     return RuleOutcome(True, f"trigger rule {rule} is met ({up.describe()})")
 
 
-def _doomed(rule: str, up: UpstreamCounts) -> tuple[TI, str] | None:
+def _doomed(rule: str, up: UpstreamCounts) -> tuple[TaskInstanceState, str] | None:
     """The final state when the rule can never pass, decided as early as Airflow decides it."""
     failed_any = up.failed or up.upstream_failed
     match rule:
         case "all_success":
             if failed_any:
-                return TI.UPSTREAM_FAILED, "an upstream task failed"
+                return TaskInstanceState.UPSTREAM_FAILED, "an upstream task failed"
             if up.skipped:
-                return TI.SKIPPED, "an upstream task was skipped"
+                return TaskInstanceState.SKIPPED, "an upstream task was skipped"
         case "all_failed":
             if up.success or up.skipped:
-                return TI.SKIPPED, "an upstream task succeeded or was skipped"
+                return TaskInstanceState.SKIPPED, "an upstream task succeeded or was skipped"
         case "one_success":
             if up.all_done and up.done == up.skipped:
-                return TI.SKIPPED, "every upstream task was skipped"
+                return TaskInstanceState.SKIPPED, "every upstream task was skipped"
             if up.all_done and up.success == 0:
-                return TI.UPSTREAM_FAILED, "every upstream task finished and none succeeded"
+                return TaskInstanceState.UPSTREAM_FAILED, "every upstream task finished and none succeeded"
         case "one_failed":
             if up.all_done and not failed_any:
-                return TI.SKIPPED, "every upstream task finished and none failed"
+                return TaskInstanceState.SKIPPED, "every upstream task finished and none failed"
         case "one_done":
             if up.all_done and not (up.failed or up.success):
-                return TI.SKIPPED, "every upstream task finished and none succeeded or failed"
+                return TaskInstanceState.SKIPPED, "every upstream task finished and none succeeded or failed"
         case "none_failed":
             if failed_any:
-                return TI.UPSTREAM_FAILED, "an upstream task failed"
+                return TaskInstanceState.UPSTREAM_FAILED, "an upstream task failed"
         case "none_failed_min_one_success":
             if failed_any:
-                return TI.UPSTREAM_FAILED, "an upstream task failed"
+                return TaskInstanceState.UPSTREAM_FAILED, "an upstream task failed"
             if up.skipped == up.total:
-                return TI.SKIPPED, "every upstream task was skipped"
+                return TaskInstanceState.SKIPPED, "every upstream task was skipped"
         case "none_skipped":
             if up.skipped:
-                return TI.SKIPPED, "an upstream task was skipped"
+                return TaskInstanceState.SKIPPED, "an upstream task was skipped"
         case "all_skipped":
             if up.success or failed_any:
-                return TI.SKIPPED, "an upstream task did not skip"
+                return TaskInstanceState.SKIPPED, "an upstream task did not skip"
         case "all_done_min_one_success":
             if up.skipped:
-                return TI.SKIPPED, "an upstream task was skipped"
+                return TaskInstanceState.SKIPPED, "an upstream task was skipped"
             if up.all_done and up.success == 0:
-                return TI.UPSTREAM_FAILED, "every upstream task finished and none succeeded"
+                return TaskInstanceState.UPSTREAM_FAILED, "every upstream task finished and none succeeded"
         case "all_done" | "all_done_setup_success":
             return None  # with no setup tasks, all_done_setup_success is all_done
         case _:

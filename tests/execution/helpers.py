@@ -26,7 +26,6 @@ from dagrunner.states import DagRunState, TaskInstanceState
 
 ACTOR = "tester@host: pytest"
 LOGICAL = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
-TI = TaskInstanceState
 
 
 def write_dag(folder: Path, name: str, source: str) -> Path:
@@ -106,7 +105,9 @@ def queue_try(
         ti = get_ti(session, TaskKey(run.dag_id, run.run_id, task_id, map_index))
         ti.try_number += 1
         ti.queued_by_job_id = job_id
-        audit.transition(session, audit.TASK, [ti], audit.Change(TI.QUEUED, LOGICAL, ACTOR, "test: queued"))
+        audit.transition(
+            session, audit.TASK, [ti], audit.Change(TaskInstanceState.QUEUED, LOGICAL, ACTOR, "test: queued")
+        )
         try_number = ti.try_number
     facts = RunFacts(
         run_type="manual",
@@ -140,7 +141,9 @@ def finish_directly(engine: Engine, run: RunSpec, task_id: str, xcoms: dict[str,
     """Mark an upstream instance successful with XComs, as if it had run (through the audit path)."""
     with session_scope(engine) as session:
         ti = get_ti(session, TaskKey(run.dag_id, run.run_id, task_id, map_index))
-        audit.transition(session, audit.TASK, [ti], audit.Change(TI.SUCCESS, LOGICAL, ACTOR, "test: marked success"))
+        audit.transition(
+            session, audit.TASK, [ti], audit.Change(TaskInstanceState.SUCCESS, LOGICAL, ACTOR, "test: marked success")
+        )
         for key, value in xcoms.items():
             session.add(
                 XCom(

@@ -22,13 +22,13 @@ from dagrunner.execution.logs import read_log
 from dagrunner.execution.worker_config import LEAN_FORKER_AFTER
 from dagrunner.persistence import audit
 from dagrunner.persistence.engine import session_scope
+from dagrunner.states import TaskInstanceState
 
 from .conftest import ExecutorFactory, Project
 from .dag_sources import PROCESS_DAG, PROCESS_TASK_IDS
 from .helpers import (
     ACTOR,
     LOGICAL,
-    TI,
     create_run,
     get_ti,
     queue_try,
@@ -266,7 +266,10 @@ def test_a_fenced_out_try_runs_nothing_and_the_next_one_does(project: Project, m
     stale = queue_try(project.engine, run, "touch", process_file)
     with session_scope(project.engine) as session:
         audit.transition(
-            session, audit.TASK, [get_ti(session, stale.key)], audit.Change(TI.SCHEDULED, LOGICAL, ACTOR, "t")
+            session,
+            audit.TASK,
+            [get_ti(session, stale.key)],
+            audit.Change(TaskInstanceState.SCHEDULED, LOGICAL, ACTOR, "t"),
         )
     fresh = queue_try(project.engine, run, "touch", process_file)
     event = run_one(executor, stale)

@@ -30,7 +30,6 @@ from .helpers import (
     xcoms_of,
 )
 
-TI = TaskInstanceState
 NOW = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
 RETRY = RetryPolicy(retries=1, retry_delay_s=60)
 
@@ -62,11 +61,24 @@ def test_start_then_finish_is_one_audited_closed_try(project: Project, run: RunS
     item = queue_try(project.engine, run, "b", "/dags/rec.py")
     assert _start(project, item, NOW - timedelta(seconds=5))
     ti = ti_row(project.engine, item.key)
-    assert (ti.state, ti.hostname, ti.pid, ti.last_heartbeat) == (TI.RUNNING, "host", 4242, NOW - timedelta(seconds=5))
+    assert (ti.state, ti.hostname, ti.pid, ti.last_heartbeat) == (
+        TaskInstanceState.RUNNING,
+        "host",
+        4242,
+        NOW - timedelta(seconds=5),
+    )
     assert not _start(project, item), "a second start of the same try is fenced out"
-    assert _finish(project, item, TryOutcome(state="success", exit_code=0, xcoms={"k": {"v": [1]}})) == TI.SUCCESS
+    assert (
+        _finish(project, item, TryOutcome(state="success", exit_code=0, xcoms={"k": {"v": [1]}}))
+        == TaskInstanceState.SUCCESS
+    )
     (row,) = tries_of(project.engine, item.key)
-    assert (row.state, row.start_date, row.end_date, row.exit_code) == (TI.SUCCESS, NOW - timedelta(seconds=5), NOW, 0)
+    assert (row.state, row.start_date, row.end_date, row.exit_code) == (
+        TaskInstanceState.SUCCESS,
+        NOW - timedelta(seconds=5),
+        NOW,
+        0,
+    )
     assert row.log_path == "/logs/x.log"
     assert xcoms_of(project.engine, item.key) == {"k": {"v": [1]}}
     assert state_path(project.engine, item.key) == [("none", "queued"), ("queued", "running"), ("running", "success")]
@@ -76,22 +88,22 @@ def test_retry_rule_counts_tries_against_max_tries(project: Project, run: RunSpe
     key = TaskKey("rec", run.run_id, "a")  # max_tries 1: two tries in all
     first = queue_try(project.engine, run, "a", "/dags/rec.py")
     _start(project, first)
-    assert _finish(project, first, TryOutcome.failed("E: x")) == TI.UP_FOR_RETRY
+    assert _finish(project, first, TryOutcome.failed("E: x")) == TaskInstanceState.UP_FOR_RETRY
     assert ti_row(project.engine, key).next_try_at == NOW + timedelta(seconds=60)
     second = queue_try(project.engine, run, "a", "/dags/rec.py")
     _start(project, second)
-    assert _finish(project, second, TryOutcome.failed("E: y")) == TI.FAILED
-    assert recording.final_state("failed", False, 1, 5, RetryPolicy(retries=0)) == TI.FAILED
-    assert recording.final_state("failed", True, 1, 5, RetryPolicy(retries=5)) == TI.FAILED
+    assert _finish(project, second, TryOutcome.failed("E: y")) == TaskInstanceState.FAILED
+    assert recording.final_state("failed", False, 1, 5, RetryPolicy(retries=0)) == TaskInstanceState.FAILED
+    assert recording.final_state("failed", True, 1, 5, RetryPolicy(retries=5)) == TaskInstanceState.FAILED
 
 
 def test_outcome_of_an_instance_changed_meanwhile_is_not_recorded(project: Project, run: RunSpec) -> None:
     item = queue_try(project.engine, run, "b", "/dags/rec.py")
     _start(project, item)
-    _mark(project, item.key, TI.FAILED)  # a user marked it failed while it ran
+    _mark(project, item.key, TaskInstanceState.FAILED)  # a user marked it failed while it ran
     state = _finish(project, item, TryOutcome(state="success", xcoms={"k": 1}))
-    assert state == TI.FAILED
-    assert ti_row(project.engine, item.key).state == TI.FAILED
+    assert state == TaskInstanceState.FAILED
+    assert ti_row(project.engine, item.key).state == TaskInstanceState.FAILED
     assert xcoms_of(project.engine, item.key) == {}
     (row,) = tries_of(project.engine, item.key)
     assert row.end_date == NOW, "the try itself did end: its row is closed once"
@@ -101,12 +113,12 @@ def test_a_later_try_replaces_the_xcoms_and_a_failure_leaves_none(project: Proje
     first = queue_try(project.engine, run, "b", "/dags/rec.py")
     _start(project, first)
     _finish(project, first, TryOutcome(state="success", xcoms={"a": 1}))
-    _mark(project, first.key, TI.NONE)  # cleared
+    _mark(project, first.key, TaskInstanceState.NONE)  # cleared
     second = queue_try(project.engine, run, "b", "/dags/rec.py")
     _start(project, second)
     _finish(project, second, TryOutcome(state="success", xcoms={"b": 2}))
     assert xcoms_of(project.engine, first.key) == {"b": 2}
-    _mark(project, first.key, TI.NONE)
+    _mark(project, first.key, TaskInstanceState.NONE)
     third = queue_try(project.engine, run, "b", "/dags/rec.py")
     _start(project, third)
     _finish(project, third, TryOutcome.failed("E: no"), RetryPolicy.none())
@@ -120,8 +132,8 @@ def test_branch_skips_reach_every_map_index_but_only_unstarted_instances(project
     _start(project, item)
     _finish(project, item, TryOutcome(state="success", skip_task_ids=("c", "d")))
     states = {i: ti_row(project.engine, TaskKey("rec", run.run_id, "c", i)).state for i in range(3)}
-    assert states == {0: TI.SKIPPED, 1: TI.SKIPPED, 2: TI.SKIPPED}
-    assert ti_row(project.engine, d.key).state == TI.QUEUED
+    assert states == {0: TaskInstanceState.SKIPPED, 1: TaskInstanceState.SKIPPED, 2: TaskInstanceState.SKIPPED}
+    assert ti_row(project.engine, d.key).state == TaskInstanceState.QUEUED
     reasons = {row.reason for row in audit_of(project.engine, TaskKey("rec", run.run_id, "c"), "task.state")}
     assert reasons == {"skipped by branch b"}
 
@@ -132,14 +144,14 @@ def test_callback_errors_are_audited_without_a_state_change(project: Project, ru
     _finish(project, item, TryOutcome(state="success", callback_errors=("on_execute_callback f: E: x",)))
     (row,) = audit_of(project.engine, item.key, "task.callback_error")
     assert (row.reason, row.try_number, row.old_state, row.new_state) == ("on_execute_callback f: E: x", 1, None, None)
-    assert ti_row(project.engine, item.key).state == TI.SUCCESS
+    assert ti_row(project.engine, item.key).state == TaskInstanceState.SUCCESS
 
 
 def test_a_lost_queued_try_goes_up_for_retry(project: Project, run: RunSpec) -> None:
     item = queue_try(project.engine, run, "a", "/dags/rec.py")
     with session_scope(project.engine) as session:
         state = recording.fail_lost_try(session, item.key, 1, reason="worker died", policy=RETRY, now=NOW, actor=ACTOR)
-    assert state == TI.UP_FOR_RETRY
+    assert state == TaskInstanceState.UP_FOR_RETRY
     ti = ti_row(project.engine, item.key)
     expected = RETRY.delay_s(dag_id="rec", task_id="a", logical_date=LOGICAL, try_number=1)
     assert ti.next_try_at == NOW + timedelta(seconds=expected)
@@ -152,13 +164,15 @@ def test_a_lost_running_try_fails_and_closes_its_row_once(project: Project, run:
     _start(project, item)
     with session_scope(project.engine) as session:
         assert recording.fail_lost_try(session, item.key, 1, reason="zombie", policy=RETRY, now=NOW, actor=ACTOR) == (
-            TI.FAILED
+            TaskInstanceState.FAILED
         )
     with session_scope(project.engine) as session:  # a second report of the same loss changes nothing
         assert recording.fail_lost_try(session, item.key, 1, reason="again", policy=RETRY, now=NOW, actor=ACTOR) is None
     (row,) = tries_of(project.engine, item.key)
-    assert (row.state, row.error, row.end_date) == (TI.FAILED, "zombie", NOW)
-    assert _finish(project, item, TryOutcome(state="success")) == TI.FAILED  # the worker came back too late
+    assert (row.state, row.error, row.end_date) == (TaskInstanceState.FAILED, "zombie", NOW)
+    assert (
+        _finish(project, item, TryOutcome(state="success")) == TaskInstanceState.FAILED
+    )  # the worker came back too late
     assert tries_of(project.engine, item.key)[0].error == "zombie"
 
 

@@ -17,7 +17,6 @@ from dagrunner.persistence.models import AuditLog, Dag, DagRun, TaskInstance
 from dagrunner.persistence.queries import audit_rows, get_run, task_instances_for_run
 from dagrunner.states import RUN_TRANSITIONS, TASK_TRANSITIONS, DagRunState, TaskInstanceState
 
-TI = TaskInstanceState
 NOW = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 
 
@@ -97,13 +96,13 @@ def test_a_rollback_removes_the_change_and_its_audit_row(migrated_engine: Engine
 
     with pytest.raises(RuntimeError), session_scope(migrated_engine) as session:
         ti = session.merge(ti)
-        audit.transition(session, audit.TASK, [ti], audit.Change(TI.SCHEDULED, NOW, ACTOR, "ready"))
+        audit.transition(session, audit.TASK, [ti], audit.Change(TaskInstanceState.SCHEDULED, NOW, ACTOR, "ready"))
         assert audit_for(session, "task.state")  # written in this transaction...
         raise RuntimeError("the caller's transaction fails after the transition")
 
     with session_scope(migrated_engine, readonly=True) as session:
         [stored] = task_instances_for_run(session, run.dag_id, run.run_id)
-        assert stored.state == TI.NONE
+        assert stored.state == TaskInstanceState.NONE
         assert audit_for(session, "task.state") == []  # ...and gone with it
 
 
@@ -111,16 +110,25 @@ def test_transition_keeps_timestamps_in_step(migrated_engine: Engine) -> None:
     t = [NOW + timedelta(minutes=i) for i in range(6)]
     with session_scope(migrated_engine) as session:
         _, [ti] = add_run_with_tasks(session, ["load"])
-        for state, when in zip([TI.SCHEDULED, TI.QUEUED, TI.RUNNING, TI.UP_FOR_RETRY], t, strict=False):
+        for state, when in zip(
+            [
+                TaskInstanceState.SCHEDULED,
+                TaskInstanceState.QUEUED,
+                TaskInstanceState.RUNNING,
+                TaskInstanceState.UP_FOR_RETRY,
+            ],
+            t,
+            strict=False,
+        ):
             audit.transition(session, audit.TASK, [ti], audit.Change(state, when, ACTOR, "step"))
         assert (ti.queued_at, ti.start_date, ti.end_date, ti.updated_at) == (t[1], t[2], t[3], t[3])
 
-        audit.transition(session, audit.TASK, [ti], audit.Change(TI.QUEUED, t[4], ACTOR, "retry"))
-        audit.transition(session, audit.TASK, [ti], audit.Change(TI.RUNNING, t[5], ACTOR, "retry"))
+        audit.transition(session, audit.TASK, [ti], audit.Change(TaskInstanceState.QUEUED, t[4], ACTOR, "retry"))
+        audit.transition(session, audit.TASK, [ti], audit.Change(TaskInstanceState.RUNNING, t[5], ACTOR, "retry"))
         assert (ti.queued_at, ti.start_date, ti.end_date) == (t[4], t[5], None)
 
-        audit.transition(session, audit.TASK, [ti], audit.Change(TI.SUCCESS, t[5], ACTOR, "done"))
-        audit.transition(session, audit.TASK, [ti], audit.Change(TI.NONE, t[5], ACTOR, "cleared"))
+        audit.transition(session, audit.TASK, [ti], audit.Change(TaskInstanceState.SUCCESS, t[5], ACTOR, "done"))
+        audit.transition(session, audit.TASK, [ti], audit.Change(TaskInstanceState.NONE, t[5], ACTOR, "cleared"))
         assert (ti.queued_at, ti.start_date, ti.end_date, ti.next_try_at) == (None, None, None, None)
 
 
@@ -142,10 +150,19 @@ def test_bulk_transition_writes_one_row_per_instance(migrated_engine: Engine) ->
     task_ids = [f"t{i:03}" for i in range(50)]
     with session_scope(migrated_engine) as session:
         run, tis = add_run_with_tasks(session, task_ids)
-        assert len(audit.transition(session, audit.TASK, tis, audit.Change(TI.SCHEDULED, NOW, ACTOR, "tick"))) == 50
+        assert (
+            len(
+                audit.transition(
+                    session, audit.TASK, tis, audit.Change(TaskInstanceState.SCHEDULED, NOW, ACTOR, "tick")
+                )
+            )
+            == 50
+        )
 
     with session_scope(migrated_engine, readonly=True) as session:
-        assert {ti.state for ti in task_instances_for_run(session, run.dag_id, run.run_id)} == {TI.SCHEDULED}
+        assert {ti.state for ti in task_instances_for_run(session, run.dag_id, run.run_id)} == {
+            TaskInstanceState.SCHEDULED
+        }
         rows = audit_for(session, "task.state")
     assert sorted(r.task_id or "" for r in rows) == task_ids
     assert {(r.old_state, r.new_state, r.reason) for r in rows} == {("none", "scheduled", "tick")}
@@ -154,10 +171,10 @@ def test_bulk_transition_writes_one_row_per_instance(migrated_engine: Engine) ->
 def test_bulk_transition_with_one_illegal_change_changes_nothing(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as session:
         _, tis = add_run_with_tasks(session, ["a", "b", "c"])
-        audit.transition(session, audit.TASK, [tis[1]], audit.Change(TI.SUCCESS, NOW, ACTOR, "marked"))
+        audit.transition(session, audit.TASK, [tis[1]], audit.Change(TaskInstanceState.SUCCESS, NOW, ACTOR, "marked"))
         with pytest.raises(IllegalTransitionError, match=r"etl\.b in run .*: success -> queued"):
-            audit.transition(session, audit.TASK, tis, audit.Change(TI.QUEUED, NOW, ACTOR, "tick"))
-        assert [ti.state for ti in tis] == [TI.NONE, TI.SUCCESS, TI.NONE]
+            audit.transition(session, audit.TASK, tis, audit.Change(TaskInstanceState.QUEUED, NOW, ACTOR, "tick"))
+        assert [ti.state for ti in tis] == [TaskInstanceState.NONE, TaskInstanceState.SUCCESS, TaskInstanceState.NONE]
         assert len(audit_for(session, "task.state")) == 1
 
 
@@ -165,7 +182,9 @@ def test_bulk_transition_refuses_the_same_instance_twice(migrated_engine: Engine
     with session_scope(migrated_engine) as session:
         _, [ti] = add_run_with_tasks(session, ["a"])
         with pytest.raises(ValueError, match="twice"):
-            audit.transition(session, audit.TASK, [ti, ti], audit.Change(TI.SCHEDULED, NOW, ACTOR, "tick"))
+            audit.transition(
+                session, audit.TASK, [ti, ti], audit.Change(TaskInstanceState.SCHEDULED, NOW, ACTOR, "tick")
+            )
 
 
 # --- one instance named by its key, fenced (a try's path) ---------------------------------------------------
@@ -180,24 +199,24 @@ def _queued_once(migrated_engine: Engine, job_id: int | None = None) -> TaskInst
     with session_scope(migrated_engine) as session:
         _, [ti] = add_run_with_tasks(session, ["load"])
         ti.try_number, ti.max_tries, ti.queued_by_job_id = 1, 2, job_id
-        audit.transition(session, audit.TASK, [ti], audit.Change(TI.QUEUED, NOW, ACTOR, "queued"))
+        audit.transition(session, audit.TASK, [ti], audit.Change(TaskInstanceState.QUEUED, NOW, ACTOR, "queued"))
     return ti
 
 
 def test_fenced_transition_sets_the_state_and_values_and_audits_it(migrated_engine: Engine) -> None:
     ti = _queued_once(migrated_engine, job_id=7)
     later = NOW + timedelta(seconds=5)
-    change = audit.Change(TI.RUNNING, later, ACTOR, "started", values={"hostname": "h1", "pid": 42})
+    change = audit.Change(TaskInstanceState.RUNNING, later, ACTOR, "started", values={"hostname": "h1", "pid": 42})
     with migrated_engine.begin() as conn:
         [moved] = audit.transition(
-            conn, audit.TASK, [_ref(ti, TI.QUEUED)], change, fence={"try_number": 1, "queued_by_job_id": 7},
+            conn, audit.TASK, [_ref(ti, TaskInstanceState.QUEUED)], change, fence={"try_number": 1, "queued_by_job_id": 7},
             returning=("max_tries",),
         )  # fmt: skip
     assert (moved.row.id, moved.row.max_tries) == (ti.id, 2)
     with session_scope(migrated_engine, readonly=True) as session:
         [stored] = task_instances_for_run(session, ti.dag_id, ti.run_id)
         [audited] = audit_for(session, "task.state", old_state="queued")
-    assert (stored.state, stored.hostname, stored.pid) == (TI.RUNNING, "h1", 42)
+    assert (stored.state, stored.hostname, stored.pid) == (TaskInstanceState.RUNNING, "h1", 42)
     assert (stored.queued_at, stored.start_date, stored.end_date, stored.updated_at) == (NOW, later, None, later)
     assert (audited.new_state, audited.try_number, audited.reason, audited.actor, audited.ts) == (
         "running",
@@ -211,37 +230,42 @@ def test_fenced_transition_sets_the_state_and_values_and_audits_it(migrated_engi
 @pytest.mark.parametrize(
     ("old", "fence"),
     [
-        (TI.RUNNING, {"try_number": 1}),  # not in the state the caller expects
-        (TI.QUEUED, {"try_number": 2}),  # at another try
-        (TI.QUEUED, {"try_number": 1, "queued_by_job_id": 8}),  # queued by another job
+        (TaskInstanceState.RUNNING, {"try_number": 1}),  # not in the state the caller expects
+        (TaskInstanceState.QUEUED, {"try_number": 2}),  # at another try
+        (TaskInstanceState.QUEUED, {"try_number": 1, "queued_by_job_id": 8}),  # queued by another job
     ],
 )
 def test_fenced_transition_of_a_row_that_moved_on_changes_nothing(
     migrated_engine: Engine, old: TaskInstanceState, fence: dict[str, object]
 ) -> None:
     ti = _queued_once(migrated_engine, job_id=7)
-    new = TI.SUCCESS if old == TI.RUNNING else TI.RUNNING
+    new = TaskInstanceState.SUCCESS if old == TaskInstanceState.RUNNING else TaskInstanceState.RUNNING
     with migrated_engine.begin() as conn:
         assert (
             audit.transition(conn, audit.TASK, [_ref(ti, old)], audit.Change(new, NOW, ACTOR, "x"), fence=fence) == []
         )
     with session_scope(migrated_engine, readonly=True) as session:
         [stored] = task_instances_for_run(session, ti.dag_id, ti.run_id)
-        assert (stored.state, stored.try_number) == (TI.QUEUED, 1)
+        assert (stored.state, stored.try_number) == (TaskInstanceState.QUEUED, 1)
         assert [r.new_state for r in audit_for(session, "task.state")] == ["queued"]
 
 
 def test_a_change_refuses_what_the_table_forbids_and_bad_arguments(migrated_engine: Engine) -> None:
     ti = _queued_once(migrated_engine)
     with migrated_engine.begin() as conn, pytest.raises(IllegalTransitionError, match="queued -> upstream_failed"):
-        audit.transition(conn, audit.TASK, [_ref(ti, TI.QUEUED)], audit.Change(TI.UPSTREAM_FAILED, NOW, ACTOR, "x"))
+        audit.transition(
+            conn,
+            audit.TASK,
+            [_ref(ti, TaskInstanceState.QUEUED)],
+            audit.Change(TaskInstanceState.UPSTREAM_FAILED, NOW, ACTOR, "x"),
+        )
     with pytest.raises(ValueError, match="must not set the state"):
-        audit.Change(TI.RUNNING, NOW, ACTOR, "x", values={"state": "success"})
+        audit.Change(TaskInstanceState.RUNNING, NOW, ACTOR, "x", values={"state": "success"})
     with pytest.raises(ValueError, match="naive datetime"):
-        audit.Change(TI.RUNNING, NOW.replace(tzinfo=None), ACTOR, "x")
+        audit.Change(TaskInstanceState.RUNNING, NOW.replace(tzinfo=None), ACTOR, "x")
     with migrated_engine.begin() as conn, pytest.raises(ValueError, match="stamps them"):
-        change = audit.Change(TI.RUNNING, NOW, ACTOR, "x", values={"start_date": NOW})
-        audit.transition(conn, audit.TASK, [_ref(ti, TI.QUEUED)], change)
+        change = audit.Change(TaskInstanceState.RUNNING, NOW, ACTOR, "x", values={"start_date": NOW})
+        audit.transition(conn, audit.TASK, [_ref(ti, TaskInstanceState.QUEUED)], change)
 
 
 def test_rows_named_by_key_and_by_id_get_the_same_timestamps(migrated_engine: Engine) -> None:
@@ -281,12 +305,12 @@ def test_setting_a_stored_state_directly_is_refused(migrated_engine: Engine) -> 
     with session_scope(migrated_engine) as session:
         run, [ti] = add_run_with_tasks(session, ["load"])
         with pytest.raises(IllegalTransitionError, match=r"audit\.transition\(\)"):
-            ti.state = TI.SUCCESS
+            ti.state = TaskInstanceState.SUCCESS
         with pytest.raises(IllegalTransitionError, match="dag_run state set directly"):
             run.state = DagRunState.SUCCESS
         fresh = new_ti(run, "new_one")
-        fresh.state = TI.SCHEDULED  # not stored yet: any initial state is fine
-        assert ti.state == TI.NONE
+        fresh.state = TaskInstanceState.SCHEDULED  # not stored yet: any initial state is fine
+        assert ti.state == TaskInstanceState.NONE
 
 
 def test_audit_rows_cannot_be_changed_or_deleted_through_the_orm(migrated_engine: Engine) -> None:

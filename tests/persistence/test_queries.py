@@ -34,8 +34,7 @@ from dagrunner.persistence.queries import (
     stale_running_instances,
     task_instances_for_run,
 )
-from dagrunner.states import DagRunState
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import DagRunState, TaskInstanceState
 
 
 def test_get_run_and_a_missing_run(migrated_engine: Engine) -> None:
@@ -147,7 +146,10 @@ def test_slots_in_use_pools_and_paused_dags(migrated_engine: Engine) -> None:
         add_dag(session, "sleepy", paused=True)
         session.add(Pool(name="tiny", slots=3))
         run, _ = add_run_with_tasks(session, [])
-        tis = [new_ti(run, f"t{i}", state=state) for i, state in enumerate((TI.QUEUED, TI.RUNNING, TI.SUCCESS))]
+        tis = [
+            new_ti(run, f"t{i}", state=state)
+            for i, state in enumerate((TaskInstanceState.QUEUED, TaskInstanceState.RUNNING, TaskInstanceState.SUCCESS))
+        ]
         tis[1].pool, tis[1].pool_slots = "tiny", 2
         audit.record_created(session, tis, actor=ACTOR, reason="test setup", when=T0)
     with session_scope(migrated_engine, readonly=True) as session:
@@ -162,10 +164,16 @@ def test_previous_run_and_its_instance_states(migrated_engine: Engine) -> None:
     with session_scope(migrated_engine) as session:
         first, _ = add_run_with_tasks(session, [], day=0)
         second, _ = add_run_with_tasks(session, [], day=1)
-        mapped = [new_ti(first, "m", map_index=i, state=s) for i, s in enumerate((TI.SUCCESS, TI.FAILED))]
+        mapped = [
+            new_ti(first, "m", map_index=i, state=s)
+            for i, s in enumerate((TaskInstanceState.SUCCESS, TaskInstanceState.FAILED))
+        ]
         audit.record_created(session, mapped, actor=ACTOR, reason="test setup", when=T0)
     with session_scope(migrated_engine, readonly=True) as session:
         previous = previous_run(session, "etl", second.logical_date)
         assert previous is not None and previous.run_id == first.run_id
         assert previous_run(session, "etl", first.logical_date) is None
-        assert sorted(instance_states(session, "etl", first.run_id, ["m"])) == [("m", TI.FAILED), ("m", TI.SUCCESS)]
+        assert sorted(instance_states(session, "etl", first.run_id, ["m"])) == [
+            ("m", TaskInstanceState.FAILED),
+            ("m", TaskInstanceState.SUCCESS),
+        ]

@@ -10,8 +10,7 @@ from dagrunner.execution.base import RunFacts, TaskKey, TryEvent
 from dagrunner.persistence.audit import TIRow
 from dagrunner.scheduling.bookkeeping import Bookkeeping, BookkeepingError, FinishedRuns, ReadyTry
 from dagrunner.scheduling.evaluation import RunPlan
-from dagrunner.states import DagRunState
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import DagRunState, TaskInstanceState
 
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
 R1 = ("etl", "r1")
@@ -21,7 +20,9 @@ FACTS = RunFacts("manual", NOW, NOW, NOW, NOW)
 
 
 def _ti(ref: tuple[str, str], task_id: str, ti_id: int) -> TIRow:
-    return TIRow(ti_id, ref[0], ref[1], task_id, -1, TI.NONE, 0, 1, None, "default_pool", 1, 1, "default", None)
+    return TIRow(
+        ti_id, ref[0], ref[1], task_id, -1, TaskInstanceState.NONE, 0, 1, None, "default_pool", 1, 1, "default", None
+    )
 
 
 def _ready(bk: Bookkeeping, ref: tuple[str, str], *tis: TIRow, tasks: set[str] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dagrunner.scheduling.trigger_rules import UpstreamCounts, evaluate_trigger_rule
-from dagrunner.states import TaskInstanceState as TI
+from dagrunner.states import TaskInstanceState
 
 from .trigger_rule_table import RULES, combos, expected
 
@@ -18,7 +18,7 @@ def test_rule_outcome_when_upstream_is_done(rule: str, upstream: tuple[str, ...]
     if want == "success":
         assert outcome.passed and outcome.new_state is None, outcome
     else:
-        assert not outcome.passed and outcome.new_state == TI(want), outcome
+        assert not outcome.passed and outcome.new_state == TaskInstanceState(want), outcome
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def test_rules_decide_early_only_when_certain(rule: str, done: list[str], pendin
     counts = UpstreamCounts.of([*done, *(["running"] * pending)])
     outcome = evaluate_trigger_rule(rule, counts)
     assert not outcome.passed
-    assert outcome.new_state == (TI(decided) if decided else None)
+    assert outcome.new_state == (TaskInstanceState(decided) if decided else None)
     assert rule in outcome.reason
 
 
