@@ -32,6 +32,7 @@ from dagrunner.execution.dag_cache import DagCache
 from dagrunner.execution.logs import write_line
 from dagrunner.execution.masking import SecretMasker
 from dagrunner.execution.retries import RetryPolicy
+from dagrunner.execution.runnable import RunnableTask
 from dagrunner.execution.runner import TryOutcome, print_traceback, run_task, summarize
 from dagrunner.states import TaskInstanceState
 
@@ -58,13 +59,13 @@ class TryStart:
 class Prepared:
     """A try ready to run: the operator copy, its context, and values not to render as templates."""
 
-    task: Any
+    task: RunnableTask
     context: dict[str, Any]
     protected: dict[str, Any]
     timeout_s: float | None
 
 
-def load_task(cache: DagCache, item: WorkItem) -> tuple[Any, str | None]:
+def load_task(cache: DagCache, item: WorkItem) -> tuple[RunnableTask | None, str | None]:
     """(task, None), or (None, why) when the DAG file cannot give us the task (the try then fails)."""
     try:
         return cache.get_task(item.fileloc, item.key.dag_id, item.key.task_id), None
@@ -98,7 +99,9 @@ def begin(
     return TryStart(started.max_tries, rows, upstream, PrevSuccess(*prev) if prev else None)
 
 
-def prepare(task: Any, item: WorkItem, start: TryStart, masker: SecretMasker, loader: XComLoader | None) -> Prepared:
+def prepare(
+    task: RunnableTask, item: WorkItem, start: TryStart, masker: SecretMasker, loader: XComLoader | None
+) -> Prepared:
     """The per-try operator and its context (may raise: a mapped input that does not fit, say)."""
     dag = task.dag
     xcoms = XComSource(start.xcom_rows, fetched_task_ids=start.fetched_task_ids, loader=loader)
@@ -159,16 +162,16 @@ def transaction(bind: Engine | Connection) -> Iterator[Connection]:
             yield conn
 
 
-def upstream_of(task: Any) -> frozenset[str]:
+def upstream_of(task: RunnableTask | None) -> frozenset[str]:
     """The upstream task ids whose XComs `begin` pre-fetches for a try of `task` (None: no task)."""
     return frozenset(task.upstream_task_ids) if task is not None else frozenset()
 
 
-def policy_of(task: Any) -> RetryPolicy:
+def policy_of(task: RunnableTask | None) -> RetryPolicy:
     return RetryPolicy.from_task(task) if task is not None else RetryPolicy.none()
 
 
-def timeout_seconds(task: Any) -> float | None:
+def timeout_seconds(task: RunnableTask) -> float | None:
     value = getattr(task, "execution_timeout", None)
     if value is None:
         return None
@@ -191,7 +194,7 @@ def write_result(fd: int, item: WorkItem, state: TaskInstanceState, outcome: Try
 
 
 def run_here(
-    task: Any, item: WorkItem, start: TryStart, masker: SecretMasker, loader: XComLoader | None
+    task: RunnableTask, item: WorkItem, start: TryStart, masker: SecretMasker, loader: XComLoader | None
 ) -> tuple[TryOutcome, Prepared | None]:
     """Prepare and run the try in this process (output already pointing at its log)."""
     try:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from dagrunner.labels import task_label
+
 
 @dataclass(frozen=True, order=True)
 class TaskKey:
@@ -25,8 +27,7 @@ class TaskKey:
     map_index: int = -1
 
     def label(self) -> str:
-        mapped = f"[{self.map_index}]" if self.map_index >= 0 else ""
-        return f"{self.dag_id}.{self.task_id}{mapped} @ {self.run_id}"
+        return task_label(self.dag_id, self.task_id, self.map_index, self.run_id)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,27 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from dagrunner.authoring.baseoperator import BaseOperator
     from dagrunner.loading.serialization import TaskSpec
+
+
+class RetrySettings(Protocol):
+    """A task's retry arguments, as `authoring.BaseOperator` validates and keeps them."""
+
+    @property
+    def retries(self) -> int: ...
+
+    @property
+    def retry_delay(self) -> timedelta: ...
+
+    @property
+    def retry_exponential_backoff(self) -> float: ...
+
+    @property
+    def max_retry_delay(self) -> timedelta | None: ...
+
 
 MAX_DELAY_S = 86400
 
@@ -63,7 +79,7 @@ class RetryPolicy:
         return cls()
 
     @classmethod
-    def from_task(cls, task: BaseOperator) -> RetryPolicy:
+    def from_task(cls, task: RetrySettings) -> RetryPolicy:
         max_delay = task.max_retry_delay
         return cls(
             retries=task.retries,

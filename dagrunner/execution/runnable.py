@@ -2,7 +2,7 @@
 
 `authoring.BaseOperator` (and every operator built on it) satisfies `RunnableTask`, and `authoring.DAG`
 satisfies `RunnableDag`, without knowing these exist: authoring never imports the execution layer. What a
-task offers beyond this (its retry settings, its template rendering internals) the execution layer does
+task offers beyond this (its template rendering internals) the execution layer does
 not touch, except where it asks with `getattr` for what only some operators have (`op_kwargs`,
 `do_xcom_push`, `multiple_outputs`) and through the narrower protocols below, after the flag that
 promises them (`is_mapped`, `is_branch`, `is_short_circuit`).
@@ -14,6 +14,7 @@ satisfies them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, Literal, Protocol, TypeGuard
 
 #: A callback a task lists (on_success_callback, ...): called with the try's context.
@@ -44,6 +45,15 @@ class RunnableTask(Protocol):
 
     @property
     def retries(self) -> int: ...
+
+    @property
+    def retry_delay(self) -> timedelta: ...
+
+    @property
+    def retry_exponential_backoff(self) -> float: ...
+
+    @property
+    def max_retry_delay(self) -> timedelta | None: ...
 
     @property
     def params(self) -> Mapping[str, Any]: ...
