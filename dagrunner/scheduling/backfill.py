@@ -43,6 +43,8 @@ from dagrunner.states import TaskInstanceState as TI
 from dagrunner.timetables import DagRunInfo, make_run_id
 
 Reprocess = Literal["none", "failed", "completed"]
+#: The `--reprocess-behavior` choices, in the order the help lists them.
+REPROCESS_BEHAVIOURS: tuple[Reprocess, ...] = ("none", "failed", "completed")
 Action = Literal["create", "rerun", "resume", "skip", "done"]
 
 
@@ -66,6 +68,14 @@ class PlanRow:
             "existing_state": self.existing_state,
             "why": self.why,
         }
+
+
+def as_reprocess(value: str) -> Reprocess:
+    """A typed reprocess behaviour from what the user typed; SchedulingError naming the choices otherwise."""
+    for choice in REPROCESS_BEHAVIOURS:
+        if value == choice:
+            return choice
+    raise SchedulingError(f"reprocess behaviour {value!r} is not one of {', '.join(REPROCESS_BEHAVIOURS)}")
 
 
 def owner_of(backfill_id: int) -> str:
