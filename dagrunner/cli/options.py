@@ -16,4 +16,6 @@ def json_option(what: str = "the rows") -> Callable[[F], F]:
     Every command that lists or reports offers it (STYLE: thin CLI); the shape of each kind of row is
     the `to_json` of its view in `persistence/views.py`.
     """
-    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON instead of a table.")
+    return click.option(
+        "--json", "as_json", is_flag=True, help=f"Print {what} as JSON (for scripts) instead of the table or display."
+    )
