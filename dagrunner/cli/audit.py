@@ -9,6 +9,7 @@ import click
 
 from dagrunner.cli import render
 from dagrunner.cli.context import CliContext, pass_cli
+from dagrunner.cli.options import json_option
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -30,50 +31,34 @@ def parse_since(value: str) -> datetime:
 @click.option("--run", "run_id", help="Only this run.")
 @click.option("--since", help="Only newer records: 30m, 12h, 1d, 2w or an ISO date.")
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="At most this many (newest).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@json_option("a list of audit records")
 @pass_cli
 def audit(
     cli: CliContext, dag_id: str | None, run_id: str | None, since: str | None, limit: int, as_json: bool
 ) -> None:
     """The audit trail: every state change and event, oldest first."""
-    from dagrunner.persistence.queries import audit_rows
+    from dagrunner.persistence.views import audit_trail
 
     since_dt = parse_since(since) if since else None
     with cli.read_session() as session:
-        rows = [
-            {
-                "ts": r.ts.isoformat(),
-                "actor": r.actor,
-                "event": r.event,
-                "dag_id": r.dag_id,
-                "run_id": r.run_id,
-                "task_id": r.task_id,
-                "map_index": r.map_index,
-                "try_number": r.try_number,
-                "old_state": r.old_state,
-                "new_state": r.new_state,
-                "reason": r.reason,
-                "detail": r.detail,
-            }
-            for r in audit_rows(session, dag_id=dag_id, run_id=run_id, since=since_dt, limit=limit)
-        ]
+        rows = audit_trail(session, dag_id=dag_id, run_id=run_id, since=since_dt, limit=limit)
     if as_json:
-        render.print_json(rows)
+        render.print_json([r.to_json() for r in rows])
         return
     render.table(
         "Audit log (oldest first)",
         ["when (UTC)", "actor", "event", "dag", "run", "task", "try", "change", "why"],
         [
             (
-                r["ts"][:23].replace("T", " "),
-                r["actor"],
-                r["event"],
-                r["dag_id"],
-                r["run_id"],
-                (f"{r['task_id']}[{r['map_index']}]" if (r["map_index"] or -1) >= 0 else r["task_id"]),
-                r["try_number"],
-                f"{r['old_state'] or '-'} -> {r['new_state']}" if r["new_state"] else None,
-                r["reason"],
+                r.ts.isoformat()[:23].replace("T", " "),
+                r.actor,
+                r.event,
+                r.dag_id,
+                r.run_id,
+                r.task_label,
+                r.try_number,
+                f"{r.old_state or '-'} -> {r.new_state}" if r.new_state else None,
+                r.reason,
             )
             for r in rows
         ],

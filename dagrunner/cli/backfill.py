@@ -11,15 +11,17 @@ from rich.console import Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
-from sqlalchemy import func, select
 
 from dagrunner.cli import render
 from dagrunner.cli.context import CliContext, pass_cli
+from dagrunner.cli.options import json_option
 from dagrunner.cli.params import parse_conf, parse_date
 from dagrunner.cli.scheduler import executor_option, parallelism_option
 
 if TYPE_CHECKING:
-    from dagrunner.scheduling.backfill import PlanRow
+    from dagrunner.loading.serialization import SerializedDag
+    from dagrunner.persistence.views import RunView
+    from dagrunner.scheduling.backfill import PlanRow, Stop
 
 REFRESH_S = 0.25
 
@@ -35,6 +37,7 @@ REFRESH_S = 0.25
     help="First logical date (inclusive); a date or ISO datetime in the DAG's timezone.",
 )
 @click.option("-e", "--end-date", "end_date", required=True, metavar="DATE", help="Last logical date (inclusive).")
+# The choices are scheduling.backfill.REPROCESS_BEHAVIOURS, spelled out so `--help` does not load scheduling.
 @click.option(
     "--reprocess-behavior",
     type=click.Choice(["none", "failed", "completed"]),
@@ -49,12 +52,7 @@ REFRESH_S = 0.25
 @click.option("--run-backwards", is_flag=True, help="Newest date first (refused with depends_on_past).")
 @click.option("--conf", help="Run configuration for every run, a JSON object.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (date, action, existing state) and change nothing.")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print JSON (the plan with --dry-run, else a summary) instead of the display.",
-)
+@json_option("the plan (with --dry-run) or a summary with every run")
 @executor_option
 @parallelism_option
 @click.option(
@@ -79,6 +77,7 @@ def backfill(
     ones --grace seconds and records where it stopped; the same command again resumes: no run is created
     twice and tasks that succeeded are not run again. Exit code 1 if any run failed.
     """
+    from dagrunner.persistence.views import runs_by_id
     from dagrunner.scheduling import backfill as bf
 
     cli.override(executor=executor, parallelism=parallelism)
@@ -89,7 +88,7 @@ def backfill(
         raise click.BadParameter(f"{start_date} is after {end_date}", param_hint="--start-date")
     bf.check_request(dag, run_backwards=run_backwards)
     run_conf = parse_conf(conf)
-    reprocess = reprocess_behavior  # type: ignore[assignment]
+    reprocess = bf.as_reprocess(reprocess_behavior)
     with cli.read_session() as session:
         resuming = bf.find_resumable(session, dag_id, start, end, reprocess)
         rows = bf.plan(session, dag, start, end, reprocess=reprocess, run_backwards=run_backwards, resuming=resuming)
@@ -113,11 +112,16 @@ def backfill(
         backfill_id = record.id
     if resuming and not as_json:
         render.info(f"resuming backfill {backfill_id} of {dag_id}")
-    interrupted = _execute(cli, dag, backfill_id, run_ids, max_active_runs, run_backwards, grace_s, as_json)
+    stop = _execute(cli, dag, backfill_id, run_ids, max_active_runs, run_backwards, grace_s, as_json)
+    interrupted = stop is not None
     with cli.session() as session:
+        if stop is not None:
+            bf.record_stop(session, backfill_id, dag_id, stop, actor=cli.actor, now=datetime.now(UTC))
         state = bf.finish_backfill(session, backfill_id, actor=cli.actor, now=datetime.now(UTC),
                                    interrupted=interrupted)  # fmt: skip
-    summary = _summary(cli, dag_id, run_ids, backfill_id, state, interrupted)
+    with cli.read_session() as session:
+        runs = runs_by_id(session, dag_id, run_ids)
+    summary = _summary(dag_id, runs, backfill_id, "interrupted" if interrupted else state)
     _report(summary, as_json, cli.actor)
     if interrupted:
         raise click.exceptions.Exit(130)
@@ -125,12 +129,12 @@ def backfill(
         raise click.exceptions.Exit(1)
 
 
-def _execute(cli: CliContext, dag: Any, backfill_id: int, run_ids: list[str], max_active_runs: int | None,
-             run_backwards: bool, grace_s: float, quiet: bool) -> bool:  # fmt: skip
-    """Drive the backfill's runs with a private scheduler; True when it was interrupted."""
+def _execute(cli: CliContext, dag: SerializedDag, backfill_id: int, run_ids: list[str], max_active_runs: int | None,
+             run_backwards: bool, grace_s: float, quiet: bool) -> Stop | None:  # fmt: skip
+    """Drive the backfill's runs with a private scheduler; how it was stopped when it was interrupted."""
     from dagrunner.cli.scheduler import build_scheduler
     from dagrunner.persistence.models import JobType
-    from dagrunner.scheduling.backfill import owner_of
+    from dagrunner.scheduling.backfill import Stop, owner_of
     from dagrunner.scheduling.dag_source import FixedDagSource
     from dagrunner.scheduling.loop import StopOnSignals, StopWhen, run_loop
     from dagrunner.scheduling.scheduler import SchedulerOptions
@@ -142,15 +146,23 @@ def _execute(cli: CliContext, dag: Any, backfill_id: int, run_ids: list[str], ma
     )  # fmt: skip
     sched = build_scheduler(cli, dag_source=FixedDagSource({dag.dag_id: dag}), options=options, on_event=None)
     display = None if quiet else BackfillDisplay(cli, dag.dag_id, backfill_id, len(run_ids))
-    stop_note = "" if quiet else "stopping: no new tries; running ones get the grace period (Ctrl-C again to kill)"
-    with StopOnSignals(sched, on_signal=lambda name: display.note(stop_note) if display else None):
+    requested: list[datetime] = []
+
+    def on_signal(name: str) -> None:
+        requested.append(sched.clock.now())  # the executor's grace period starts (just after) now
+        if display is not None:
+            display.note("stopping: no new tries; running ones get the grace period (Ctrl-C again to kill)")
+
+    with StopOnSignals(sched, on_signal=on_signal):
         if display is None:
             run_loop(sched, StopWhen(runs_done=refs), grace_s=grace_s)
         else:
             with display:
                 run_loop(sched, StopWhen(runs_done=refs), grace_s=grace_s, on_tick=lambda _: display.refresh())
                 display.refresh(force=True)
-    return sched.stopping
+    if not sched.stopping or sched.job_id is None:
+        return None
+    return Stop(sched.job_id, requested[0] if requested else sched.clock.now(), grace_s)
 
 
 class BackfillDisplay:
@@ -186,30 +198,16 @@ class BackfillDisplay:
         if not force and time.monotonic() < self._next:
             return
         self._next = time.monotonic() + REFRESH_S
-        done, tasks, in_flight = _progress_counts(self.cli, self.backfill_id)
-        self.progress.update(self.bar, completed=done)
-        counts = ", ".join(f"{n} {state}" for state, n in sorted(tasks.items())) or "no tasks yet"
-        flight = ", ".join(d.strftime("%Y-%m-%d %H:%M") for d in in_flight[:6])
-        more = f" (+{len(in_flight) - 6})" if len(in_flight) > 6 else ""
+        from dagrunner.persistence.views import backfill_progress
+
+        with self.cli.read_session() as session:
+            seen = backfill_progress(session, self.backfill_id)
+        self.progress.update(self.bar, completed=seen.runs_done)
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(seen.task_counts.items())) or "no tasks yet"
+        flight = ", ".join(d.strftime("%Y-%m-%d %H:%M") for d in seen.in_flight[:6])
+        more = f" (+{len(seen.in_flight) - 6})" if len(seen.in_flight) > 6 else ""
         self.status = Text(f"tasks: {counts}\nin flight: {flight or '-'}{more}")
         self.live.update(Group(self.progress, self.status, self.message))
-
-
-def _progress_counts(cli: CliContext, backfill_id: int) -> tuple[int, dict[str, int], list[datetime]]:
-    from dagrunner.persistence.models import DagRun, TaskInstance
-    from dagrunner.states import RUN_FINISHED, DagRunState
-
-    with cli.read_session() as session:
-        runs = session.execute(select(DagRun.state, DagRun.logical_date).where(DagRun.backfill_id == backfill_id)).all()
-        tis = session.execute(
-            select(TaskInstance.state, func.count())
-            .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
-            .where(DagRun.backfill_id == backfill_id)
-            .group_by(TaskInstance.state)
-        ).all()
-    done = sum(1 for state, _ in runs if state in RUN_FINISHED)
-    in_flight = sorted(d for state, d in runs if state == DagRunState.RUNNING)
-    return done, {state.value: n for state, n in tis}, in_flight
 
 
 def _show_plan(rows: list[PlanRow], as_json: bool, resuming_id: int | None) -> None:
@@ -234,31 +232,20 @@ def _show_plan(rows: list[PlanRow], as_json: bool, resuming_id: int | None) -> N
     )
 
 
-def _summary(cli: CliContext, dag_id: str, run_ids: list[str], backfill_id: int, state: str,
-             interrupted: bool) -> dict[str, Any]:  # fmt: skip
-    from dagrunner.persistence.models import DagRun
+def _summary(dag_id: str, runs: list[RunView], backfill_id: int, state: str) -> dict[str, Any]:
+    """The JSON a backfill prints when it ends::
 
-    with cli.read_session() as session:
-        runs = session.scalars(
-            select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids)).order_by(DagRun.logical_date)
-        ).all()
-        rows = [
-            {
-                "run_id": r.run_id,
-                "logical_date": r.logical_date.isoformat(),
-                "state": r.state.value,
-                "duration_s": (r.end_date - r.start_date).total_seconds() if r.start_date and r.end_date else None,
-            }
-            for r in runs
-        ]
+    {"backfill_id": int, "dag_id": str, "state": "success|failed|running|interrupted",
+     "runs": [RunView.to_json(), ...], "succeeded": int, "failed": int, "unfinished": int}
+    """
     return {
         "backfill_id": backfill_id,
         "dag_id": dag_id,
-        "state": "interrupted" if interrupted else state,
-        "runs": rows,
-        "succeeded": sum(r["state"] == "success" for r in rows),
-        "failed": sum(r["state"] == "failed" for r in rows),
-        "unfinished": sum(r["state"] in ("queued", "running") for r in rows),
+        "state": state,
+        "runs": [r.to_json() for r in runs],
+        "succeeded": sum(r.state == "success" for r in runs),
+        "failed": sum(r.state == "failed" for r in runs),
+        "unfinished": sum(r.state in ("queued", "running") for r in runs),
     }
 
 
@@ -274,7 +261,7 @@ def _report(summary: dict[str, Any], as_json: bool, actor: str) -> None:
                 r["logical_date"],
                 r["run_id"],
                 r["state"],
-                f"{r['duration_s']:.2f}s" if r["duration_s"] is not None else None,
+                render.fmt_duration(r["duration_s"]),
             )
             for r in summary["runs"]
         ],  # fmt: skip

@@ -6,6 +6,7 @@ import click
 
 from dagrunner.cli import render
 from dagrunner.cli.context import CliContext, pass_cli
+from dagrunner.cli.options import json_option
 
 
 @click.group()
@@ -14,7 +15,7 @@ def config() -> None:
 
 
 @config.command("show")
-@click.option("--json", "as_json", is_flag=True, help="Print the settings as a JSON object.")
+@json_option("the settings")
 @pass_cli
 def show(cli: CliContext, as_json: bool) -> None:
     """Print every setting, its value and where it came from (default, dagrunner.toml, env, flag)."""

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import click
-from sqlalchemy import select
 
 from dagrunner.cli import render
 from dagrunner.cli.context import CliContext, pass_cli
+from dagrunner.cli.options import json_option
 from dagrunner.cli.params import parse_date
 from dagrunner.loading.serialization import SerializedDag
-from dagrunner.persistence.models import Dag
+from dagrunner.timetables import DagRunInfo
 
 
 @click.group()
@@ -21,16 +20,16 @@ def dags() -> None:
 
 
 @dags.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@json_option("a list of DAGs")
 @pass_cli
 def list_dags(cli: CliContext, as_json: bool) -> None:
     """Every DAG the folder defines: id, file, schedule, next run, paused, tags."""
-    from dagrunner.persistence.queries import dag_rows
+    from dagrunner.persistence.views import paused_dags
 
     bag = cli.dagbag
     now = datetime.now(UTC)
     with cli.read_session() as session:
-        paused = {row.dag_id: row.is_paused for row in dag_rows(session)}
+        paused = paused_dags(session)
     rows = []
     for dag_id, dag in sorted(bag.dags.items()):
         nxt = next_run_after(dag, now)
@@ -67,7 +66,7 @@ def next_run_after(dag: SerializedDag, now: datetime) -> datetime | None:
 
 
 @dags.command("errors")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@json_option("a list of import errors")
 @pass_cli
 def errors(cli: CliContext, as_json: bool) -> None:
     """Files that failed to import, with the line and the reason. Exits 1 when there are any."""
@@ -133,7 +132,7 @@ def _set_paused(cli: CliContext, dag_id: str, paused: bool) -> None:
 @click.option("-n", "--num", "limit", type=click.IntRange(min=1), help="How many runs (default 10 without --to).")
 @click.option("--from", "from_", metavar="DATE", help="Start here instead of the DAG's start_date.")
 @click.option("--to", "to", metavar="DATE", help="Stop once a run's run_after is later than this.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
+@json_option("a list of the runs to come")
 @pass_cli
 def next_runs(
     cli: CliContext, dag_id: str, limit: int | None, from_: str | None, to: str | None, as_json: bool
@@ -151,7 +150,7 @@ def next_runs(
     until = parse_date(to, dag.timezone, "--to") if to else None
     if limit is None and until is None:
         limit = 10
-    runs = []
+    runs: list[DagRunInfo] = []
     for info in dag.timetable.iter_runs(start_date=dag.start_date, end_date=dag.end_date, after=after, until=until):
         if limit is not None and len(runs) >= limit:
             break
@@ -189,7 +188,8 @@ def next_runs(
         render.info("No runs in that range.")
 
 
-def _run_json(info: Any) -> dict[str, str]:
+def _run_json(info: DagRunInfo) -> dict[str, str]:
+    """A run the timetable would create (not a recorded run: that is `RunView.to_json`)."""
     from dagrunner.timetables import make_run_id
 
     return {
@@ -227,13 +227,14 @@ def _relative(cli: CliContext, path: str) -> str:
 @click.option("--conf", help="Run configuration, a JSON object: --conf '{\"full\": true}'.")
 @click.option("--logical-date", metavar="DATE", help="The run's logical date (default: now), in the DAG's timezone.")
 @click.option("--run-id", help="Run id (default manual__<logical date>); letters, digits and _.~:+- only.")
-@click.option("--json", "as_json", is_flag=True, help="Print the created run as JSON.")
+@json_option("the created run")
 @pass_cli
 def trigger(
     cli: CliContext, dag_id: str, conf: str | None, logical_date: str | None, run_id: str | None, as_json: bool
 ) -> None:
     """Create a manual run of DAG_ID for the scheduler to run (a paused DAG's run waits for unpause)."""
     from dagrunner.cli.params import parse_conf
+    from dagrunner.persistence.views import RunView, is_paused
     from dagrunner.scheduling.operations import trigger_run
 
     dag = cli.dagbag.get_dag(dag_id)
@@ -242,27 +243,14 @@ def trigger(
     now = datetime.now(UTC)
     with cli.session() as session:
         run = trigger_run(session, dag, actor=cli.actor, now=now, conf=run_conf, logical_date=when, run_id=run_id)
-        data = _dagrun_json(run)
-        paused = bool(session.scalar(select(Dag.is_paused).where(Dag.dag_id == dag_id)))
+        created = RunView.of(run)
+        paused = is_paused(session, dag_id)
     if as_json:
-        render.print_json(data)
+        render.print_json(created.to_json())
     else:
-        render.info(f"created run {data['run_id']} of {dag_id} (logical date {data['logical_date']})")
+        render.info(f"created run {created.run_id} of {dag_id} (logical date {created.logical_date.isoformat()})")
         if paused:
             render.info(f"{dag_id} is paused: the run starts when you `dagrunner dags unpause {dag_id}`")
-
-
-def _dagrun_json(run: Any) -> dict[str, Any]:
-    return {
-        "dag_id": run.dag_id,
-        "run_id": run.run_id,
-        "run_type": run.run_type.value,
-        "state": run.state.value,
-        "logical_date": run.logical_date.isoformat(),
-        "data_interval_start": run.data_interval_start.isoformat() if run.data_interval_start else None,
-        "data_interval_end": run.data_interval_end.isoformat() if run.data_interval_end else None,
-        "conf": run.conf,
-    }
 
 
 @dags.command("test")
@@ -271,7 +259,7 @@ def _dagrun_json(run: Any) -> dict[str, Any]:
 @click.option("--conf", help="Run configuration, a JSON object.")
 @click.option("--executor", type=click.Choice(["inline", "local"]), default="inline", show_default=True,
               help="inline runs tasks in this process (easy to debug); local uses worker processes.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help='Print {"run_id", "state", "tasks": {task: state}} only.')
+@json_option('the run with "tasks": {task: state}')
 @pass_cli
 def test(
     cli: CliContext, dag_id: str, logical_date: str | None, conf: str | None, executor: str, as_json: bool
@@ -289,9 +277,9 @@ def test(
     when = parse_date(logical_date, dag.timezone, "LOGICAL_DATE") if logical_date else None
     result = run_dag_test(cli, dag, logical_date=when, conf=parse_conf(conf), quiet=as_json)
     if as_json:
-        render.print_json(result)
+        render.print_json(result.to_json())
     else:
-        render.info(f"{dag_id} {result['run_id']}: {result['state']}")
-        render.table(None, ["task", "state"], result["tasks"].items())
-    if result["state"] != "success":
+        render.info(f"{dag_id} {result.run.run_id}: {result.run.state}")
+        render.table(None, ["task", "state"], [(ti.label, ti.state) for ti in result.tasks])
+    if result.run.state != "success":
         raise click.exceptions.Exit(1)

@@ -6,6 +6,7 @@ import click
 
 from dagrunner.cli import render
 from dagrunner.cli.context import CliContext, pass_cli
+from dagrunner.cli.options import json_option
 from dagrunner.settings import mask_url
 
 
@@ -37,7 +38,7 @@ def upgrade(cli: CliContext) -> None:
 
 
 @db.command("check")
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@json_option("the status")
 @pass_cli
 def check(cli: CliContext, as_json: bool) -> None:
     """Exit 0 when the schema is current, 1 when it is missing or needs `dagrunner db upgrade`."""

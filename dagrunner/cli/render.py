@@ -61,6 +61,11 @@ def fmt_time(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds")
 
 
+def fmt_duration(seconds: float | None) -> str | None:
+    """`12.34s`, or None (shown as `-`) while a run or try has not finished."""
+    return f"{seconds:.2f}s" if seconds is not None else None
+
+
 def error(message: str) -> None:
     err_console.print(f"[bold red]Error:[/] {message}", markup=True)
 

@@ -10,6 +10,7 @@ from rich.tree import Tree
 
 from dagrunner.cli import render
 from dagrunner.cli.context import CliContext, pass_cli
+from dagrunner.cli.options import json_option
 from dagrunner.loading.serialization import SerializedDag
 
 
@@ -21,7 +22,7 @@ def tasks() -> None:
 @tasks.command("list")
 @click.argument("dag_id")
 @click.option("--tree", is_flag=True, help="Show the dependency tree from each root task.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of tasks.")
+@json_option("a list of tasks")
 @pass_cli
 def list_tasks(cli: CliContext, dag_id: str, tree: bool, as_json: bool) -> None:
     """The tasks of DAG_ID in an order they can run in (or as a tree with --tree)."""
@@ -79,29 +80,25 @@ def _live_dag(cli: CliContext, fileloc: str, dag_id: str) -> object:
     return cache.get_dag(fileloc, dag_id)
 
 
-def _ti_label(ti: object) -> str:
-    map_index = getattr(ti, "map_index", -1)
-    task_id = getattr(ti, "task_id", "")
-    return f"{task_id}[{map_index}]" if map_index >= 0 else task_id
-
-
 @tasks.command("states")
 @click.argument("dag_id")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help='Print {"task_id": "state", ...} (mapped: task_id[i]).')
+@json_option('{"task_id": "state", ...} (mapped: task_id[i])')
 @pass_cli
 def states(cli: CliContext, dag_id: str, run_id: str, as_json: bool) -> None:
     """The state of every task instance of one run."""
-    from dagrunner.persistence.queries import get_run, task_instances_for_run
+    from dagrunner.persistence.views import run_task_instances, task_states_json
 
     with cli.read_session() as session:
-        get_run(session, dag_id, run_id)
-        tis = task_instances_for_run(session, dag_id, run_id)
-        rows = [(_ti_label(ti), ti.state.value, ti.try_number, ti.start_date, ti.end_date, ti.hostname) for ti in tis]
+        tis = run_task_instances(session, dag_id, run_id)
     if as_json:
-        render.print_json({label: state for label, state, *_ in rows})
+        render.print_json(task_states_json(tis))
         return
-    render.table(f"{dag_id} {run_id}", ["task", "state", "tries", "started", "ended", "host"], rows)
+    render.table(
+        f"{dag_id} {run_id}",
+        ["task", "state", "tries", "started", "ended", "host"],
+        [(ti.label, ti.state, ti.try_number, ti.start_date, ti.end_date, ti.hostname) for ti in tis],
+    )
 
 
 @tasks.command("logs")
@@ -113,19 +110,11 @@ def states(cli: CliContext, dag_id: str, run_id: str, as_json: bool) -> None:
 @pass_cli
 def logs(cli: CliContext, dag_id: str, task_id: str, run_id: str, try_number: int | None, map_index: int) -> None:
     """Print the log of one try of a task instance."""
-    from sqlalchemy import select
-
     from dagrunner.errors import NotFoundError
-    from dagrunner.persistence.models import TaskTry
+    from dagrunner.persistence.views import latest_try
 
     with cli.read_session() as session:
-        query = select(TaskTry).where(
-            TaskTry.dag_id == dag_id, TaskTry.run_id == run_id, TaskTry.task_id == task_id,
-            TaskTry.map_index == map_index,
-        )  # fmt: skip
-        if try_number is not None:
-            query = query.where(TaskTry.try_number == try_number)
-        attempt = session.scalars(query.order_by(TaskTry.try_number.desc()).limit(1)).first()
+        attempt = latest_try(session, dag_id, run_id, task_id, map_index, try_number)
     if attempt is None:
         which = f"try {try_number}" if try_number else "any try"
         raise NotFoundError(
@@ -164,6 +153,7 @@ def clear(
     from datetime import datetime
 
     from dagrunner.cli.params import parse_date
+    from dagrunner.persistence.views import instance_label
     from dagrunner.scheduling.operations import clear as clear_tis
     from dagrunner.scheduling.operations import select_for_clear
 
@@ -179,14 +169,14 @@ def clear(
             return
         if not yes:
             for ti in chosen[:50]:
-                render.info(f"  {ti.run_id} {_ti_label(ti)} ({ti.state.value})")
+                render.info(f"  {ti.run_id} {instance_label(ti.task_id, ti.map_index)} ({ti.state.value})")
             if len(chosen) > 50:
                 render.info(f"  ... and {len(chosen) - 50} more")
             click.confirm(f"Clear these {len(chosen)} task instance(s)?", abort=True)
         result = clear_tis(session, dag, chosen, actor=cli.actor, now=datetime.now(UTC))
     render.info(f"cleared {len(result.cleared)} task instance(s); {len(result.runs_requeued)} run(s) queued again")
     for ti in result.left_running:
-        render.info(f"  left alone (still {ti.state.value}): {ti.run_id} {_ti_label(ti)}")
+        render.info(f"  left alone (still {ti.state.value}): {ti.run_id} {instance_label(ti.task_id, ti.map_index)}")
 
 
 @tasks.command("why")
@@ -194,41 +184,24 @@ def clear(
 @click.argument("task_id")
 @click.argument("run_id")
 @click.option("--map-index", type=int, default=-1, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@json_option("the state and the checks")
 @pass_cli
 def why(cli: CliContext, dag_id: str, task_id: str, run_id: str, map_index: int, as_json: bool) -> None:
     """Why a task instance is (not) running: each readiness rule, passed or blocked, with its reason."""
     from datetime import datetime
 
-    from sqlalchemy import select
-
-    from dagrunner.errors import NotFoundError
-    from dagrunner.persistence.models import TaskInstance
-    from dagrunner.persistence.queries import get_run
-    from dagrunner.scheduling.operations import explain
+    from dagrunner.scheduling.operations import explain_instance
 
     dag = cli.dagbag.get_dag(dag_id)
     dag.task(task_id)
     with cli.read_session() as session:
-        run = get_run(session, dag_id, run_id)
-        ti = session.scalars(
-            select(TaskInstance).where(
-                TaskInstance.dag_id == dag_id,
-                TaskInstance.run_id == run_id,
-                TaskInstance.task_id == task_id,
-                TaskInstance.map_index == map_index,
-            )  # fmt: skip
-        ).first()
-        if ti is None:
-            raise NotFoundError(f"run {run_id} has no instance of {task_id} with map index {map_index}")
-        checks = explain(session, dag, run, ti, datetime.now(UTC))
-        state = ti.state.value
+        why = explain_instance(session, dag, run_id, task_id, map_index, datetime.now(UTC))
     if as_json:
-        render.print_json({"state": state, "checks": [c.__dict__ for c in checks]})
+        render.print_json({"state": why.state.value, "checks": [c.__dict__ for c in why.checks]})
         return
-    render.info(f"{dag_id}.{task_id} in {run_id} is {state}")
+    render.info(f"{dag_id}.{task_id} in {run_id} is {why.state.value}")
     render.table(
-        None, ["rule", "", "reason"], [(c.rule, "passed" if c.passed else "BLOCKED", c.reason) for c in checks]
+        None, ["rule", "", "reason"], [(c.rule, "passed" if c.passed else "BLOCKED", c.reason) for c in why.checks]
     )
 
 

@@ -6,13 +6,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from dagrunner.cli.context import CliContext
 from dagrunner.cli.live import print_event
 from dagrunner.errors import DuplicateRunError
 from dagrunner.loading.serialization import SerializedDag
-from dagrunner.persistence.models import DagRun, JobType, TaskInstance
+from dagrunner.persistence.models import JobType
+from dagrunner.persistence.views import RunWithTasks, run_with_tasks
 from dagrunner.scheduling.dag_source import FixedDagSource
 from dagrunner.scheduling.loop import StopOnSignals, StopWhen, run_loop
 from dagrunner.scheduling.operations import trigger_run
@@ -27,7 +26,8 @@ def run_dag_test(
     logical_date: datetime | None,
     conf: dict[str, Any],
     quiet: bool,
-) -> dict[str, Any]:
+) -> RunWithTasks:
+    """Trigger the run, drive it to the end here, and return it with its task instances (upstream first)."""
     from dagrunner.cli.scheduler import build_scheduler
 
     now = datetime.now(UTC)
@@ -40,7 +40,8 @@ def run_dag_test(
     )
     with StopOnSignals(sched):
         run_loop(sched, StopWhen(runs_done=frozenset({ref})), grace_s=5.0)
-    return run_summary(cli, dag.dag_id, run_id, order=dag.topological_order)
+    with cli.read_session() as session:
+        return run_with_tasks(session, dag.dag_id, run_id, order=dag.topological_order)
 
 
 def _create_run(cli: CliContext, dag: SerializedDag, when: datetime, conf: dict[str, Any], owner: str,
@@ -57,18 +58,3 @@ def _create_run(cli: CliContext, dag: SerializedDag, when: datetime, conf: dict[
         except DuplicateRunError:
             continue
     raise DuplicateRunError(f"too many test runs of {dag.dag_id} at {when.isoformat()}")
-
-
-def run_summary(cli: CliContext, dag_id: str, run_id: str, order: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The run's state and each instance's state, tasks in `order` (upstream first) when given."""
-    rank = {task_id: i for i, task_id in enumerate(order)}
-    with cli.read_session() as session:
-        run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).one()
-        tis = session.scalars(
-            select(TaskInstance)
-            .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-            .order_by(TaskInstance.id)
-        ).all()
-        tis = sorted(tis, key=lambda ti: (rank.get(ti.task_id, len(rank)), ti.map_index))
-        tasks = {(f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id): ti.state.value for ti in tis}
-        return {"run_id": run_id, "state": run.state.value, "tasks": tasks}

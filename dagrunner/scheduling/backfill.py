@@ -9,24 +9,26 @@ backfill runs because the backfill then works the same with or without a daemon,
 
 Resuming: the same DAG and date range (and reprocess behaviour) names the same unfinished backfill row,
 so running the command again adopts its runs: finished ones stay as they are, unfinished ones continue
-(tries killed by the interruption run again), and no run is created twice.
+(tries killed by the interruption run again), and no run is created twice. An interrupted process writes
+down which of its tries its stop killed (`record_stop`): those of its job still running when the grace
+period ran out. Nothing else marks them: they fail like any killed try.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dagrunner.errors import DuplicateRunError, SchedulingError
-from dagrunner.execution.base import SHUTDOWN_KILL_PREFIX
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence.audit import BACKFILL, RUN, TASK, Change, record_event, transition
 from dagrunner.persistence.models import (
+    AuditLog,
     Backfill,
     BackfillState,
     DagRun,
@@ -42,6 +44,8 @@ from dagrunner.states import FAILED_STATES, OCCUPYING_SLOT, RUN_ACTIVE, RUN_FINI
 from dagrunner.timetables import DagRunInfo, make_run_id
 
 Reprocess = Literal["none", "failed", "completed"]
+#: The `--reprocess-behavior` choices, in the order the help lists them.
+REPROCESS_BEHAVIOURS: tuple[Reprocess, ...] = ("none", "failed", "completed")
 Action = Literal["create", "rerun", "resume", "skip", "done"]
 
 
@@ -65,6 +69,14 @@ class PlanRow:
             "existing_state": self.existing_state,
             "why": self.why,
         }
+
+
+def as_reprocess(value: str) -> Reprocess:
+    """A typed reprocess behaviour from what the user typed; SchedulingError naming the choices otherwise."""
+    for choice in REPROCESS_BEHAVIOURS:
+        if value == choice:
+            return choice
+    raise SchedulingError(f"reprocess behaviour {value!r} is not one of {', '.join(REPROCESS_BEHAVIOURS)}")
 
 
 def owner_of(backfill_id: int) -> str:
@@ -186,7 +198,7 @@ def start_backfill(
             _rerun(session, dag, row.run_id, reprocess, backfill.id, owner, actor, now)
             run_ids.append(row.run_id)
         elif row.action == "resume":
-            _resume(session, dag, row.run_id, actor, now)
+            _resume(session, dag, row.run_id, backfill.id, actor, now)
             run_ids.append(row.run_id)
     return backfill, run_ids
 
@@ -237,18 +249,9 @@ def _rerun(session: Session, dag: SerializedDag, run_id: str, reprocess: Reproce
                          "cleared": len(tis)}, when=now)  # fmt: skip
 
 
-def _resume(session: Session, dag: SerializedDag, run_id: str, actor: str, now: datetime) -> None:
+def _resume(session: Session, dag: SerializedDag, run_id: str, backfill_id: int, actor: str, now: datetime) -> None:
     """Tries the interruption killed run again (they did not fail on their own); everything else stays."""
-    killed = session.scalars(
-        select(TaskInstance)
-        .join(TaskTry, (TaskTry.ti_id == TaskInstance.id) & (TaskTry.try_number == TaskInstance.try_number))
-        .where(
-            TaskInstance.dag_id == dag.dag_id,
-            TaskInstance.run_id == run_id,
-            TaskInstance.state.in_(FAILED_STATES | {TaskInstanceState.UP_FOR_RETRY}),
-            TaskTry.error.startswith(SHUTDOWN_KILL_PREFIX),
-        )
-    ).all()
+    killed = killed_by_stops(session, dag.dag_id, run_id, backfill_id)
     if killed:
         for ti in killed:
             ti.max_tries = ti.try_number + dag.task(ti.task_id).retries
@@ -259,6 +262,60 @@ def _resume(session: Session, dag: SerializedDag, run_id: str, actor: str, now: 
             killed,
             Change(TaskInstanceState.NONE, now, actor, "interrupted by a stopped backfill; resumed"),
         )
+
+
+#: The audit event an interrupted backfill process writes: which of its tries its stop killed.
+STOPPED_EVENT = "backfill.stopped"
+
+
+@dataclass(frozen=True)
+class Stop:
+    """How a backfill process was stopped: its scheduler job, and when it asked its executor to stop.
+
+    The executor gives running tries `grace_s` from (just after) that moment and kills those still
+    running then, so the tries of `job_id` that ended from `kill_after` on are the ones the stop killed.
+    """
+
+    job_id: int
+    requested_at: datetime
+    grace_s: float
+
+    @property
+    def kill_after(self) -> datetime:
+        return self.requested_at + timedelta(seconds=self.grace_s)
+
+
+def record_stop(session: Session, backfill_id: int, dag_id: str, stop: Stop, *, actor: str, now: datetime) -> None:
+    """Write down how the backfill's process stopped, so a resume knows which tries it killed."""
+    record_event(session, STOPPED_EVENT, actor=actor, dag_id=dag_id,
+                 detail={"backfill_id": backfill_id, "job_id": stop.job_id,
+                         "kill_after": stop.kill_after.isoformat()}, when=now)  # fmt: skip
+
+
+def killed_by_stops(session: Session, dag_id: str, run_id: str, backfill_id: int) -> list[TaskInstance]:
+    """The run's instances whose latest try a stop of this backfill killed (see `Stop`): failed or up for
+    retry, queued by the stopped job, and ended once that job's grace period was over.
+
+    A try that failed on its own within about a second after the grace period (before the stopped
+    scheduler noticed its stop) would count too: the price of inferring the kill from times. A try
+    record saying why it ended would make this exact (reported on issue #9).
+    """
+    stops = session.scalars(select(AuditLog).where(AuditLog.event == STOPPED_EVENT, AuditLog.dag_id == dag_id)).all()
+    killed: dict[int, TaskInstance] = {}
+    for stop in (row.detail for row in stops if row.detail and row.detail.get("backfill_id") == backfill_id):
+        query = (
+            select(TaskInstance)
+            .join(TaskTry, (TaskTry.ti_id == TaskInstance.id) & (TaskTry.try_number == TaskInstance.try_number))
+            .where(
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == run_id,
+                TaskInstance.state.in_(FAILED_STATES | {TaskInstanceState.UP_FOR_RETRY}),
+                TaskInstance.queued_by_job_id == stop["job_id"],
+                TaskTry.end_date >= datetime.fromisoformat(stop["kill_after"]),
+            )
+        )
+        killed.update((ti.id, ti) for ti in session.scalars(query))
+    return list(killed.values())
 
 
 def finish_backfill(session: Session, backfill_id: int, *, actor: str, now: datetime, interrupted: bool) -> str:

@@ -11,9 +11,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dagrunner.errors import NotFoundError
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence.audit import RUN, TASK, Change, record_event, transition
 from dagrunner.persistence.models import DagRun, DagRunType, TaskInstance
+from dagrunner.persistence.queries import get_run
 from dagrunner.scheduling.dagruns import create_run
 from dagrunner.scheduling.evaluation import decide
 from dagrunner.scheduling.history import past_states_for
@@ -141,3 +143,29 @@ def explain(session: Session, dag: SerializedDag, run: DagRun, ti: TaskInstance,
     if TaskInstanceState(ti.state) in FINISHED:
         checks.append(Check("finished", False, f"finished as {ti.state.value}; `dagrunner tasks clear` runs it again"))
     return checks
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """`tasks why`: the instance's state and every readiness rule, passed or blocked, with its reason."""
+
+    state: TaskInstanceState
+    checks: list[Check]
+
+
+def explain_instance(
+    session: Session, dag: SerializedDag, run_id: str, task_id: str, map_index: int, now: datetime
+) -> Explanation:
+    """`explain` for the instance named by its key; NotFoundError naming the run or the instance."""
+    run = get_run(session, dag.dag_id, run_id)
+    ti = session.scalars(
+        select(TaskInstance).where(
+            TaskInstance.dag_id == dag.dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.task_id == task_id,
+            TaskInstance.map_index == map_index,
+        )  # fmt: skip
+    ).first()
+    if ti is None:
+        raise NotFoundError(f"run {run_id} has no instance of {task_id} with map index {map_index}")
+    return Explanation(TaskInstanceState(ti.state), explain(session, dag, run, ti, now))

@@ -126,3 +126,40 @@ def test_scheduler_once_runs_due_runs_and_exits(run_cli, project: Path, monkeypa
     assert {r["dag_id"] for r in runs} == {"etl_daily_sales", "taskflow_branching", "bash_templating"}
     assert {r["state"] for r in runs} == {"success"}
     assert "run created" in result.output
+
+
+MAPPED = """
+import pendulum
+from dagrunner import DAG, task
+
+with DAG("fanout", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    @task
+    def double(x):
+        return 2 * x
+
+    double.expand(x=[1, 2])
+"""
+
+
+def test_mapped_instances_are_shown_with_their_index_zero_included(run_cli, project: Path) -> None:
+    (project / "dags" / "fanout.py").write_text(MAPPED)
+    result = json.loads(run_cli("dags", "test", "fanout", "2026-02-03", "--json").output)
+    assert result["tasks"] == {"double[0]": "success", "double[1]": "success"}
+    states = json.loads(run_cli("tasks", "states", "fanout", result["run_id"], "--json").output)
+    assert states == result["tasks"]
+    audit = json.loads(run_cli("audit", "--dag", "fanout", "--json").output)
+    assert {a["map_index"] for a in audit if a["event"] == "task.state"} == {0, 1}
+    table = run_cli("audit", "--dag", "fanout").output
+    assert "double[0]" in table and "double[1]" in table
+
+
+def test_every_run_is_printed_with_one_json_shape(run_cli, project: Path) -> None:
+    (project / "dags" / "wobbly.py").write_text(FAILING)
+    triggered = json.loads(run_cli("dags", "trigger", "wobbly", "--run-id", "later", "--json").output)
+    tested = json.loads(run_cli("dags", "test", "wobbly", "2026-02-03", "--json").output)
+    listed = json.loads(run_cli("runs", "list", "wobbly", "--json").output)
+    keys = set(listed[0])
+    assert keys >= {"dag_id", "run_id", "run_type", "state", "logical_date", "start_date", "end_date", "duration_s"}
+    assert keys >= {"data_interval_start", "data_interval_end", "conf"}
+    assert set(triggered) == keys and set(tested) == keys | {"tasks"}
+    assert {r["run_id"] for r in listed} == {"later", tested["run_id"]}

@@ -88,6 +88,24 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path: Path, db_url: str) -> No
         assert starts[key] == 1, key  # a task that succeeded before the interrupt did not run again
 
 
+def test_a_try_killed_by_ctrl_c_runs_again_on_resume(tmp_path: Path, db_url: str) -> None:
+    root = project(tmp_path, examples=False)
+    _dag(root, seconds=4)
+    args = ("backfill", "slowish", "-s", "2026-01-01", "-e", "2026-01-01", "--grace", "0.2")
+    proc = start(root, db_url, *args)
+    wait_until(lambda: any(r[0] == "start" for r in _ledger(root)), what="task a to start", timeout=90)
+    proc.send_signal(signal.SIGINT)
+    out = finish(proc, 90)
+    assert proc.returncode == 130, out
+    assert not any(r[0] == "end" for r in _ledger(root))  # the grace period was too short: a was killed
+
+    again = run(root, db_url, *args, "--json", timeout=180)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["state"] == "success"
+    starts = Counter(r[1] for r in _ledger(root) if r[0] == "start")
+    assert starts == {"a": 2, "b": 1}  # the killed try ran again (a task without retries), b once
+
+
 def test_backfill_beside_a_running_scheduler_never_runs_a_task_twice(tmp_path: Path, db_url: str) -> None:
     root = project(tmp_path, examples=False)
     _dag(root, start="2026, 11, 20", catchup=True, seconds=0.05)  # the daemon creates 11-20 onwards itself
