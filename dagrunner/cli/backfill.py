@@ -21,7 +21,7 @@ from dagrunner.cli.scheduler import executor_option, parallelism_option
 if TYPE_CHECKING:
     from dagrunner.loading.serialization import SerializedDag
     from dagrunner.persistence.views import RunView
-    from dagrunner.scheduling.backfill import PlanRow, Stop
+    from dagrunner.scheduling.backfill import PlanRow
 
 REFRESH_S = 0.25
 
@@ -112,11 +112,8 @@ def backfill(
         backfill_id = record.id
     if resuming and not as_json:
         render.info(f"resuming backfill {backfill_id} of {dag_id}")
-    stop = _execute(cli, dag, backfill_id, run_ids, max_active_runs, run_backwards, grace_s, as_json)
-    interrupted = stop is not None
+    interrupted = _execute(cli, dag, backfill_id, run_ids, max_active_runs, run_backwards, grace_s, as_json)
     with cli.session() as session:
-        if stop is not None:
-            bf.record_stop(session, backfill_id, dag_id, stop, actor=cli.actor, now=datetime.now(UTC))
         state = bf.finish_backfill(session, backfill_id, actor=cli.actor, now=datetime.now(UTC),
                                    interrupted=interrupted)  # fmt: skip
     with cli.read_session() as session:
@@ -130,11 +127,11 @@ def backfill(
 
 
 def _execute(cli: CliContext, dag: SerializedDag, backfill_id: int, run_ids: list[str], max_active_runs: int | None,
-             run_backwards: bool, grace_s: float, quiet: bool) -> Stop | None:  # fmt: skip
-    """Drive the backfill's runs with a private scheduler; how it was stopped when it was interrupted."""
+             run_backwards: bool, grace_s: float, quiet: bool) -> bool:  # fmt: skip
+    """Drive the backfill's runs with a private scheduler; True when it was interrupted."""
     from dagrunner.cli.scheduler import build_scheduler
     from dagrunner.persistence.models import JobType
-    from dagrunner.scheduling.backfill import Stop, owner_of
+    from dagrunner.scheduling.backfill import owner_of
     from dagrunner.scheduling.dag_source import FixedDagSource
     from dagrunner.scheduling.loop import StopOnSignals, StopWhen, run_loop
     from dagrunner.scheduling.scheduler import SchedulerOptions
@@ -146,10 +143,8 @@ def _execute(cli: CliContext, dag: SerializedDag, backfill_id: int, run_ids: lis
     )  # fmt: skip
     sched = build_scheduler(cli, dag_source=FixedDagSource({dag.dag_id: dag}), options=options, on_event=None)
     display = None if quiet else BackfillDisplay(cli, dag.dag_id, backfill_id, len(run_ids))
-    requested: list[datetime] = []
 
-    def on_signal(name: str) -> None:
-        requested.append(sched.clock.now())  # the executor's grace period starts (just after) now
+    def on_signal(_name: str) -> None:
         if display is not None:
             display.note("stopping: no new tries; running ones get the grace period (Ctrl-C again to kill)")
 
@@ -160,9 +155,7 @@ def _execute(cli: CliContext, dag: SerializedDag, backfill_id: int, run_ids: lis
             with display:
                 run_loop(sched, StopWhen(runs_done=refs), grace_s=grace_s, on_tick=lambda _: display.refresh())
                 display.refresh(force=True)
-    if not sched.stopping or sched.job_id is None:
-        return None
-    return Stop(sched.job_id, requested[0] if requested else sched.clock.now(), grace_s)
+    return sched.stopping
 
 
 class BackfillDisplay:

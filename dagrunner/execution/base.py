@@ -62,9 +62,6 @@ XComRows = dict[tuple[str, int, str], Any]
 
 EventKind = Literal["started", "finished", "lost"]
 
-#: How the error of a try killed by an executor shutdown begins: a resumed backfill runs those again.
-SHUTDOWN_KILL_PREFIX = "the executor shut down and killed it"
-
 
 @dataclass(frozen=True)
 class TryEvent:

@@ -25,7 +25,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from dagrunner.errors import ExecutionError
-from dagrunner.execution.base import SHUTDOWN_KILL_PREFIX, Executor, TaskKey, TryEvent, WorkItem
+from dagrunner.execution.base import Executor, TaskKey, TryEvent, WorkItem
 from dagrunner.execution.messages import KillRequest, Report, Stop
 from dagrunner.execution.worker import worker_main
 from dagrunner.execution.worker_config import HEARTBEAT_S, LEAN_FORKER_AFTER, WorkerConfig
@@ -111,7 +111,8 @@ class LocalExecutor(Executor):
             self._collect(min(0.5, max(0.0, deadline - time.monotonic())))
         killed = [w.item for w in self._workers if w.item is not None]
         for item in killed:
-            self._send_kill(item, f"{SHUTDOWN_KILL_PREFIX} after a {grace_s:g}s grace period", False)
+            reason = f"the executor shut down and killed it after a {grace_s:g}s grace period"
+            self._send_kill(item, reason, False, interrupted=True)
         left += [(item.key, item.try_number) for item in killed]
         deadline = time.monotonic() + _KILL_RECORD_WAIT_S
         while self._in_flight() and time.monotonic() < deadline:
@@ -173,11 +174,11 @@ class LocalExecutor(Executor):
             if worker.item is not None and worker.item.key == key:
                 self._send_kill(worker.item, reason, True)
 
-    def _send_kill(self, item: WorkItem, reason: str, fail_fast: bool) -> None:
+    def _send_kill(self, item: WorkItem, reason: str, fail_fast: bool, *, interrupted: bool = False) -> None:
         for worker in self._workers:
             if worker.item is item:
                 with contextlib.suppress(OSError):
-                    worker.conn.send(KillRequest(item.key, item.try_number, reason, fail_fast))
+                    worker.conn.send(KillRequest(item.key, item.try_number, reason, fail_fast, interrupted))
 
     def _in_flight(self) -> int:
         return len(self._pending) + sum(1 for w in self._workers if w.item is not None)

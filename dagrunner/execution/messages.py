@@ -61,12 +61,17 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class KillRequest:
-    """Executor -> worker: stop this try's process group; it fails with `reason`."""
+    """Executor -> worker: stop this try's process group; it fails with `reason`.
+
+    `interrupted`: the executor is shutting down, so the try did not fail on its own (see
+    `TryOutcome.interrupted`).
+    """
 
     key: TaskKey
     try_number: int
     reason: str
     fail_fast: bool = True
+    interrupted: bool = False
 
 
 #: What a worker reads from its executor: a try to run (the `WorkItem` itself), a kill, or a stop.

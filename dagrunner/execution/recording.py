@@ -194,7 +194,7 @@ def finish_try(
             values, detail = _retry(policy, key, item.try_number, item.run.logical_date, now)
     reason = _finish_reason(item.try_number, state, outcome.error)
     change = Change(state, now, actor, reason, detail=detail, values=values)
-    closing = TryClose(outcome.exit_code, outcome.error)
+    closing = TryClose(outcome.exit_code, outcome.error, outcome.interrupted)
     moved = transition(db, TASK, [_ref(item, TaskInstanceState.RUNNING)], change, fence={"try_number": item.try_number},
                        close_try=closing)  # fmt: skip
     if not moved:
@@ -298,8 +298,10 @@ def fail_lost_try(
     policy: RetryPolicy,
     now: datetime,
     actor: str,
+    interrupted: bool = False,
 ) -> TaskInstanceState | None:
     """A try whose process died without recording its outcome: up_for_retry or failed, with `reason`.
+    `interrupted`: its executor's shutdown killed it (see `TryClose`).
 
     Fenced on `queued`/`running` at `try_number`; returns the new state, or None when fenced out.
     """
@@ -324,7 +326,8 @@ def fail_lost_try(
         key.dag_id, key.run_id, key.task_id, key.map_index, TaskInstanceState(current.state), try_number, None
     )
     change = Change(state, now, actor, reason, detail=detail, values=values)
-    moved = transition(db, TASK, [ref], change, fence={"try_number": try_number}, close_try=TryClose(None, reason))
+    closing = TryClose(None, reason, interrupted)
+    moved = transition(db, TASK, [ref], change, fence={"try_number": try_number}, close_try=closing)
     return state if moved else None
 
 

@@ -60,12 +60,28 @@ class TryOutcome:
     callback_errors: tuple[str, ...] = ()
     #: The try ran past its execution_timeout (its leftover processes are then killed).
     timed_out: bool = False
+    #: Its executor's shutdown (Ctrl-C, SIGTERM) killed it: it did not fail on its own, so a resumed
+    #: backfill runs it again (`task_try.interrupted`).
+    interrupted: bool = False
 
     @classmethod
     def failed(
-        cls, error: str, *, fail_fast: bool = False, exit_code: int | None = 1, timed_out: bool = False
+        cls,
+        error: str,
+        *,
+        fail_fast: bool = False,
+        exit_code: int | None = 1,
+        timed_out: bool = False,
+        interrupted: bool = False,
     ) -> TryOutcome:
-        return cls(state="failed", error=error, fail_fast=fail_fast, exit_code=exit_code, timed_out=timed_out)
+        return cls(
+            state="failed",
+            error=error,
+            fail_fast=fail_fast,
+            exit_code=exit_code,
+            timed_out=timed_out,
+            interrupted=interrupted,
+        )
 
 
 def timeout_message(seconds: float) -> str:

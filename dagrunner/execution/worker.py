@@ -413,6 +413,7 @@ class TryProcess:
         self.started_at = time.monotonic()
         self.kill_reason: str | None = None
         self.kill_fail_fast = False
+        self.kill_interrupted = False
         self.timed_out = False
         self.wants_recorded = False
         self.done = False
@@ -536,7 +537,7 @@ class TryProcess:
 
     def _obey(self, kill: KillRequest | None) -> None:
         if kill is not None and kill.key == self.item.key and kill.try_number == self.item.try_number:
-            self.kill(kill.reason, fail_fast=kill.fail_fast)
+            self.kill(kill.reason, fail_fast=kill.fail_fast, interrupted=kill.interrupted)
 
     def _answer_xcoms(self, conn: Connection, request: XComRequest) -> None:
         """Read the XComs the try was not given and send them (the task process has no database
@@ -551,7 +552,11 @@ class TryProcess:
         code = None if status is None else os.waitstatus_to_exitcode(status)
         if self.kill_reason is not None:
             return TryOutcome.failed(
-                self.kill_reason, fail_fast=self.kill_fail_fast, exit_code=code, timed_out=self.timed_out
+                self.kill_reason,
+                fail_fast=self.kill_fail_fast,
+                exit_code=code,
+                timed_out=self.timed_out,
+                interrupted=self.kill_interrupted,
             )
         if code is None:
             return TryOutcome.failed(
@@ -602,11 +607,12 @@ class TryProcess:
 
     # --- control ---------------------------------------------------------------------------------------
 
-    def kill(self, reason: str, *, fail_fast: bool = True) -> None:
+    def kill(self, reason: str, *, fail_fast: bool = True, interrupted: bool = False) -> None:
         """SIGKILL the process's whole group; the try fails with `reason`."""
         if self.kill_reason is None:
             self.kill_reason = reason
             self.kill_fail_fast = fail_fast
+            self.kill_interrupted = interrupted
         self._kill_group()
 
     def abandon(self) -> None:

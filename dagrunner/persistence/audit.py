@@ -260,10 +260,14 @@ class TaskRef:
 
 @dataclass(frozen=True, slots=True)
 class TryClose:
-    """The `task_try` row to close with a task instance's change: how the process running it ended."""
+    """The `task_try` row to close with a task instance's change: how the process running it ended.
+
+    `interrupted`: its executor's shutdown killed it (it did not fail on its own).
+    """
 
     exit_code: int | None = None
     error: str | None = None
+    interrupted: bool = False
 
 
 class Moved(NamedTuple):
@@ -406,7 +410,8 @@ _CLOSE_TRY = (
         state=bindparam("b_state"),
         exit_code=bindparam("b_exit"),
         error=bindparam("b_error"),
-    )  # fmt: skip
+        interrupted=bindparam("b_interrupted"),
+    )
 )
 _OPEN_TRY = insert(_TRY_T)
 
@@ -427,7 +432,7 @@ def _close(db: Db, ti_id: int, try_number: int, state: TryState, when: datetime,
     if state not in TRY_TRANSITIONS[TryState.RUNNING]:
         raise IllegalTransitionError(f"try {try_number}: running -> {state} is not an allowed state change")
     params = {"b_ti_id": ti_id, "b_try": try_number, "b_end": when, "b_state": state, "b_exit": close.exit_code,
-              "b_error": close.error or None}  # fmt: skip
+              "b_error": close.error or None, "b_interrupted": close.interrupted}  # fmt: skip
     return bool(getattr(db.execute(_CLOSE_TRY, params), "rowcount", 0))
 
 

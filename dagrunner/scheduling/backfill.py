@@ -9,16 +9,16 @@ backfill runs because the backfill then works the same with or without a daemon,
 
 Resuming: the same DAG and date range (and reprocess behaviour) names the same unfinished backfill row,
 so running the command again adopts its runs: finished ones stay as they are, unfinished ones continue
-(tries killed by the interruption run again), and no run is created twice. An interrupted process writes
-down which of its tries its stop killed (`record_stop`): those of its job still running when the grace
-period ran out. Nothing else marks them: they fail like any killed try.
+(tries killed by the interruption run again), and no run is created twice. A try the interruption killed
+says so itself: its `task_try` row is `interrupted` (the executor's shutdown killed it), so a try that
+failed on its own is never mistaken for one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -28,7 +28,6 @@ from dagrunner.errors import DuplicateRunError, SchedulingError
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence.audit import BACKFILL, RUN, TASK, Change, record_event, transition
 from dagrunner.persistence.models import (
-    AuditLog,
     Backfill,
     BackfillState,
     DagRun,
@@ -198,7 +197,7 @@ def start_backfill(
             _rerun(session, dag, row.run_id, reprocess, backfill.id, owner, actor, now)
             run_ids.append(row.run_id)
         elif row.action == "resume":
-            _resume(session, dag, row.run_id, backfill.id, actor, now)
+            _resume(session, dag, row.run_id, actor, now)
             run_ids.append(row.run_id)
     return backfill, run_ids
 
@@ -249,73 +248,31 @@ def _rerun(session: Session, dag: SerializedDag, run_id: str, reprocess: Reproce
                          "cleared": len(tis)}, when=now)  # fmt: skip
 
 
-def _resume(session: Session, dag: SerializedDag, run_id: str, backfill_id: int, actor: str, now: datetime) -> None:
+def _resume(session: Session, dag: SerializedDag, run_id: str, actor: str, now: datetime) -> None:
     """Tries the interruption killed run again (they did not fail on their own); everything else stays."""
-    killed = killed_by_stops(session, dag.dag_id, run_id, backfill_id)
+    killed = interrupted_instances(session, dag.dag_id, run_id)
     if killed:
         for ti in killed:
             ti.max_tries = ti.try_number + dag.task(ti.task_id).retries
             ti.next_try_at = None
-        transition(
-            session,
-            TASK,
-            killed,
-            Change(TaskInstanceState.NONE, now, actor, "interrupted by a stopped backfill; resumed"),
+        change = Change(TaskInstanceState.NONE, now, actor, "interrupted by a stopped backfill; resumed")
+        transition(session, TASK, killed, change)
+
+
+def interrupted_instances(session: Session, dag_id: str, run_id: str) -> list[TaskInstance]:
+    """The run's failed (or up for retry) instances whose latest try an executor's shutdown killed."""
+    latest_try = (TaskTry.ti_id == TaskInstance.id) & (TaskTry.try_number == TaskInstance.try_number)
+    query = (
+        select(TaskInstance)
+        .join(TaskTry, latest_try)
+        .where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.state.in_(FAILED_STATES | {TaskInstanceState.UP_FOR_RETRY}),
+            TaskTry.interrupted.is_(True),
         )
-
-
-#: The audit event an interrupted backfill process writes: which of its tries its stop killed.
-STOPPED_EVENT = "backfill.stopped"
-
-
-@dataclass(frozen=True)
-class Stop:
-    """How a backfill process was stopped: its scheduler job, and when it asked its executor to stop.
-
-    The executor gives running tries `grace_s` from (just after) that moment and kills those still
-    running then, so the tries of `job_id` that ended from `kill_after` on are the ones the stop killed.
-    """
-
-    job_id: int
-    requested_at: datetime
-    grace_s: float
-
-    @property
-    def kill_after(self) -> datetime:
-        return self.requested_at + timedelta(seconds=self.grace_s)
-
-
-def record_stop(session: Session, backfill_id: int, dag_id: str, stop: Stop, *, actor: str, now: datetime) -> None:
-    """Write down how the backfill's process stopped, so a resume knows which tries it killed."""
-    record_event(session, STOPPED_EVENT, actor=actor, dag_id=dag_id,
-                 detail={"backfill_id": backfill_id, "job_id": stop.job_id,
-                         "kill_after": stop.kill_after.isoformat()}, when=now)  # fmt: skip
-
-
-def killed_by_stops(session: Session, dag_id: str, run_id: str, backfill_id: int) -> list[TaskInstance]:
-    """The run's instances whose latest try a stop of this backfill killed (see `Stop`): failed or up for
-    retry, queued by the stopped job, and ended once that job's grace period was over.
-
-    A try that failed on its own within about a second after the grace period (before the stopped
-    scheduler noticed its stop) would count too: the price of inferring the kill from times. A try
-    record saying why it ended would make this exact (reported on issue #9).
-    """
-    stops = session.scalars(select(AuditLog).where(AuditLog.event == STOPPED_EVENT, AuditLog.dag_id == dag_id)).all()
-    killed: dict[int, TaskInstance] = {}
-    for stop in (row.detail for row in stops if row.detail and row.detail.get("backfill_id") == backfill_id):
-        query = (
-            select(TaskInstance)
-            .join(TaskTry, (TaskTry.ti_id == TaskInstance.id) & (TaskTry.try_number == TaskInstance.try_number))
-            .where(
-                TaskInstance.dag_id == dag_id,
-                TaskInstance.run_id == run_id,
-                TaskInstance.state.in_(FAILED_STATES | {TaskInstanceState.UP_FOR_RETRY}),
-                TaskInstance.queued_by_job_id == stop["job_id"],
-                TaskTry.end_date >= datetime.fromisoformat(stop["kill_after"]),
-            )
-        )
-        killed.update((ti.id, ti) for ti in session.scalars(query))
-    return list(killed.values())
+    )
+    return list(session.scalars(query))
 
 
 def finish_backfill(session: Session, backfill_id: int, *, actor: str, now: datetime, interrupted: bool) -> str:

@@ -70,10 +70,13 @@ def fail_lost_tries(
     now: datetime,
     actor: str,
     reason: str,
+    interrupted: bool = False,
 ) -> None:
-    """Fail (or retry) each lost try with the retry policy of its task."""
+    """Fail (or retry) each lost try with the retry policy of its task (`interrupted`: by a shutdown)."""
     for key, try_number in lost:
         dag = dags.get(key.dag_id)
         spec = dag.task_dict.get(key.task_id) if dag else None
         policy = RetryPolicy.from_spec(spec) if spec else RetryPolicy.none()
-        fail_lost_try(session, key, try_number, reason=reason, policy=policy, now=now, actor=actor)
+        fail_lost_try(
+            session, key, try_number, reason=reason, policy=policy, now=now, actor=actor, interrupted=interrupted
+        )

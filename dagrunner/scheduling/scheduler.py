@@ -160,8 +160,9 @@ class Scheduler:
         with session_scope(self.engine) as session:
             self._apply_events(session, now, self.dag_source.dags())
             if left:
-                fail_lost_tries(session, left, dags=self.dag_source.dags(), now=now, actor=self.actor,
-                                  reason=f"the scheduler stopped and killed it after a {grace_s:g}s grace period")  # fmt: skip
+                reason = f"the scheduler stopped and killed it after a {grace_s:g}s grace period"
+                fail_lost_tries(session, left, dags=self.dag_source.dags(), now=now, actor=self.actor, reason=reason,
+                                interrupted=True)  # fmt: skip
             if self.job_id is not None:
                 jobs.end_job(session, self.job_id, now, actor=self.actor, reason="stopped")
         return left

@@ -188,6 +188,21 @@ def test_shutdown_kills_what_outlives_the_grace_period(
     assert left == [(item.key, item.try_number)]
     assert ti_row(project.engine, item.key).state.value == "up_for_retry"  # killed by shutdown: retryable
     assert [e.state for e in executor.events(0) if e.key == item.key] == ["up_for_retry"]
+    (row,) = tries_of(project.engine, item.key)
+    assert row.interrupted, "the try row says the shutdown killed it (a resumed backfill runs it again)"
+
+
+def test_a_try_killed_on_request_is_not_marked_interrupted(
+    project: Project, make_executor: ExecutorFactory, run: RunSpec, process_file: Path
+) -> None:
+    executor = make_executor("local")
+    item = queue_try(project.engine, run, "block", process_file)
+    executor.submit(item)
+    wait_until((project.marks / "blocker.pid").exists, what="the blocking task to start")
+    executor.kill(item.key, "an operator asked")
+    wait_until(lambda: ti_row(project.engine, item.key).state.value == "failed", what="the killed try recorded")
+    (row,) = tries_of(project.engine, item.key)
+    assert not row.interrupted
 
 
 def test_the_worker_records_running_with_its_pid_and_heartbeat(

@@ -212,37 +212,34 @@ def test_check_request_names_the_depends_on_past_tasks() -> None:
     check_request(dag, run_backwards=False)  # type: ignore[arg-type]
 
 
-def test_a_resume_reruns_only_the_tries_its_stop_killed(migrated_engine) -> None:
-    """Killed: queued by the stopped job and ended once its grace period was over. A try that failed on
-    its own before the stop, or one run by another job, stays as it is."""
-    from datetime import UTC, datetime, timedelta
+def test_a_resume_reruns_only_the_tries_a_shutdown_killed(migrated_engine) -> None:
+    """Killed: the latest try's row says its executor's shutdown killed it (`interrupted`). A try that
+    failed on its own stays as it is, also when an earlier try of the same instance was interrupted."""
+    from datetime import UTC, datetime
 
-    from dagrunner.persistence.models import Backfill, DagRunType, TaskInstance, TaskTry
-    from dagrunner.scheduling.backfill import Stop, killed_by_stops, record_stop
-    from dagrunner.states import DagRunState
-    from dagrunner.states import TaskInstanceState as TI
+    from dagrunner.persistence.models import DagRunType, TaskInstance, TaskTry
+    from dagrunner.scheduling.backfill import interrupted_instances
+    from dagrunner.states import DagRunState, TaskInstanceState, TryState
 
     t0 = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
-    stop = Stop(job_id=7, requested_at=t0, grace_s=5.0)
+    # task_id -> (state, the interrupted flag of each try, oldest first)
+    cases = {
+        "killed": (TaskInstanceState.FAILED, [True]),
+        "retrying": (TaskInstanceState.UP_FOR_RETRY, [True]),
+        "failed_on_its_own": (TaskInstanceState.FAILED, [False]),
+        "killed_then_failed": (TaskInstanceState.FAILED, [True, False]),
+        "succeeded_after_a_kill": (TaskInstanceState.SUCCESS, [True, False]),
+    }
     with session_scope(migrated_engine) as s:
-        backfill = Backfill(dag_id="d", from_date=t0, to_date=t0, created_at=t0)
-        s.add(backfill)
-        s.flush()
-        run = DagRun(dag_id="d", run_id="r", run_type=DagRunType.BACKFILL, logical_date=t0, run_after=t0,
-                     state=DagRunState.RUNNING, conf={}, backfill_id=backfill.id, owner=f"backfill:{backfill.id}")  # fmt: skip
-        s.add(run)
-        ended = {"killed": t0 + timedelta(seconds=6), "failed_before": t0 - timedelta(seconds=1),
-                 "other_job": t0 + timedelta(seconds=6), "retrying": t0 + timedelta(seconds=7)}  # fmt: skip
-        for task_id, end in ended.items():
-            state = TI.UP_FOR_RETRY if task_id == "retrying" else TI.FAILED
-            ti = TaskInstance(dag_id="d", run_id="r", task_id=task_id, state=state, try_number=1,
-                              queued_by_job_id=8 if task_id == "other_job" else 7)  # fmt: skip
+        s.add(DagRun(dag_id="d", run_id="r", run_type=DagRunType.BACKFILL, logical_date=t0, run_after=t0,
+                     state=DagRunState.RUNNING, conf={}))  # fmt: skip
+        for task_id, (state, flags) in cases.items():
+            ti = TaskInstance(dag_id="d", run_id="r", task_id=task_id, state=state, try_number=len(flags))
             s.add(ti)
             s.flush()
-            s.add(TaskTry(ti_id=ti.id, dag_id="d", run_id="r", task_id=task_id, map_index=-1, try_number=1,
-                          state=state, end_date=end))  # fmt: skip
-        record_stop(s, backfill.id, "d", stop, actor="me", now=t0 + timedelta(seconds=8))
-        backfill_id = backfill.id
+            for number, interrupted in enumerate(flags, start=1):
+                s.add(TaskTry(ti_id=ti.id, dag_id="d", run_id="r", task_id=task_id, map_index=-1, try_number=number,
+                              state=TryState.FAILED, end_date=t0, interrupted=interrupted))  # fmt: skip
     with session_scope(migrated_engine, readonly=True) as s:
-        assert sorted(ti.task_id for ti in killed_by_stops(s, "d", "r", backfill_id)) == ["killed", "retrying"]
-        assert killed_by_stops(s, "d", "r", backfill_id + 1) == []
+        assert sorted(ti.task_id for ti in interrupted_instances(s, "d", "r")) == ["killed", "retrying"]
+        assert interrupted_instances(s, "d", "other-run") == []

@@ -1,5 +1,6 @@
 """Drop columns nothing reads or writes: the DAG's next-run cache, a run's last scheduling decision, and
-the task instance's and try's executor id and note.
+the task instance's and try's executor id and note. Add `task_try.interrupted`: a try its executor's
+shutdown killed, which a resumed backfill runs again (it used to be recognised by its error text).
 
 Revision ID: 0002
 Revises: 0001
@@ -44,9 +45,11 @@ def upgrade() -> None:
     op.drop_index("ix_dag_next_dagrun_create_after", table_name="dag")
     for table, column in _DROPPED:
         op.drop_column(table, column.name)
+    op.add_column("task_try", sa.Column("interrupted", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
+    op.drop_column("task_try", "interrupted")
     for table, column in _DROPPED:
         op.add_column(table, column.copy())
     op.create_index("ix_dag_next_dagrun_create_after", "dag", ["next_dagrun_create_after"])
