@@ -86,7 +86,6 @@ FAILED_STATES: frozenset[TaskInstanceState] = frozenset({TaskInstanceState.FAILE
 RUN_FINISHED: frozenset[DagRunState] = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
 RUN_ACTIVE: frozenset[DagRunState] = frozenset({DagRunState.QUEUED, DagRunState.RUNNING})
 
-_ANY_TI = frozenset(TaskInstanceState)
 
 #: old state -> states it may move to. Clearing (-> none) and marking (-> success/failed) are allowed
 #: from every finished state so that `tasks clear` and manual marks go through the same gate.
@@ -207,8 +206,11 @@ BACKFILL_TRANSITIONS: dict[BackfillState, frozenset[BackfillState]] = {
     BackfillState.CANCELLED: frozenset(),
 }
 
-assert set(TASK_TRANSITIONS) == set(_ANY_TI), "every task state needs a row in TASK_TRANSITIONS"
-assert set(RUN_TRANSITIONS) == set(DagRunState), "every run state needs a row in RUN_TRANSITIONS"
-assert set(TRY_TRANSITIONS) == set(TryState), "every try state needs a row in TRY_TRANSITIONS"
-assert set(JOB_TRANSITIONS) == set(JobState), "every job state needs a row in JOB_TRANSITIONS"
-assert set(BACKFILL_TRANSITIONS) == set(BackfillState), "every backfill state needs a row in BACKFILL_TRANSITIONS"
+for _states, _table in (
+    (TaskInstanceState, TASK_TRANSITIONS),
+    (DagRunState, RUN_TRANSITIONS),
+    (TryState, TRY_TRANSITIONS),
+    (JobState, JOB_TRANSITIONS),
+    (BackfillState, BACKFILL_TRANSITIONS),
+):
+    assert set(_table) == set(_states), f"every {_states.__name__} needs a row in its transition table"

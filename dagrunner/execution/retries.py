@@ -6,26 +6,11 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from dagrunner.execution.runnable import RunnableTask
     from dagrunner.loading.serialization import TaskSpec
-
-
-class RetrySettings(Protocol):
-    """A task's retry arguments, as `authoring.BaseOperator` validates and keeps them."""
-
-    @property
-    def retries(self) -> int: ...
-
-    @property
-    def retry_delay(self) -> timedelta: ...
-
-    @property
-    def retry_exponential_backoff(self) -> float: ...
-
-    @property
-    def max_retry_delay(self) -> timedelta | None: ...
 
 
 MAX_DELAY_S = 86400
@@ -79,7 +64,7 @@ class RetryPolicy:
         return cls()
 
     @classmethod
-    def from_task(cls, task: RetrySettings) -> RetryPolicy:
+    def from_task(cls, task: RunnableTask) -> RetryPolicy:
         max_delay = task.max_retry_delay
         return cls(
             retries=task.retries,
