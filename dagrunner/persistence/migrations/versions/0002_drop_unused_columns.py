@@ -17,6 +17,7 @@ Plain `ALTER TABLE ... DROP COLUMN` on both databases (SQLite has it since 3.35)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -29,27 +30,27 @@ depends_on: str | Sequence[str] | None = None
 ID = 250
 Utc = sa.DateTime(timezone=True)
 
-_DROPPED: list[tuple[str, sa.Column[object]]] = [
-    ("dag", sa.Column("next_dagrun", Utc)),
-    ("dag", sa.Column("next_dagrun_data_interval_start", Utc)),
-    ("dag", sa.Column("next_dagrun_data_interval_end", Utc)),
-    ("dag", sa.Column("next_dagrun_create_after", Utc)),
-    ("dag_run", sa.Column("last_scheduling_decision", Utc)),
-    ("task_instance", sa.Column("executor_id", sa.String(ID))),
-    ("task_instance", sa.Column("note", sa.Text())),
-    ("task_try", sa.Column("executor_id", sa.String(ID))),
+_DROPPED: list[tuple[str, str, sa.types.TypeEngine[Any]]] = [
+    ("dag", "next_dagrun", Utc),
+    ("dag", "next_dagrun_data_interval_start", Utc),
+    ("dag", "next_dagrun_data_interval_end", Utc),
+    ("dag", "next_dagrun_create_after", Utc),
+    ("dag_run", "last_scheduling_decision", Utc),
+    ("task_instance", "executor_id", sa.String(ID)),
+    ("task_instance", "note", sa.Text()),
+    ("task_try", "executor_id", sa.String(ID)),
 ]
 
 
 def upgrade() -> None:
     op.drop_index("ix_dag_next_dagrun_create_after", table_name="dag")
-    for table, column in _DROPPED:
-        op.drop_column(table, column.name)
+    for table, name, _ in _DROPPED:
+        op.drop_column(table, name)
     op.add_column("task_try", sa.Column("interrupted", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
     op.drop_column("task_try", "interrupted")
-    for table, column in _DROPPED:
-        op.add_column(table, column.copy())
+    for table, name, type_ in _DROPPED:
+        op.add_column(table, sa.Column(name, type_))
     op.create_index("ix_dag_next_dagrun_create_after", "dag", ["next_dagrun_create_after"])
