@@ -90,10 +90,11 @@ class Bench:
                 state=DagRunState.RUNNING, conf={}, start_date=logical,
             )  # fmt: skip
             tis = [TaskInstance(dag_id=DAG_ID, run_id=run_id, task_id=t) for t in task_ids]
-            audit.record_created_many(session, [run, *tis], actor=ACTOR, reason="bench setup")
+            audit.record_created(session, [run, *tis], actor=ACTOR, reason="bench setup", when=logical)
             for ti in tis:
                 ti.try_number = 1
-            audit.transition_tasks(session, tis, TaskInstanceState.QUEUED, actor=ACTOR, reason="bench: queued")
+            change = audit.Change(TaskInstanceState.QUEUED, logical, ACTOR, "bench: queued")
+            audit.transition(session, audit.TASK, tis, change)
         facts = RunFacts("manual", logical, logical, logical + timedelta(days=1), logical)
         return [WorkItem(TaskKey(DAG_ID, run_id, t), 1, self.fileloc, facts) for t in task_ids]
 

@@ -4,9 +4,10 @@
 
 Each checkout needs its own `.venv` (`pip install -e '.[test]'`). A pair runs one repetition of each
 workload on the old checkout, then on the new one (the order flips every pair, so a drift in machine load
-does not favour one side). Around every repetition it reads /proc/stat (all CPU time on the machine) and
-its child's own CPU time (`RUSAGE_CHILDREN`: the benchmark, the scheduler and its workers); what the
-machine spent beyond that, as a share of the wall time of all cores, is the *other* processes' share.
+does not favour one side). Around every repetition it reads every process's CPU time from /proc; what the
+processes not of this checkout (their command line does not name it: every dagrunner process of the
+benchmark runs the checkout's `.venv` python) used, as a share of the wall time of all cores, is the
+*other* processes' share.
 Repetitions whose other share exceeds `--max-other` are reported but left out of the medians: on this
 2-core machine the same commit reads 2-4x slower under load. Prints one line per repetition and, per
 metric, the medians and the ratio new/old.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import tempfile
@@ -30,29 +30,49 @@ METRICS = {
 }
 
 
-def _busy_jiffies() -> int:
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields[:8]) - idle
+def _cpu_by_process() -> dict[tuple[int, int], tuple[float, str]]:
+    """(pid, start time) -> (CPU seconds so far, command line) of every process on the machine."""
+    hz = os.sysconf("SC_CLK_TCK")
+    out: dict[tuple[int, int], tuple[float, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # it ended meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[(int(entry.name), int(fields[19]))] = ((int(fields[11]) + int(fields[12])) / hz, cmdline)
+    return out
+
+
+def _others_cpu(before: dict[tuple[int, int], tuple[float, str]], after: dict[tuple[int, int], tuple[float, str]],
+                ours: str) -> float:  # fmt: skip
+    """CPU seconds that processes other than ours (command line mentioning `ours`) used between the two
+    snapshots. A process that started and ended in between is not seen: on a quiet machine those are
+    our own short-lived ones (task processes, CLI commands)."""
+    used = 0.0
+    for key, (cpu, cmdline) in after.items():
+        if ours in cmdline:
+            continue
+        used += cpu - before.get(key, (0.0, ""))[0]
+    return used
 
 
 def _one(checkout: Path, workload: str, db: str) -> tuple[dict[str, float], float]:
     """(metric -> value, other processes' CPU share) of one repetition of `workload` in `checkout`."""
-    hz = os.sysconf("SC_CLK_TCK")
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.json"
-        before_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        busy0, t0 = _busy_jiffies(), time.monotonic()
+        before, t0 = _cpu_by_process(), time.monotonic()
         subprocess.run(
             [str(checkout / ".venv/bin/python"), "-m", "benchmarks", "run", workload, "--db", db, "--repeat", "1",
              "--out", str(out)],
             cwd=checkout, check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        busy1, t1 = _busy_jiffies(), time.monotonic()
-        after_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        own = (after_usage.ru_utime + after_usage.ru_stime) - (before_usage.ru_utime + before_usage.ru_stime)
-        other = max(0.0, (busy1 - busy0) / hz - own) / ((t1 - t0) * cores)
+        after, t1 = _cpu_by_process(), time.monotonic()
+        other = _others_cpu(before, after, str(checkout)) / ((t1 - t0) * cores)
         [result] = json.loads(out.read_text())["results"]
     if result["status"] != "ok":
         raise SystemExit(f"{workload} on {checkout} failed: {result['error']}")

@@ -60,3 +60,17 @@ def test_quick_run_of_w1_and_w2_writes_the_expected_json(tmp_path: Path) -> None
             assert metric["median"] > 0, (name, key, metric)
             assert metric["met"] is None  # --quick: sizes differ from the targets', nothing is judged
     assert len(results["W2"]["repetitions"][0]["details"]["gaps_ms"]) == 9  # a chain of 10 under --quick
+
+
+def test_the_per_try_tool_runs_and_writes_its_figures(tmp_path: Path) -> None:
+    """`benchmarks.per_try` drives the executors and the try's DB writes directly: it breaks when their
+    APIs change, so it runs here at a tiny size (no figure is judged)."""
+    out = tmp_path / "per_try.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.per_try", "--runs", "1", "--n", "3", "--tries", "4", "--only", "db,inline",
+         "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    assert figures, "no figures written"
