@@ -73,4 +73,5 @@ def test_the_per_try_tool_runs_and_writes_its_figures(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     figures = json.loads(out.read_text())
-    assert figures, "no figures written"
+    for name in ("inline seq ms/try", "db begin ms", "db finish ms"):
+        assert figures[name]["median"] > 0, (name, figures.get(name))
