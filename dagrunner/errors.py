@@ -128,6 +128,16 @@ class DatabaseLockedError(PersistenceError):
     """Another process holds the SQLite write lock for longer than the busy timeout."""
 
 
+class DatabaseReadOnlyError(PersistenceError):
+    """The metadata database accepts reads but refuses writes (a read-only file or mount, an immutable
+    SQLite file, a PostgreSQL standby or `default_transaction_read_only`)."""
+
+
+class DatabaseOutageTimeoutError(DatabaseUnavailableError):
+    """The metadata database stayed unusable (unreachable, locked or read-only) for longer than the
+    `db_unreachable_timeout_sec` setting, so the scheduler, backfill or worker gave up."""
+
+
 class IllegalTransitionError(PersistenceError):
     """A state change that `states.TRANSITIONS` does not allow."""
 

@@ -43,6 +43,9 @@ class Settings:
     sqlite_busy_timeout: float = 30.0
     scheduler_heartbeat_sec: float = 5.0
     zombie_threshold_sec: float = 300.0
+    #: How long the scheduler, backfill and workers retry through a database outage (connection lost,
+    #: SQLite locked, writes refused) before they stop with one line saying so.
+    db_unreachable_timeout_sec: float = 300.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     # --- construction ----------------------------------------------------------------------------
@@ -154,6 +157,7 @@ _FIELD_TYPES: dict[str, type] = {
     "sqlite_busy_timeout": float,
     "scheduler_heartbeat_sec": float,
     "zombie_threshold_sec": float,
+    "db_unreachable_timeout_sec": float,
 }
 
 _TRUE = {"1", "true", "yes", "on"}

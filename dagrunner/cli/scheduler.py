@@ -50,6 +50,7 @@ def build_scheduler(
         heartbeat_s=settings.scheduler_heartbeat_sec,
         options=options,
         on_event=print_event if on_event == "print" else on_event,  # type: ignore[arg-type]
+        db_unreachable_timeout_s=settings.db_unreachable_timeout_sec,
     )
 
 

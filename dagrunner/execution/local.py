@@ -71,6 +71,7 @@ class LocalExecutor(Executor):
             actor=actor,
             heartbeat_s=heartbeat_s,
             lean_forker_after=lean_forker_after,
+            db_unreachable_timeout_s=settings.db_unreachable_timeout_sec,
         )
         self._workers: list[_WorkerHandle] = []
         self._pending: deque[WorkItem] = deque()

@@ -52,7 +52,6 @@ from sqlalchemy import Connection as DbConnection
 from sqlalchemy import Engine
 
 from dagrunner.clock import utcnow
-from dagrunner.errors import DatabaseUnavailableError
 from dagrunner.execution import attempt
 from dagrunner.execution.base import TryEvent, WorkItem
 from dagrunner.execution.exit_codes import TASK_PROCESS_CODES, describe_exit
@@ -81,7 +80,7 @@ from dagrunner.execution.recording import heartbeat, read_xcoms
 from dagrunner.execution.retries import RetryPolicy
 from dagrunner.execution.runner import TryOutcome, timeout_message
 from dagrunner.execution.worker_config import WorkerConfig
-from dagrunner.persistence.engine import make_engine, session_scope
+from dagrunner.persistence.engine import OUTAGE_ERRORS, Outage, describe_outage, make_engine, session_scope
 from dagrunner.states import TaskInstanceState
 
 T = TypeVar("T")
@@ -250,7 +249,7 @@ class Worker:
             self._send(Report(event, idle))
             self._order_spares()  # unless they are on their way (ordered above, and not dropped since)
             errors = process.after_recorded(state, outcome)
-            attempt.audit_callback_errors(self.db, item, errors, actor=self.config.actor)
+            self.recorded(lambda db: attempt.audit_callback_errors(db, item, errors, actor=actor))
         finally:
             os.close(fd)
         return idle
@@ -272,16 +271,36 @@ class Worker:
             self.forker, self.next_forker = self.next_forker, None
 
     def recorded(self, write: Callable[[DbConnection], T]) -> T:
-        """`write(connection)`, once more on a new connection when the one we keep turned out to be dead
-        (the database restarted, say). Safe: a transaction that failed wrote nothing, and our writes are
-        fenced, so one that committed just before the connection broke is refused the second time."""
-        try:
-            return write(self.db)
-        except DatabaseUnavailableError:
-            with contextlib.suppress(Exception):
-                self.db.close()
+        """`write(connection)`, retried through a database outage (`OUTAGE_ERRORS`: the connection lost,
+        SQLite locked elsewhere, writes refused) with bounded exponential backoff, on a new connection
+        each time; logged once per outage. Safe: a transaction that failed wrote nothing, and our writes
+        are fenced, so one that committed just before the connection broke is refused the second time.
+        A try is not started (no user code runs) until its start is recorded, so waiting here during an
+        outage uses no try. Past `db_unreachable_timeout_s` raises DatabaseOutageTimeoutError."""
+        outage = Outage(self.config.db_unreachable_timeout_s)
+        while True:
+            try:
+                result = write(self._open_db())
+            except OUTAGE_ERRORS as exc:
+                delay = outage.failed(exc, utcnow())
+                if outage.failures == 1:
+                    print(f"[dagrunner worker {os.getpid()}] {describe_outage(exc)}; retrying for up to "
+                          f"{outage.timeout_s:g}s: {exc}", file=sys.stderr, flush=True)  # fmt: skip
+                with contextlib.suppress(Exception):
+                    self.db.close()  # a new connection next time: this one may be dead
+                time.sleep(delay)
+                continue
+            length = outage.recovered(utcnow())
+            if length is not None:
+                print(f"[dagrunner worker {os.getpid()}] the metadata database works again after {length:.1f}s",
+                      file=sys.stderr, flush=True)  # fmt: skip
+            return result
+
+    def _open_db(self) -> DbConnection:
+        """The connection we keep, opened afresh when an outage closed it."""
+        if self.db.closed:
             self.db = self.engine.connect()
-            return write(self.db)
+        return self.db
 
     def known_upstream(self, item: WorkItem) -> frozenset[str] | None:
         """The task's upstream task ids as a task process last described its DAG (None: not described)."""
@@ -347,7 +366,7 @@ class Worker:
 
     def heartbeat(self, item: WorkItem) -> None:
         try:
-            with attempt.transaction(self.db) as conn:
+            with attempt.transaction(self._open_db()) as conn:
                 heartbeat(conn, item.key, item.try_number, utcnow())
         except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not kill the try
             print(f"[dagrunner worker {os.getpid()}] heartbeat failed: {exc}", file=sys.stderr)

@@ -32,5 +32,8 @@ class WorkerConfig:
     actor: str
     heartbeat_s: float = HEARTBEAT_S
     lean_forker_after: int = LEAN_FORKER_AFTER
+    #: How long a try's start or finish is retried through a database outage (the setting
+    #: `db_unreachable_timeout_sec`).
+    db_unreachable_timeout_s: float = 300.0
     environ: dict[str, str] = field(default_factory=dict)
     cwd: str = ""

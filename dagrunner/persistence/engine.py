@@ -21,6 +21,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,32 @@ from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_ur
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session
 
-from dagrunner.errors import DatabaseLockedError, DatabaseUnavailableError, PersistenceError
+from dagrunner.errors import (
+    DatabaseLockedError,
+    DatabaseOutageTimeoutError,
+    DatabaseReadOnlyError,
+    DatabaseUnavailableError,
+    PersistenceError,
+)
 from dagrunner.settings import mask_url
 
 #: Execution option that marks a connection's transactions as read-only (deferred BEGIN on SQLite).
 READONLY_OPTION = "dagrunner_readonly"
+
+#: The errors of a database outage, which waiting may cure: the connection was lost or cannot be made,
+#: the SQLite write lock is held elsewhere, or the database refuses writes. A transaction that raised one
+#: wrote nothing (it rolled back), so long-running processes retry it (`Outage`) instead of exiting.
+OUTAGE_ERRORS: tuple[type[PersistenceError], ...] = (
+    DatabaseUnavailableError,
+    DatabaseLockedError,
+    DatabaseReadOnlyError,
+)
+
+#: PostgreSQL SQLSTATEs that mean the connection is gone or cannot be made yet (class 08: connection
+#: exception; 57P01-03: terminated by an administrator, crash shutdown, starting up).
+_PG_UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
+#: read_only_sql_transaction: a standby, or `default_transaction_read_only`.
+_PG_READ_ONLY_STATE = "25006"
 
 
 def make_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
@@ -146,7 +168,15 @@ def translate_error(
     url = make_url(url) if isinstance(url, str) else url
     if url.get_backend_name() == "sqlite":
         return _translate_sqlite(message, url, busy_timeout)
-    if unreachable or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+    sqlstate = str(getattr(original, "sqlstate", None) or "")
+    if sqlstate == _PG_READ_ONLY_STATE:
+        return DatabaseReadOnlyError(
+            f"the metadata database at {mask_url(url.render_as_string(hide_password=False))} refuses writes "
+            f"({message.splitlines()[0] if message else sqlstate}): it is a standby or read-only; point "
+            "DAGRUNNER_DB_URL at the primary, or make it writable again"
+        )
+    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if unreachable or lost or sqlstate.startswith(_PG_UNREACHABLE_STATES):
         first_line = message.splitlines()[0] if message else type(original).__name__
         return DatabaseUnavailableError(
             f"cannot reach the metadata database at {mask_url(url.render_as_string(hide_password=False))}: "
@@ -166,6 +196,11 @@ def _translate_sqlite(message: str, url: URL, busy_timeout: float | None) -> Per
             f"dagrunner command) has held its write lock {waited}. Wait for it to finish and retry, stop "
             "the other process, or raise the `sqlite_busy_timeout` setting; to run several schedulers at "
             "once use PostgreSQL"
+        )
+    if "readonly database" in lowered or "read-only database" in lowered:
+        return DatabaseReadOnlyError(
+            f"the SQLite database {where} refuses writes ({message}): the file, its directory or its "
+            "file system is read-only (or immutable); make it writable again, or point DAGRUNNER_DB_URL elsewhere"
         )
     if "unable to open database file" in lowered:
         return DatabaseUnavailableError(
@@ -193,5 +228,69 @@ def _install_error_translation(engine: Engine, busy_timeout: float) -> None:
             unreachable=context.connection is None or context.is_disconnect,
             busy_timeout=busy_timeout,
         )
+        if isinstance(ours, DatabaseReadOnlyError) and _asked_readonly(context):
+            return  # a write in a session that said it would not write: a bug of ours, not an outage
         if ours is not None:
             raise ours from context.original_exception
+
+
+def _asked_readonly(context: ExceptionContext) -> bool:
+    conn = context.connection
+    return conn is not None and bool(conn.get_execution_options().get(READONLY_OPTION, False))
+
+
+# --- outages -----------------------------------------------------------------------------------------
+
+
+class Outage:
+    """When to retry through a database outage (one of `OUTAGE_ERRORS`), and when to give up.
+
+    Bounded exponential backoff: `first_delay_s`, doubling, at most `max_delay_s`, so a short outage
+    (a failover, a restart) costs a fraction of a second and a long one polls the server gently. Past
+    `timeout_s` since its first failure the outage is final: `failed` raises DatabaseOutageTimeoutError.
+    Time is an argument, so a fake clock steps through an outage without sleeping.
+    """
+
+    def __init__(self, timeout_s: float, *, first_delay_s: float = 0.2, max_delay_s: float = 5.0) -> None:
+        self.timeout_s = timeout_s
+        self.first_delay_s = first_delay_s
+        self.max_delay_s = max_delay_s
+        self.started: datetime | None = None
+        self.first_error: PersistenceError | None = None
+        self.failures = 0
+
+    @property
+    def active(self) -> bool:
+        return self.started is not None
+
+    def failed(self, error: PersistenceError, now: datetime) -> float:
+        """Another failure at `now`: the seconds to wait before retrying. The first failure of an outage
+        is the one to log (`failures == 1` afterwards)."""
+        if self.started is None:
+            self.started, self.first_error = now, error
+        elapsed = (now - self.started).total_seconds()
+        if elapsed >= self.timeout_s:
+            raise DatabaseOutageTimeoutError(
+                f"gave up after the metadata database was unusable for {elapsed:.0f}s (the "
+                f"db_unreachable_timeout_sec setting is {self.timeout_s:g}s): {error}"
+            ) from error
+        delay = min(self.max_delay_s, self.first_delay_s * 2**self.failures, self.timeout_s - elapsed)
+        self.failures += 1
+        return max(0.0, delay)
+
+    def recovered(self, now: datetime) -> float | None:
+        """A transaction worked at `now`: the outage's length in seconds, or None when there was none."""
+        if self.started is None:
+            return None
+        length = (now - self.started).total_seconds()
+        self.started, self.first_error, self.failures = None, None, 0
+        return length
+
+
+def describe_outage(error: PersistenceError) -> str:
+    """A few words on what kind of outage `error` is, for the one line logged when it begins."""
+    if isinstance(error, DatabaseReadOnlyError):
+        return "the metadata database refuses writes"
+    if isinstance(error, DatabaseLockedError):
+        return "the metadata database is locked by another process"
+    return "the metadata database cannot be reached"

@@ -92,6 +92,15 @@ class Bookkeeping:
         events, self._events = self._events, []
         return events
 
+    def rolled_back(self, events: Iterable[TryEvent]) -> None:
+        """A tick's transaction rolled back (the database connection was lost, say): the `events` it took
+        are applied again, first, and the next tick is a full scan. What the tick remembered from what it
+        read (ready instances, held runs, timers, the run watermark) may name writes that never happened;
+        a full scan forgets the ready instances, releases the held due runs and decides every active run
+        from the database, so nothing is left claimed that the rolled-back transaction did not do."""
+        self._events[:0] = list(events)
+        self._next_full_scan = None
+
     def try_changed(self, ref: RunRef, tasks: Iterable[str] | None) -> None:
         """A try of `ref` started, ended or was lost: decide `tasks` again (None: the whole run), and
         the DAG's runs waiting for depends_on_past (rule 4)."""

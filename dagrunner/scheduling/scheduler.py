@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from dagrunner.clock import Clock
-from dagrunner.execution.base import Executor, RunFacts, TaskKey, WorkItem
+from dagrunner.execution.base import Executor, RunFacts, TaskKey, TryEvent, WorkItem
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence import queries
 from dagrunner.persistence.audit import RUN, TASK, Change, TIRow, load_ti_rows, transition
@@ -113,8 +113,10 @@ class Scheduler:
         heartbeat_s: float = 5.0,
         options: SchedulerOptions | None = None,
         on_event: Callable[[SchedulerEvent], None] | None = None,
+        db_unreachable_timeout_s: float = 300.0,
     ) -> None:
-        """How many tries run at once is the executor's business (its `slots_free`), not the scheduler's."""
+        """How many tries run at once is the executor's business (its `slots_free`), not the scheduler's.
+        `db_unreachable_timeout_s`: how long the loop retries ticks through a database outage."""
         self.engine = engine
         self.executor = executor
         self.dag_source = dag_source
@@ -124,6 +126,7 @@ class Scheduler:
         self.heartbeat_s = heartbeat_s
         self.options = options or SchedulerOptions()
         self.on_event = on_event or (lambda _event: None)
+        self.db_unreachable_timeout_s = db_unreachable_timeout_s
         self.job_id: int | None = None
         self.finished_runs = FinishedRuns()
         self.bookkeeping = Bookkeeping(full_scan_s=self.options.full_scan_s, full_scan_runs=self.options.full_scan_runs)
@@ -147,6 +150,11 @@ class Scheduler:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def pause(self, seconds: float) -> None:
+        """Wait `seconds` (cut short by a stop request) without taking executor events: the loop's wait
+        between retries of a tick that a database outage failed."""
+        self._stop.wait(seconds)
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -158,7 +166,7 @@ class Scheduler:
         self.bookkeeping.add_events(self.executor.events(0))
         now = self.clock.now()
         with session_scope(self.engine) as session:
-            self._apply_events(session, now, self.dag_source.dags())
+            self._apply_events(session, now, self.dag_source.dags(), self.bookkeeping.take_events())
             if left:
                 reason = f"the scheduler stopped and killed it after a {grace_s:g}s grace period"
                 fail_lost_tries(session, left, dags=self.dag_source.dags(), now=now, actor=self.actor, reason=reason,
@@ -170,27 +178,39 @@ class Scheduler:
     # --- one tick ------------------------------------------------------------------------------------
 
     def tick(self, now: datetime | None = None) -> TickReport:
-        """Apply what happened, create due runs, decide the runs that changed, hand out free slots."""
+        """Apply what happened, create due runs, decide the runs that changed, hand out free slots.
+
+        When the transaction fails (the database connection was lost) nothing of it happened: its events
+        are kept to apply again, the next tick is a full scan (`Bookkeeping.rolled_back`), and no queued
+        try is handed to the executor, so the loop may simply tick again."""
         now = now or self.clock.now()
         report = TickReport()
         self.bookkeeping.add_events(self.executor.events(0))
         self.dag_source.refresh(now)  # never waits for an import: takes the latest finished parse
         dags = self.dag_source.dags()
-        with session_scope(self.engine) as session:
-            report.events = self._apply_events(session, now, dags)
-            if self.options.create_runs and not self.stopping:
-                report.created_runs = self._create_runs(session, dags, now)
-            items = self._schedule(session, dags, now, report)
-            self._maybe_heartbeat(session, now)
+        events = self.bookkeeping.take_events()
+        try:
+            with session_scope(self.engine) as session:
+                report.events = self._apply_events(session, now, dags, events)
+                if self.options.create_runs and not self.stopping:
+                    report.created_runs = self._create_runs(session, dags, now)
+                items = self._schedule(session, dags, now, report)
+                self._maybe_heartbeat(session, now)
+        except BaseException:
+            self.bookkeeping.rolled_back(events)
+            raise
+        for ref in report.finished_runs:  # counted once committed: a rolled-back finish is decided again
+            self.finished_runs.add(ref)
         for item in items:
             self.executor.submit(item)
         self._maybe_check_zombies(dags, now)
         return report
 
-    def _apply_events(self, session: Session, now: datetime, dags: Mapping[str, SerializedDag]) -> int:
+    def _apply_events(
+        self, session: Session, now: datetime, dags: Mapping[str, SerializedDag], events: list[TryEvent]
+    ) -> int:
         """Mark what each executor event may have changed; record the tries whose worker died. Returns
         how many events there were."""
-        events = self.bookkeeping.take_events()
         lost = []
         for event in events:
             key = event.key
@@ -323,7 +343,6 @@ class Scheduler:
             transition(session, RUN, [run], Change(DagRunState.RUNNING, now, self.actor, "run started"))
         transition(session, RUN, [run], Change(outcome, now, self.actor, "every task instance finished"))
         report.finished_runs.append(ref)
-        self.finished_runs.add(ref)
         self.on_event(SchedulerEvent("run.state", run.dag_id, run.run_id, outcome.value))
 
     # --- queueing ------------------------------------------------------------------------------------

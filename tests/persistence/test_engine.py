@@ -142,3 +142,90 @@ def test_in_memory_sqlite_works_for_quick_tests() -> None:
             assert len(session.scalars(select(Pool)).all()) == 2
     finally:
         engine.dispose()
+
+
+# --- outages ---------------------------------------------------------------------------------------
+
+
+def test_outage_backs_off_exponentially_within_bounds_and_reports_its_length() -> None:
+    from datetime import UTC, datetime
+
+    from dagrunner.clock import FakeClock
+    from dagrunner.persistence.engine import Outage
+
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    outage = Outage(60.0, first_delay_s=0.5, max_delay_s=4.0)
+    assert outage.recovered(clock.now()) is None  # no outage: nothing to report
+    error = DatabaseUnavailableError("connection lost")
+    delays = []
+    for _ in range(6):
+        delays.append(outage.failed(error, clock.now()))
+        clock.advance(delays[-1])
+    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert outage.failures == 6 and outage.first_error is error
+    assert outage.recovered(clock.now()) == pytest.approx(15.5)
+    assert not outage.active and outage.failed(error, clock.now()) == 0.5  # a new outage starts afresh
+
+
+def test_outage_past_the_timeout_stops_with_one_clear_line() -> None:
+    from datetime import UTC, datetime
+
+    from dagrunner.clock import FakeClock
+    from dagrunner.errors import DatabaseOutageTimeoutError
+    from dagrunner.persistence.engine import Outage
+
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    outage = Outage(10.0, first_delay_s=1.0, max_delay_s=8.0)
+    error = DatabaseUnavailableError("cannot reach the metadata database at x: terminated")
+    while True:
+        try:
+            delay = outage.failed(error, clock.now())
+        except DatabaseOutageTimeoutError as exc:
+            message = str(exc)
+            break
+        assert outage.started is not None
+        assert (clock.now() - outage.started).total_seconds() + delay <= 10.0  # never waits past the timeout
+        clock.advance(delay)
+    assert "\n" not in message
+    assert message.startswith("gave up after the metadata database was unusable for 10s")
+    assert "db_unreachable_timeout_sec" in message and "terminated" in message
+
+
+def test_a_sqlite_database_that_refuses_writes_is_classified(tmp_path: Path) -> None:
+    """An immutable file (root ignores permissions, not `chattr +i`): new connections may read, not write."""
+    import subprocess
+
+    from dagrunner.errors import DatabaseReadOnlyError
+    from dagrunner.persistence.engine import OUTAGE_ERRORS
+
+    url = f"sqlite:///{tmp_path / 'ro.db'}"
+    engine = make_engine(url, busy_timeout=1.0)
+    init_db(engine)
+    engine.dispose()
+    if subprocess.run(["chattr", "+i", str(tmp_path / "ro.db")], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        engine = make_engine(url, busy_timeout=1.0)
+        with session_scope(engine, readonly=True) as session:
+            assert session.scalars(select(Pool.name)).all() == ["default_pool"]
+        with pytest.raises(DatabaseReadOnlyError, match="refuses writes") as raised, session_scope(engine) as s:
+            s.add(Pool(name="p", slots=1))
+        assert isinstance(raised.value, OUTAGE_ERRORS)
+        engine.dispose()
+    finally:
+        subprocess.run(["chattr", "-i", str(tmp_path / "ro.db")], check=True)
+
+
+def test_a_postgres_database_that_refuses_writes_is_classified(pg_url: str) -> None:
+    from dagrunner.errors import DatabaseReadOnlyError
+
+    engine = make_engine(pg_url)
+    init_db(engine)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET default_transaction_read_only = on")  # as on a standby
+            conn.commit()  # the next transaction is read-only
+            with pytest.raises(DatabaseReadOnlyError, match="refuses writes"):
+                conn.exec_driver_sql("INSERT INTO pool (name, slots) VALUES ('p', 1)")
+    finally:
+        engine.dispose()
