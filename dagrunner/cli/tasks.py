@@ -192,8 +192,7 @@ def why(cli: CliContext, dag_id: str, task_id: str, run_id: str, map_index: int,
 
     from dagrunner.scheduling.operations import explain_instance
 
-    dag = cli.dagbag.get_dag(dag_id)
-    dag.task(task_id)
+    dag = cli.dagbag.get_dag(dag_id)  # the task may be gone from it: explain_instance says so
     with cli.read_session() as session:
         why = explain_instance(session, dag, run_id, task_id, map_index, datetime.now(UTC))
     if as_json:

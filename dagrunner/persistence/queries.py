@@ -256,3 +256,29 @@ def instance_states(
         )
     )
     return [(task_id, TaskInstanceState(state)) for task_id, state in rows]
+
+
+def scheduled_sequence_tails(session: Session, dag_ids: Collection[str]) -> dict[str, list[DagRun]]:
+    """dag_id -> its latest scheduled run and every scheduled or backfill run at or after its logical date
+    (every such run when it has no scheduled run), by logical date: where its timetable continues from, and
+    the dates past it that already have a run (a backfill ahead of the scheduler). Uses
+    ix_dag_run_dag_id_logical_date."""
+    if not dag_ids:
+        return {}
+    latest = (
+        select(DagRun.dag_id, func.max(DagRun.logical_date).label("logical_date"))
+        .where(DagRun.dag_id.in_(list(dag_ids)), DagRun.run_type == DagRunType.SCHEDULED)
+        .group_by(DagRun.dag_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(DagRun)
+        .outerjoin(latest, DagRun.dag_id == latest.c.dag_id)
+        .where(DagRun.dag_id.in_(list(dag_ids)), DagRun.run_type.in_(UNIQUE_DATE_RUN_TYPES))
+        .where(latest.c.logical_date.is_(None) | (DagRun.logical_date >= latest.c.logical_date))
+        .order_by(DagRun.dag_id, DagRun.logical_date)
+    )
+    tails: dict[str, list[DagRun]] = {}
+    for run in rows:
+        tails.setdefault(run.dag_id, []).append(run)
+    return tails

@@ -7,8 +7,7 @@ database's unique indexes make that true even when two processes race.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dagrunner.errors import DuplicateRunError
-from dagrunner.loading.serialization import SerializedDag
+from dagrunner.loading.serialization import SerializedDag, TaskSpec
 from dagrunner.persistence import queries
 from dagrunner.persistence.audit import record_created
 from dagrunner.persistence.models import UNIQUE_DATE_RUN_TYPES, DagRun, DagRunType, TaskInstance
@@ -56,28 +55,39 @@ def create_run(
         owner=owner,
         updated_at=now,
     )
-    tis = [
-        TaskInstance(
-            dag_id=dag.dag_id,
-            run_id=run_id,
-            task_id=spec.task_id,
-            map_index=-1,
-            max_tries=spec.retries,
-            operator=spec.operator,
-            queue=spec.queue,
-            pool=spec.pool,
-            pool_slots=spec.pool_slots,
-            priority_weight=spec.priority,
-            updated_at=now,
-        )
-        for spec in dag.tasks
-    ]
+    tis = [_new_instance(dag.dag_id, run_id, spec, now) for spec in dag.tasks]
     try:
         with session.begin_nested():
             record_created(session, [run, *tis], actor=actor, reason=f"{run_type.value} run created", when=now)
     except IntegrityError as exc:
         raise DuplicateRunError(_duplicate_message(dag.dag_id, run_id, info.logical_date)) from exc
     return run
+
+
+def _new_instance(dag_id: str, run_id: str, spec: TaskSpec, now: datetime) -> TaskInstance:
+    return TaskInstance(
+        dag_id=dag_id,
+        run_id=run_id,
+        task_id=spec.task_id,
+        map_index=-1,
+        max_tries=spec.retries,
+        operator=spec.operator,
+        queue=spec.queue,
+        pool=spec.pool,
+        pool_slots=spec.pool_slots,
+        priority_weight=spec.priority,
+        updated_at=now,
+    )
+
+
+def add_instances(
+    session: Session, run: DagRun, specs: Sequence[TaskSpec], *, actor: str, now: datetime
+) -> list[TaskInstance]:
+    """Instances (state none) of tasks added to the DAG after `run` was created, audited (Airflow's
+    verify_integrity does the same for unfinished runs)."""
+    tis = [_new_instance(run.dag_id, run.run_id, spec, now) for spec in specs]
+    record_created(session, tis, actor=actor, reason="the task was added to the DAG", when=now)
+    return tis
 
 
 def _refuse_duplicate(session: Session, dag_id: str, run_id: str, run_type: DagRunType, logical_date: datetime) -> None:
@@ -99,8 +109,35 @@ def _duplicate_message(dag_id: str, run_id: str, logical_date: datetime) -> str:
 
 
 def latest_scheduled_runs(session: Session, dag_ids: list[str]) -> dict[str, DagRunInfo]:
-    """The latest scheduled run of each DAG, as the `last` its timetable continues from."""
+    """The latest scheduled run of each DAG (DAGs without one left out)."""
     return {dag_id: run_info(run) for dag_id, run in queries.latest_scheduled_run_per_dag(session, dag_ids).items()}
+
+
+def continue_from(session: Session, dags: Mapping[str, SerializedDag], now: datetime) -> dict[str, DagRunInfo]:
+    """Per DAG, the run its timetable continues from: its latest scheduled run, moved past the dates right
+    after it that already have a run (a backfill ahead of the scheduler). Those dates are skipped, not
+    scheduled again and not counted as active; the next due date is the first one past them. DAGs with
+    neither left out. One query for all of `dags`."""
+    tails = queries.scheduled_sequence_tails(session, list(dags))
+    found: dict[str, DagRunInfo] = {}
+    for dag_id, runs in tails.items():
+        last = run_info(runs[0]) if runs[0].run_type == DagRunType.SCHEDULED else None
+        taken = {run.logical_date for run in runs}
+        last = _past_taken(dags[dag_id], last, taken, now)
+        if last is not None:
+            found[dag_id] = last
+    return found
+
+
+def _past_taken(dag: SerializedDag, last: DagRunInfo | None, taken: set[datetime], now: datetime) -> DagRunInfo | None:
+    """Walk the timetable from `last` while each next date is one of `taken`; the last one walked over."""
+    while True:
+        info = dag.timetable.next_dagrun_info(
+            last=last, start_date=dag.start_date, end_date=dag.end_date, catchup=dag.catchup, now=now
+        )
+        if info is None or info.logical_date not in taken:
+            return last
+        last = info
 
 
 def run_info(run: DagRun) -> DagRunInfo:
@@ -119,9 +156,13 @@ def create_due_runs(
     now: datetime,
     actor: str,
 ) -> list[DagRun]:
-    """Create every run that is due now for the given (unpaused, schedulable) DAGs, within max_active_runs."""
+    """Create every run that is due now for the given (unpaused, schedulable) DAGs, within max_active_runs.
+
+    A date that already has a run (a backfill's, or another scheduler's that won the race) is skipped: it
+    is neither created again nor counted as active, and the search goes on past it.
+    """
     ids = [d for d, dag in dags.items() if dag.timetable.can_be_scheduled]
-    last = latest_scheduled_runs(session, ids)
+    last = continue_from(session, {d: dags[d] for d in ids}, now)
     active = queries.active_run_counts(session, ids)
     created: list[DagRun] = []
     for dag_id in ids:
@@ -133,9 +174,10 @@ def create_due_runs(
             )
             if info is None or info.run_after > now:
                 break
-            # another scheduler (or a backfill) may have made it first: then continue after it
-            with contextlib.suppress(DuplicateRunError):
-                created.append(create_run(session, dag, info, run_type=DagRunType.SCHEDULED, actor=actor, now=now))
             previous = info
+            try:
+                created.append(create_run(session, dag, info, run_type=DagRunType.SCHEDULED, actor=actor, now=now))
+            except DuplicateRunError:
+                continue  # made since `continue_from` looked (another scheduler, a backfill): go on past it
             active[dag_id] = active.get(dag_id, 0) + 1
     return created

@@ -24,8 +24,9 @@ HELD = "held"
 class DueLookups:
     """What DueRuns needs from the database, passed in so that it stays free of queries itself."""
 
-    #: dag_ids -> the latest scheduled run of each (as its timetable's `last`); DAGs without one left out.
-    latest_runs: Callable[[list[str]], Mapping[str, DagRunInfo]]
+    #: (dags, now) -> the run each DAG's timetable continues from: its latest scheduled run, moved past the
+    #: dates right after it that already have a run (`dagruns.continue_from`); DAGs without one left out.
+    continue_from: Callable[[Mapping[str, SerializedDag], datetime], Mapping[str, DagRunInfo]]
     #: dag_ids -> those of them that are paused.
     paused: Callable[[list[str]], set[str]]
 
@@ -55,7 +56,7 @@ class DueRuns:
         self._drop_changed(dags)
         unknown = [d for d, dag in dags.items() if d not in self._due and dag.timetable.can_be_scheduled]
         if unknown:
-            last = lookups.latest_runs(unknown)
+            last = lookups.continue_from({d: dags[d] for d in unknown}, now)
             for dag_id in unknown:
                 dag = dags[dag_id]
                 info = dag.timetable.next_dagrun_info(

@@ -128,7 +128,17 @@ def _descendants(dag: SerializedDag, task_id: str) -> set[str]:
 
 
 def explain(session: Session, dag: SerializedDag, run: DagRun, ti: TaskInstance, now: datetime) -> list[Check]:
-    """Every readiness rule for one task instance with passed/blocked and its reason (`tasks why`)."""
+    """Every readiness rule for one task instance with passed/blocked and its reason (`tasks why`).
+
+    An instance whose task is no longer in the DAG has no rules to check: it says so (the scheduler
+    marks such an instance `removed` when it next decides the run, unless it had finished already).
+    """
+    if ti.task_id not in dag.task_dict:
+        return [
+            Check("run_state", run.state not in RUN_FINISHED, f"run is {run.state.value}"),
+            Check("task_in_dag", False, f"the task is no longer in the DAG {dag.dag_id!r}; it will not run again "
+                                        "in this run (its instance is or becomes removed)"),
+        ]  # fmt: skip
     tis = session.scalars(
         select(TaskInstance).where(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
     ).all()
@@ -167,5 +177,6 @@ def explain_instance(
         )  # fmt: skip
     ).first()
     if ti is None:
+        dag.task(task_id)  # a task the DAG does not have (and never had in this run): say that
         raise NotFoundError(f"run {run_id} has no instance of {task_id} with map index {map_index}")
     return Explanation(TaskInstanceState(ti.state), explain(session, dag, run, ti, now))

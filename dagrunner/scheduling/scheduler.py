@@ -36,7 +36,7 @@ from dagrunner.persistence.models import DagRun, JobType
 from dagrunner.scheduling import jobs
 from dagrunner.scheduling.bookkeeping import Bookkeeping, FinishedRuns, ReadyTry
 from dagrunner.scheduling.dag_source import DagSource
-from dagrunner.scheduling.dagruns import create_due_runs, latest_scheduled_runs
+from dagrunner.scheduling.dagruns import add_instances, continue_from, create_due_runs
 from dagrunner.scheduling.due_runs import DueLookups
 from dagrunner.scheduling.evaluation import RunPlan, plan_run
 from dagrunner.scheduling.expansion import expand_mapped
@@ -44,7 +44,7 @@ from dagrunner.scheduling.focus import RunRef
 from dagrunner.scheduling.history import past_states_for
 from dagrunner.scheduling.readiness import Candidate, Limits, allocate
 from dagrunner.scheduling.recovery import fail_lost_tries, recover_orphans
-from dagrunner.states import DagRunState, TaskInstanceState
+from dagrunner.states import FINISHED, DagRunState, TaskInstanceState
 
 __all__ = ["ReadyTry", "RunRef", "Scheduler", "SchedulerEvent", "SchedulerOptions", "TickReport"]
 
@@ -230,7 +230,7 @@ class Scheduler:
         return len(events)
 
     def _create_runs(self, session: Session, dags: Mapping[str, SerializedDag], now: datetime) -> int:
-        lookups = DueLookups(partial(latest_scheduled_runs, session), partial(queries.paused_dag_ids, session))
+        lookups = DueLookups(partial(continue_from, session), partial(queries.paused_dag_ids, session))
         due = self.bookkeeping.due_dags(dags, now, lookups)
         if not due:
             return 0
@@ -315,6 +315,8 @@ class Scheduler:
     def _decide_run(self, session: Session, dag: SerializedDag, run: DagRun, tis: list[TIRow],
                     tasks: set[str] | None, now: datetime, report: TickReport) -> None:  # fmt: skip
         """Plan one run and carry the plan out: expand, doom, remember what waits, finish the run."""
+        if self._follow_dag_changes(session, dag, run, tis, now):
+            return  # instances were added: decided whole next tick, with them
         plan = plan_run(dag, tis, now=now, past_states=past_states_for(session, dag, run), focus=tasks)
         if plan.to_expand:
             expand_mapped(session, dag, run, plan.to_expand, actor=self.actor, now=now)
@@ -324,6 +326,41 @@ class Scheduler:
         self.bookkeeping.planned(ref, tasks, plan, order=(run.logical_date, run.id), facts=facts)
         if plan.outcome is not None and not plan.to_expand:
             self._finish_run(session, run, plan.outcome, now, report)
+
+    def _follow_dag_changes(
+        self, session: Session, dag: SerializedDag, run: DagRun, tis: list[TIRow], now: datetime
+    ) -> bool:
+        """Bring an unfinished run in line with the DAG's current version, as Airflow does: unfinished
+        instances of tasks no longer in the DAG become `removed` (finished, neither failing nor succeeding
+        the run; a queued or running try of one is fenced out when it reports), a removed instance whose
+        task is back waits again (`none`), and tasks added to the DAG get an instance. `tis` is updated in
+        place. Returns whether instances were added (the run is then decided again next tick)."""
+        tasks = dag.task_dict
+        present: set[str] = set()
+        gone: list[TIRow] = []
+        back: list[TIRow] = []
+        for ti in tis:
+            present.add(ti.task_id)
+            if ti.task_id not in tasks:
+                if ti.state not in FINISHED:
+                    gone.append(ti)
+            elif ti.state == TaskInstanceState.REMOVED:
+                back.append(ti)
+        self._move_instances(session, gone, TaskInstanceState.REMOVED, "the task is no longer in the DAG", now)
+        self._move_instances(session, back, TaskInstanceState.NONE, "the task is back in the DAG", now)
+        if present.issuperset(tasks):
+            return False
+        add_instances(session, run, [t for t in dag.tasks if t.task_id not in present], actor=self.actor, now=now)
+        self.bookkeeping.decide_again([(run.dag_id, run.run_id)])
+        return True
+
+    def _move_instances(
+        self, session: Session, tis: list[TIRow], state: TaskInstanceState, reason: str, now: datetime
+    ) -> None:
+        if tis:
+            for ti, _ in transition(session, TASK, tis, Change(state, now, self.actor, reason)):
+                self.on_event(SchedulerEvent("task.state", ti.dag_id, ti.run_id, state.value, ti.task_id,
+                                             ti.map_index, reason))  # fmt: skip
 
     def _apply_doomed(self, session: Session, plan: RunPlan, now: datetime) -> int:
         groups: dict[tuple[TaskInstanceState, str], list[TIRow]] = {}
