@@ -87,6 +87,10 @@ class InvalidRunIdError(SchedulingError, ValueError):
     """A user-given run id does not match the allowed pattern."""
 
 
+class InvalidConfError(SchedulingError, ValueError):
+    """A run's conf (from a trigger: CLI, web API, broker message) is not a JSON object we can store."""
+
+
 # --- execution ---------------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class Settings:
     default_timezone: str = "UTC"
     create_cron_data_intervals: bool = False
     dagbag_import_timeout: float = 30.0
+    dagbag_import_memory_mb: int = 1024
     default_pool_slots: int = 128
     sqlite_busy_timeout: float = 30.0
     scheduler_heartbeat_sec: float = 5.0
@@ -112,7 +113,19 @@ class Settings:
             )
         all_sources = {f.name: sources.get(f.name, "default") for f in fields(cls) if f.name != "sources"}
         all_sources["home"] = "env DAGRUNNER_HOME" if "home" in sources else "current directory"
-        return cls(home=home, sources=all_sources, **values)
+        settings = cls(home=home, sources=all_sources, **values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse settings that contradict each other, with one line per broken rule (see `_INVARIANTS`)."""
+        broken = [line for check in _INVARIANTS if (line := check(self))]
+        if broken:
+            raise ConfigError("\n".join(broken))
+
+    def described(self, name: str) -> str:
+        """`name=value (from source)`, for an error line that says what to change and where."""
+        return f"{name}={getattr(self, name)!r} (from {self.sources.get(name, 'default')})"
 
     # --- views -----------------------------------------------------------------------------------
 
@@ -153,12 +166,46 @@ _FIELD_TYPES: dict[str, type] = {
     "default_timezone": str,
     "create_cron_data_intervals": bool,
     "dagbag_import_timeout": float,
+    "dagbag_import_memory_mb": int,
     "default_pool_slots": int,
     "sqlite_busy_timeout": float,
     "scheduler_heartbeat_sec": float,
     "zombie_threshold_sec": float,
     "db_unreachable_timeout_sec": float,
 }
+
+
+def _zombie_after_heartbeats(s: Settings) -> str | None:
+    """A process is declared dead after `zombie_threshold_sec` without a heartbeat, so the threshold must
+    span at least two heartbeats: else one late heartbeat (a slow tick, a busy DB) kills a live process's
+    work, and with a threshold below the heartbeat every running try is failed as a zombie."""
+    if s.zombie_threshold_sec >= 2 * s.scheduler_heartbeat_sec:
+        return None
+    return (
+        f"{s.described('zombie_threshold_sec')} must be at least twice {s.described('scheduler_heartbeat_sec')}, "
+        f"or live processes are taken for dead: raise zombie_threshold_sec to {2 * s.scheduler_heartbeat_sec:g} "
+        "or more (default 300), or lower scheduler_heartbeat_sec (default 5)"
+    )
+
+
+def _at_least(name: str, least: int, why: str) -> Callable[[Settings], str | None]:
+    def check(s: Settings) -> str | None:
+        if getattr(s, name) >= least:
+            return None
+        return f"{s.described(name)} must be at least {least}: {why}"
+
+    check.__doc__ = f"{name} >= {least}: {why}"
+    return check
+
+
+#: The rules a whole configuration must keep; each returns None or one line naming the settings, their
+#: values and sources, and what to change. Checked by `Settings.load`, so every command refuses to start.
+_INVARIANTS: tuple[Callable[[Settings], str | None], ...] = (
+    _zombie_after_heartbeats,
+    _at_least("parallelism", 1, "it is how many tries run at once"),
+    _at_least("default_pool_slots", 1, "with no slots no task of the default pool ever runs (pause DAGs instead)"),
+    _at_least("dagbag_import_memory_mb", 64, "a DAG file's import needs room for Python and dagrunner"),
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

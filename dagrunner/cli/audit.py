@@ -16,14 +16,23 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 def parse_since(value: str) -> datetime:
     """`30m`, `12h`, `1d`, `2w`, or an ISO date/datetime (UTC unless it carries an offset)."""
+    from dagrunner.cli.params import BadValue
+
     match = re.fullmatch(r"(\d+)([smhdw])", value.strip())
     if match:
-        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except (OverflowError, ValueError):  # before year 1, or more digits than an int takes
+            raise BadValue("--since", f"{_short(value)} reaches back before year 1; use a shorter span") from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r}: use 30m, 12h, 1d, 2w or an ISO date", param_hint="--since") from None
+        raise BadValue("--since", f"{_short(value)}: use 30m, 12h, 1d, 2w or an ISO date") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _short(value: str, limit: int = 40) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 @click.command()

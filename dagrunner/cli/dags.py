@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -66,12 +67,18 @@ def next_run_after(dag: SerializedDag, now: datetime) -> datetime | None:
 
 
 @dags.command("errors")
-@json_option("a list of import errors")
+@click.option("-v", "--verbose", "verbose", is_flag=True,
+              help="Also show each failure's traceback and what files printed while they were imported.")  # fmt: skip
+@json_option('a list of import errors (with "output": what the import printed)')
 @pass_cli
-def errors(cli: CliContext, as_json: bool) -> None:
+def errors(cli: CliContext, verbose: bool, as_json: bool) -> None:
     """Files that failed to import, with the line and the reason. Exits 1 when there are any."""
-    failures = cli.dagbag.failures
-    rows = [{"file": path, "line": f.line, "kind": f.kind, "error": f.message} for path, f in failures]
+    bag = cli.dagbag
+    failures = bag.failures
+    rows = [
+        {"file": path, "line": f.line, "kind": f.kind, "error": f.message, "output": bag.files[path].output}
+        for path, f in failures
+    ]
     if as_json:
         render.print_json(rows)
     elif not rows:
@@ -82,8 +89,23 @@ def errors(cli: CliContext, as_json: bool) -> None:
             ["file", "line", "kind", "error"],
             [(_relative(cli, r["file"]), r["line"], r["kind"], r["error"]) for r in rows],
         )
+    if (verbose or cli.verbose) and not as_json:
+        _print_import_details(cli, failures)
     if rows:
         raise click.exceptions.Exit(1)
+
+
+def _print_import_details(cli: CliContext, failures: list[tuple[str, Any]]) -> None:
+    """Each failure's traceback, then the output of every file that printed at import (failed or not):
+    a DAG file's `print()` is often the clue its author left for exactly this moment."""
+    for path, failure in failures:
+        if failure.traceback:
+            render.console.rule(f"{_relative(cli, path)}: traceback")
+            click.echo(failure.traceback.rstrip("\n"))
+    for path, parsed in sorted(cli.dagbag.files.items()):
+        if parsed.output:
+            render.console.rule(f"{_relative(cli, path)}: printed at import (last 64 KB)")
+            click.echo(parsed.output.rstrip("\n"))
 
 
 @dags.command("show")

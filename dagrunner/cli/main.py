@@ -1,6 +1,7 @@
 """The `dagrunner` command: a thin click tree that parses, calls the library, and renders.
 
-Errors we raise on purpose (`DagRunnerError`) print one line and exit 1; tracebacks only with --verbose.
+Errors we raise on purpose (`DagRunnerError`) print one line and exit 1; so does any other exception that
+reaches the top (as "unexpected ...", a bug to report); tracebacks only with --verbose.
 """
 
 from __future__ import annotations
@@ -36,9 +37,28 @@ class DagRunnerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DagRunnerError as exc:
-            if isinstance(ctx.obj, CliContext) and ctx.obj.verbose:
-                traceback.print_exc()
+            _traceback_if_verbose(ctx)
             raise UserError(str(exc)) from exc
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors, exit codes, a declined confirmation
+        except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a bare traceback
+            _traceback_if_verbose(ctx)
+            raise UserError(unexpected_line(exc)) from exc
+
+
+def _traceback_if_verbose(ctx: click.Context) -> None:
+    if isinstance(ctx.obj, CliContext) and ctx.obj.verbose:
+        traceback.print_exc()
+
+
+def unexpected_line(exc: BaseException, limit: int = 300) -> str:
+    """An error we did not foresee as one line: its type and the first line of its message, then how to see
+    more. Whatever it is, a user sees one line; the traceback is one `--verbose` away."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if len(first) > limit:
+        first = first[:limit] + "..."
+    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return f"unexpected {what} (run with --verbose for the traceback)"
 
 
 @click.group(cls=DagRunnerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -24,16 +24,34 @@ def parse_date(value: str, tz: str, option: str) -> datetime:
     return parsed
 
 
+class BadValue(click.ClickException):
+    """A value typed on the command line that we cannot use: one line (`Error: --opt: why`), exit code 2
+    like click's own usage errors, but without the usage text around it (the README promises one line)."""
+
+    exit_code = 2
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+
+
 def parse_conf(value: str | None) -> dict[str, Any]:
-    """`--conf` must be a JSON object; anything else is a clear error naming the value."""
+    """`--conf` must be a JSON object of finite numbers, not nested absurdly deep (see `run_conf`)."""
+    from dagrunner.errors import InvalidConfError
+    from dagrunner.scheduling.run_conf import parse_conf_json
+
     if value is None:
         return {}
     try:
-        data = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(
-            f"{value!r} is not valid JSON ({exc.msg} at column {exc.colno})", param_hint="--conf"
-        ) from None
-    if not isinstance(data, dict):
-        raise click.BadParameter(f"{value!r} must be a JSON object like '{{\"full\": true}}'", param_hint="--conf")
-    return data
+        return parse_conf_json(value, source="the value")
+    except InvalidConfError as exc:
+        raise BadValue("--conf", str(exc)) from None
+
+
+def parse_regex(value: str, option: str) -> re.Pattern[str]:
+    """A regular expression from the command line, or a one-line error naming it and where it broke."""
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise BadValue(option, f"{value!r} is not a valid regular expression ({exc}); quote it for the shell") from None
+    except RecursionError:
+        raise BadValue(option, "the regular expression nests too deeply; simplify it") from None

@@ -116,6 +116,8 @@ def logs(cli: CliContext, dag_id: str, task_id: str, run_id: str, try_number: in
     with cli.read_session() as session:
         attempt = latest_try(session, dag_id, run_id, task_id, map_index, try_number)
     if attempt is None:
+        dag = cli.dagbag.get_dag(dag_id)  # an unknown DAG (or task) says so, naming the known ones
+        dag.task(task_id)
         which = f"try {try_number}" if try_number else "any try"
         raise NotFoundError(
             f"no {which} of {dag_id}.{task_id} in run {run_id}; `dagrunner tasks states {dag_id} {run_id}` "
@@ -152,11 +154,13 @@ def clear(
     """Clear task instances so the scheduler runs them again (audited). Queued/running ones are left alone."""
     from datetime import datetime
 
-    from dagrunner.cli.params import parse_date
+    from dagrunner.cli.params import parse_date, parse_regex
     from dagrunner.persistence.views import instance_label
     from dagrunner.scheduling.operations import clear as clear_tis
     from dagrunner.scheduling.operations import select_for_clear
 
+    if task_regex is not None:
+        parse_regex(task_regex, "-t/--task-regex")
     dag = cli.dagbag.get_dag(dag_id)
     start = parse_date(start_date, dag.timezone, "--start-date") if start_date else None
     end = parse_date(end_date, dag.timezone, "--end-date") if end_date else None

@@ -32,6 +32,7 @@ class ParsedFile:
     failures: tuple[ImportFailure, ...]
     parsed_at: datetime
     duration_s: float = 0.0
+    output: str = ""  # the end of what the import printed, for `dags errors --verbose`
 
     @property
     def dag_ids(self) -> list[str]:
@@ -63,15 +64,18 @@ class DagBag:
         parallelism: int = 2,
         env: dict[str, str] | None = None,
         salt: str = "",
+        memory_mb: int | None = None,
     ) -> None:
         """`env`: the DAGRUNNER_* variables DAG imports must see; `salt`: a fingerprint of everything
-        besides a file's content that shapes its parse, so a settings change re-imports every file."""
+        besides a file's content that shapes its parse, so a settings change re-imports every file;
+        `memory_mb`: what one import may allocate (None: no cap)."""
         self.dags_folder = dags_folder.resolve()
         self.plugins_folder = plugins_folder.resolve() if plugins_folder else None
         self.timeout_s = timeout_s
         self.parallelism = parallelism
         self.env = dict(env or {})
         self.salt = salt
+        self.memory_mb = memory_mb
         self._scanner = DagFileScanner(self.dags_folder)
         self._stamps: dict[str, Stamp] = {}  # path -> (mtime_ns, size) when its content hash last matched
         self.files: dict[str, ParsedFile] = {}
@@ -113,6 +117,7 @@ class DagBag:
                 sys_path=sys_path,
                 env=self.env,
                 salt=self.salt,
+                memory_mb=self.memory_mb,
             ):
                 self.files[result.path] = _parsed(result, now)
                 report.parsed.append(result.path)
@@ -193,7 +198,9 @@ class DagBag:
 
 def _parsed(result: FileImport, now: datetime) -> ParsedFile:
     failures = (result.failure,) if result.failure else ()
-    return ParsedFile(result.path, result.content_hash, result.mtime, result.dags, failures, now, result.duration_s)
+    return ParsedFile(
+        result.path, result.content_hash, result.mtime, result.dags, failures, now, result.duration_s, result.output
+    )
 
 
 def _line_of(parsed: ParsedFile, dag_id: str) -> int | None:

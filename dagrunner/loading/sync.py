@@ -34,12 +34,17 @@ def make_dagbag(settings: Settings) -> DagBag:
         parallelism=settings.parallelism,
         env=env,
         salt=parse_salt(settings),
+        memory_mb=settings.dagbag_import_memory_mb,
     )
 
 
 def parse_salt(settings: Settings) -> str:
-    """What besides a file's text changes its parse: the dagrunner version and the parse-time settings."""
-    return f"{__version__}|{settings.create_cron_data_intervals}|{settings.default_timezone}"
+    """What besides a file's text changes its parse: the dagrunner version and the parse-time settings
+    (the memory cap too: a file refused under a small cap is imported again once the cap is raised)."""
+    return (
+        f"{__version__}|{settings.create_cron_data_intervals}|{settings.default_timezone}"
+        f"|{settings.dagbag_import_memory_mb}"
+    )
 
 
 def load_dagbag(settings: Settings, engine: Engine, *, actor: str = PARSER_ACTOR) -> DagBag:
@@ -63,7 +68,10 @@ def stored_files(session: Session, bag: DagBag) -> list[ParsedFile]:
 def _parsed_from_row(row: DagFile) -> ParsedFile:
     failures = (ImportFailure.from_dict(json.loads(row.import_error)),) if row.import_error else ()
     dags = tuple((row.serialized or {}).values())
-    return ParsedFile(row.path, row.file_hash, row.mtime, dags, failures, row.last_parsed, row.parse_duration or 0.0)
+    return ParsedFile(
+        row.path, row.file_hash, row.mtime, dags, failures, row.last_parsed, row.parse_duration or 0.0,
+        row.import_output or "",
+    )  # fmt: skip
 
 
 def _dag_rows_exist(engine: Engine) -> bool:
@@ -88,6 +96,7 @@ def write_parse_results(
                 import_error=json.dumps(failure.to_dict()) if failure else None,
                 last_parsed=parsed.parsed_at,
                 parse_duration=parsed.duration_s,
+                import_output=parsed.output or None,
             )
         )
     for path in report.removed:

@@ -113,6 +113,8 @@ class DagFile(Base):
     import_error: Mapped[str | None] = mapped_column(Text)
     last_parsed: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     parse_duration: Mapped[float | None] = mapped_column(Float)
+    #: The end (at most 64 KB) of what the import printed to stdout/stderr, for `dags errors --verbose`.
+    import_output: Mapped[str | None] = mapped_column(Text)
 
 
 # --- runs ----------------------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from integration.procs import env_for, project
-from ledger import LEDGER_SNIPPET, check_against_db, read
 from polling import wait_until
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from chaos.ledger import LEDGER_SNIPPET, check_against_db, read
 from dagrunner.persistence.engine import make_engine, session_scope, sqlite_path
 
 pytestmark = pytest.mark.slow
