@@ -45,6 +45,8 @@ with DAG("leaks", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UT
     PythonOperator(task_id="xcom", python_callable=give_token)
     BashOperator(task_id="dollar", bash_command="echo pw={{ var.value.db_password }}")
     PythonOperator(task_id="raw", python_callable=raw_writes)
+    PythonOperator(task_id="param", python_callable=lambda params=None: print("param:", params["api_token"]),
+                   params={"api_token": "param-secret-987"})
 """
 
 
@@ -138,3 +140,9 @@ def test_raw_writes_are_masked_in_the_try_log_on_every_executor(
     item = queue_try(project.engine, run, "xcom", path)
     assert run_one(executor, item).state == "success"
     assert xcoms_of(project.engine, item.key)["return_value"]["token"] == TOKEN  # stored raw for downstream
+
+
+@pytest.mark.usefixtures("secrets")
+def test_a_param_named_like_a_secret_is_masked(tmp_path: Path) -> None:
+    log = _test(tmp_path, "param")
+    assert "param: ***" in log and "param-secret-987" not in log
