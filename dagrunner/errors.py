@@ -57,6 +57,10 @@ class TemplateRenderError(AuthoringError):
     """A templated field failed to render (undefined variable, syntax error, missing template file)."""
 
 
+class UntrustedValueError(TemplateRenderError):
+    """A value from a trigger (conf, params given at trigger time) would reach a shell command unquoted."""
+
+
 class InvalidBranchError(AuthoringError, ValueError):
     """A branch callable chose a task that is not directly downstream of the branching task."""
 

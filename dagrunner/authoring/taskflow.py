@@ -30,7 +30,7 @@ from dagrunner.authoring.operators.python import (
     call_with_context,
     check_callable_args,
 )
-from dagrunner.authoring.templating import render_value
+from dagrunner.authoring.templating import render_shell_command
 from dagrunner.authoring.xcom_arg import XComArg
 from dagrunner.errors import InvalidArgumentError
 
@@ -95,7 +95,7 @@ class BashDecoratedOperator(BashOperator):
                 f"task {self.task_id!r}: the @task.bash function returned {command!r}; it must return "
                 "a non-empty bash command string"
             )
-        self.bash_command = render_value(
+        self.bash_command = render_shell_command(
             command, context, self.dag.get_template_env(), what=f"task {self.task_id!r} bash command"
         )
         return self.run_command(self.bash_command)

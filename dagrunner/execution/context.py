@@ -4,7 +4,7 @@ Dates are pendulum DateTimes in UTC, as Airflow gives them; `ds` is the logical 
 are the DAG's params, overridden by the task's, overridden by the run's conf (Airflow's
 `dag_run_conf_overrides_params`). `conf` is the run's conf dict (Airflow's `conf` is its configuration
 object; ours is the run's, as DESIGN lists it). `var.value.NAME` / `var.json.NAME` read the environment
-variable `DAGRUNNER_VAR_<NAME>`; values of secret-looking names are masked in the try's log.
+variable `DAGRUNNER_VAR_<NAME>`; values of secret-looking names (variables and params) are masked in the try's log.
 
 XComs: the supervising process pre-fetches the XComs of the task's upstream tasks before the try starts,
 so the common `xcom_pull` needs no database; anything else is read through `XComSource.loader` on demand.
@@ -252,6 +252,9 @@ def build_context(
     logical = _utc(run.logical_date)
     conf = dict(run.conf or {})
     params = {**dag.params, **task.params, **conf}
+    for name, value in params.items():  # a param named like a secret is one (masked as variables are)
+        if isinstance(value, str) and is_sensitive(name):
+            masker.add(value)
     prev = prev_success or PrevSuccess()
     ts = logical.isoformat()
     dag_run = DagRunView(

@@ -447,13 +447,29 @@ def _task_process(conn: Connection, cache: DagCache, forker_pid: int) -> int:
     fd = os.open(assign.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     output.attach(fd)
     os.close(fd)
-    return _run_try(conn, task, item, started, masker)
+    try:
+        return _run_try(conn, task, item, started, masker, output)
+    except BaseException:  # noqa: BLE001 - say why in the try's log (drained below), then go
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+        return ExitCode.TASK_PROCESS_FAILED
+    finally:
+        output.drain()
 
 
-def _run_try(conn: Connection, task: RunnableTask, item: WorkItem, started: TryStarted, masker: SecretMasker) -> int:
-    """Run the started try, send how it finished and, with callbacks, run them for the state recorded."""
+def _run_try(
+    conn: Connection,
+    task: RunnableTask,
+    item: WorkItem,
+    started: TryStarted,
+    masker: SecretMasker,
+    output: OutputRedirect,
+) -> int:
+    """Run the started try, send how it finished and, with callbacks, run them for the state recorded.
+
+    The output is drained into the log before each report, so a recorded end has its whole log."""
     outcome, prepared = attempt.run_here(task, item, started.start, masker, _xcom_loader(conn))
-    _flush_stdio()
+    output.drain()
     wants_recorded = prepared is not None and _has_callbacks(prepared.task)
     try:
         conn.send(TryFinished(outcome, wants_recorded))
@@ -468,7 +484,7 @@ def _run_try(conn: Connection, task: RunnableTask, item: WorkItem, started: TryS
         return ExitCode.OK  # the worker is gone; it could not record callbacks either
     assert prepared is not None
     errors = run_callbacks(prepared.task, recorded.state, prepared.context, masker=masker)
-    _flush_stdio()
+    output.drain()
     conn.send(CallbacksRan(tuple(errors)))
     return ExitCode.OK
 

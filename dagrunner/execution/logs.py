@@ -7,12 +7,18 @@ the path is resolved and refused when it would leave the log root (DESIGN sectio
 
 from __future__ import annotations
 
+import array
 import contextlib
+import fcntl
 import logging
 import os
+import select
 import sys
+import termios
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from dagrunner.errors import ExecutionError, NotFoundError
 from dagrunner.execution.base import TaskKey
@@ -77,24 +83,163 @@ def write_line(fd: int, text: str) -> None:
 def point_output_at(fd: int, masker: SecretMasker | None = None) -> Callable[[], None]:
     """Send fd 1 and 2, `sys.stdout` / `sys.stderr` and the root logger (at INFO) into the log `fd`.
 
-    What Python code writes goes through one line-buffered, masked stream (so a crash loses at most a
-    partial line, and print and traceback stay in order); subprocesses inherit fds 1 and 2 and write to
-    the file directly, so no pipe can fill up and block them. Returns a function that undoes all of it.
+    Python's output (print, logging, tracebacks) goes through one line-buffered, masked stream straight
+    to the log, so a crash loses at most a partial line. With a `masker`, fds 1 and 2 become a `LogPump`
+    that masks what subprocesses and `os.write` send there; without one (nothing to mask) they point at
+    `fd` itself. Returns a function that drains the output, undoes all of it and stops the pump.
     """
     return OutputRedirect(masker).attach(fd)
+
+
+class LogPump:
+    """A pipe whose read end a thread copies into a log descriptor, masking secrets on the way: what the
+    try's fds 1 and 2 are, so `os.write(1, ...)` and a subprocess writing to its inherited descriptor are
+    masked too (docs/security.md); Python's own output goes straight to the log (`_LogStream`).
+
+    The thread masks whole lines, so a read never cuts a secret in two; a partial line waits for its end,
+    for `drain`, or for `_QUIET_S` without output (a prompt or a progress bar still shows up). `drain()`
+    returns once everything written before it is in the log: the try's end is reported only after that.
+    What a process killed outright leaves in the pipe (its last raw writes, milliseconds' worth) is lost
+    with it. The descriptor the thread writes to points at /dev/null until `point_at`.
+    """
+
+    _QUIET_S = 0.2
+    _MAX_PARTIAL = 1 << 16
+
+    def __init__(self, masker: SecretMasker) -> None:
+        self._masker = masker
+        self.read_fd, self.write_fd = os.pipe()
+        self._target = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        self._token = b"\0dagrunner-log-" + os.urandom(8).hex().encode() + b":"
+        self._drained = threading.Event()
+        self._lock = threading.Lock()
+        #: The thread has output in hand that is not in the log yet (read, or a partial line held).
+        self._holding = False
+        self._thread = threading.Thread(target=self._copy, name="dagrunner-log-pump", daemon=True)
+        self._thread.start()
+
+    def point_at(self, fd: int) -> None:
+        """Write into `fd` (the caller may close its copy) from now on."""
+        os.dup2(fd, self._target, inheritable=False)
+
+    def busy(self) -> bool:
+        """Whether output written to the pipe is not in the log yet (cheap: no round trip)."""
+        if self._holding:
+            return True
+        waiting = array.array("i", [0])
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(self.read_fd, termios.FIONREAD, waiting)
+        return waiting[0] > 0
+
+    def drain(self, timeout_s: float = 10.0) -> bool:
+        """Wait until what was written to the pipe so far is in the log (False: the thread did not answer)."""
+        return self._mark(b"D", timeout_s)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Copy what is left, stop the thread and close the pipe and the log descriptor."""
+        if self._mark(b"S", timeout_s):
+            self._thread.join(timeout_s)
+        for fd in (self.write_fd, self.read_fd, self._target):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _mark(self, kind: bytes, timeout_s: float) -> bool:
+        """Put a drain (D) or stop (S) mark in the pipe and wait until the thread has copied up to it."""
+        with self._lock:
+            if not self._thread.is_alive():
+                return False
+            self._drained.clear()
+            try:
+                os.write(self.write_fd, self._token + kind + b"\0")  # one write under PIPE_BUF: atomic
+            except OSError:
+                return False
+            return self._drained.wait(timeout_s)
+
+    def _copy(self) -> None:
+        try:
+            self._copy_until_stopped()
+        finally:
+            self._drained.set()  # nobody waits for a thread that is gone
+
+    def _copy_until_stopped(self) -> None:
+        pending = b""
+        while True:
+            readable, _, _ = select.select([self.read_fd], [], [], self._QUIET_S if pending else None)
+            if not readable:
+                self._write(pending)
+                pending = b""
+                self._holding = False
+                continue
+            self._holding = True
+            try:
+                data = os.read(self.read_fd, 1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                self._write(pending)
+                return
+            pending, stop = self._consume(pending + data)
+            self._holding = bool(pending)
+            if stop:
+                return
+
+    def _consume(self, buffer: bytes) -> tuple[bytes, bool]:
+        """Write the complete lines and marks in `buffer`; (what is left, whether a stop mark came)."""
+        size = len(self._token) + 2
+        while (at := buffer.find(self._token)) >= 0 and at + size <= len(buffer):
+            self._write(buffer[:at])
+            kind, buffer = buffer[at + size - 2 : at + size - 1], buffer[at + size :]
+            if kind == b"S":
+                self._write(buffer)
+                self._drained.set()
+                return b"", True
+            self._drained.set()
+        cut = buffer.rfind(b"\n") + 1
+        if cut:
+            self._write(buffer[:cut])
+            buffer = buffer[cut:]
+        if len(buffer) > self._MAX_PARTIAL:  # a huge line without an end: keep only what may be a mark
+            self._write(buffer[:-size])
+            buffer = buffer[-size:]
+        return buffer, False
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(self._masker.mask_bytes(data))
+        while view:
+            try:
+                written = os.write(self._target, view)
+            except OSError:
+                return  # the log cannot take it (disk full): keep draining the pipe so writers never block
+            view = view[written:]
+
+
+class _LogStream(MaskedStream):
+    """What `sys.stdout` / `sys.stderr` are during a try: masked text written to the log file directly
+    (so it survives even an `os._exit` right after it), but only once what the pump still holds has been
+    copied, so a child's output and the prints around it stay in order."""
+
+    def __init__(self, stream: TextIO, masker: SecretMasker, pump: LogPump | None) -> None:
+        super().__init__(stream, masker)
+        self._pump = pump
+
+    def write(self, text: str) -> int:
+        if self._pump is not None and self._pump.busy():
+            self._pump.drain()
+        return super().write(text)
 
 
 class OutputRedirect:
     """`point_output_at` in two steps, for a process that gets ready before it knows its log.
 
-    Building the stream and the logging handler is most of the work; it is done here, on a descriptor
-    that points at /dev/null until `attach(fd)` points it, and fds 1 and 2, at the log."""
+    Building the stream, the logging handler and the pump is most of the work; it is done here, writing
+    to /dev/null until `attach(fd)` points it, and fds 1 and 2, at the log."""
 
     def __init__(self, masker: SecretMasker | None = None) -> None:
+        self._pump = LogPump(masker) if masker is not None else None
         self._slot = os.open(os.devnull, os.O_WRONLY)  # the stream's own descriptor (closed with it)
         text = open(self._slot, "w", buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
         self._text = text
-        self.stream = MaskedStream(text, masker or SecretMasker())
+        self.stream = _LogStream(text, masker or SecretMasker(), self._pump)
         self._handler = logging.StreamHandler(self.stream)  # type: ignore[arg-type]
         self._handler.setFormatter(logging.Formatter(LOG_FORMAT))
 
@@ -107,8 +252,17 @@ class OutputRedirect:
             detach()
             with contextlib.suppress(Exception):
                 self._text.close()
+            if self._pump is not None:
+                self._pump.close()
 
         return restore
+
+    def drain(self) -> None:
+        """Return once everything written so far (by this process and its children) is in the log."""
+        with contextlib.suppress(Exception):
+            self._text.flush()
+        if self._pump is not None:
+            self._pump.drain()
 
     def _attach(self, fd: int) -> Callable[[], None]:
         for stream in (sys.stdout, sys.stderr):
@@ -117,8 +271,12 @@ class OutputRedirect:
         saved = (os.dup(1), os.dup(2))
         old_streams = (sys.stdout, sys.stderr)
         os.dup2(fd, self._slot)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
+        source = fd
+        if self._pump is not None:
+            self._pump.point_at(fd)
+            source = self._pump.write_fd
+        os.dup2(source, 1)
+        os.dup2(source, 2)
         sys.stdout = sys.stderr = self.stream  # type: ignore[assignment]
         root = logging.getLogger()
         old_level = root.level
@@ -128,8 +286,7 @@ class OutputRedirect:
         def detach() -> None:
             root.removeHandler(self._handler)
             root.setLevel(old_level)
-            with contextlib.suppress(Exception):
-                self._text.flush()
+            self.drain()
             sys.stdout, sys.stderr = old_streams
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)

@@ -112,7 +112,7 @@ def _run(
         with output_to(fd, masker):
             outcome, prepared = attempt.run_here(task, item, start, masker, loader)
         state = final_state(outcome.state, True, 1, 0, RetryPolicy.none())
-        _describe(fd, state, outcome.error, outcome.xcoms, outcome.skip_task_ids)
+        _describe(fd, state, outcome.error, masker.mask_value(dict(outcome.xcoms)), outcome.skip_task_ids)
         if prepared is not None:
             with output_to(fd, masker):
                 run_callbacks(prepared.task, state, prepared.context, masker=masker)
@@ -127,6 +127,7 @@ def _run(
 
 
 def _describe(fd: int, state: TaskInstanceState, error: str, xcoms: Mapping[str, Any], skips: tuple[str, ...]) -> None:
+    """The test's verdict, written to the log straight (not through the masking pipe): `xcoms` come masked."""
     write_line(fd, f"[dagrunner] the task ended {state}" + (f": {error}" if error else "") + " (nothing recorded)")
     for key, value in xcoms.items():
         write_line(fd, f"[dagrunner] XCom {key!r}: {json.dumps(value)[:2000]}")

@@ -13,12 +13,15 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from dagrunner.authoring.baseoperator import BaseOperator
 from dagrunner.authoring.xcom_arg import XComArg
 from dagrunner.errors import SkipTask
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 class BashCommandError(RuntimeError):
@@ -66,6 +69,20 @@ class BashOperator(BaseOperator):
             check.fail("output_encoding", output_encoding, "a Python codec name such as 'utf-8'")
         self.output_encoding = output_encoding
         self._process: subprocess.Popen[bytes] | None = None
+
+    def render_template_fields(
+        self,
+        context: Mapping[str, Any],
+        jinja_env: jinja2.Environment | None = None,
+        *,
+        pull: Callable[[str, str], Any] | None = None,
+    ) -> None:
+        """As every operator's, with `bash_command` a shell field: a value from the run's trigger that holds
+        a shell metacharacter must be quoted (`| shell_quote`) or passed through `env=` (docs/security.md)."""
+        from dagrunner.authoring.templating import render_templated_fields
+
+        env = jinja_env or self.dag.get_template_env()
+        render_templated_fields(self, context, env, pull=pull, shell_fields=("bash_command",))
 
     def execute(self, context: Mapping[str, Any]) -> str:  # noqa: ARG002 - the command was rendered from it already
         return self.run_command(self.bash_command)
