@@ -87,6 +87,10 @@ class InvalidRunIdError(SchedulingError, ValueError):
     """A user-given run id does not match the allowed pattern."""
 
 
+class SchedulerAlreadyRunningError(SchedulingError):
+    """Another `dagrunner scheduler` holds this SQLite database (only one may run on a SQLite file)."""
+
+
 # --- execution ---------------------------------------------------------------------------------------
 
 
