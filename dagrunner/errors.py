@@ -95,6 +95,10 @@ class InvalidConfError(SchedulingError, ValueError):
     """A run's conf (from a trigger: CLI, web API, broker message) is not a JSON object we can store."""
 
 
+class SchedulerAlreadyRunningError(SchedulingError):
+    """Another `dagrunner scheduler` holds this SQLite database (only one may run on a SQLite file)."""
+
+
 # --- execution ---------------------------------------------------------------------------------------
 
 

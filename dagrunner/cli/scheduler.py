@@ -14,6 +14,7 @@ from dagrunner.clock import SystemClock
 if TYPE_CHECKING:  # the scheduling stack loads only when a command needs it (fast --help, version)
     from dagrunner.scheduling.dag_source import DagSource
     from dagrunner.scheduling.scheduler import Scheduler, SchedulerEvent, SchedulerOptions
+    from dagrunner.scheduling.single_scheduler import SchedulerLock
 
 executor_option = click.option(
     "--executor",
@@ -73,6 +74,7 @@ def scheduler(
     from dagrunner.scheduling.loop import StopOnSignals, StopWhen, run_loop
 
     cli.override(executor=executor, parallelism=parallelism)
+    lock = _only_scheduler_on_sqlite(cli)
     sched = build_scheduler(cli)
     settings = cli.settings
     render.info(
@@ -82,3 +84,17 @@ def scheduler(
     with StopOnSignals(sched, on_signal=lambda name: render.info(f"{name}: stopping (grace {grace_s:g}s)")):
         finished = run_loop(sched, StopWhen(once=once, num_runs=num_runs), grace_s=grace_s)
     render.info(f"scheduler stopped; {len(finished)} run(s) finished in this session")
+    if lock is not None:
+        lock.release()
+
+
+def _only_scheduler_on_sqlite(cli: CliContext) -> SchedulerLock | None:
+    """On a SQLite file, take the one-scheduler lock (refused, naming the holder, if another has it)."""
+    from dagrunner.scheduling.single_scheduler import SchedulerLock, sqlite_lock_path
+
+    path = sqlite_lock_path(cli.settings.db_url)
+    if path is None:
+        return None  # PostgreSQL: several schedulers may run
+    lock = SchedulerLock(path)
+    lock.acquire(SystemClock().now())
+    return lock

@@ -282,3 +282,28 @@ def scheduled_sequence_tails(session: Session, dag_ids: Collection[str]) -> dict
     for run in rows:
         tails.setdefault(run.dag_id, []).append(run)
     return tails
+
+
+# --- one scheduler at a time counts slots and queues (PostgreSQL) ----------------------------------------
+
+#: The PostgreSQL advisory lock a scheduler holds, until its transaction ends, while it counts the slots in
+#: use and queues tries. Any constant works: advisory locks are per database ("dagrun" + 1, in hex).
+QUEUEING_LOCK_KEY = 0x6461_6772_756E_0001
+
+
+def try_lock_queueing(session: Session) -> bool:
+    """Take the queueing lock for the rest of this transaction; False when another scheduler holds it.
+
+    Counting slots in use and queueing into them must be one step across schedulers, or two schedulers
+    both see the same free pool slots and both fill them. One advisory lock covers every limit counted
+    from the database at once (pool slots, max_active_tasks, max_active_runs), which per-pool row locks
+    would not (two pools, one DAG). It is tried, never waited for: the caller has already locked runs
+    and written task instances in this transaction, so waiting could close a cycle with a scheduler that
+    holds the lock and waits for one of those rows; the caller queues on a later tick instead (as
+    Airflow's scheduler does with NOWAIT on its pool rows). Under READ COMMITTED the counts read after
+    the lock see everything the previous holder queued, as it held the lock until it committed.
+    SQLite needs no lock (every write transaction is BEGIN IMMEDIATE: writers are serialized already).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(QUEUEING_LOCK_KEY))))

@@ -50,6 +50,8 @@ __all__ = ["ReadyTry", "RunRef", "Scheduler", "SchedulerEvent", "SchedulerOption
 
 log = logging.getLogger(__name__)
 MAX_IDLE_WAIT_S = 1.0
+#: When another scheduler holds the queueing lock (PostgreSQL), try queueing again this much later.
+QUEUEING_LOCK_RETRY_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,19 @@ class TickReport:
     decided: int = 0
     finished_runs: list[RunRef] = field(default_factory=list)
     events: int = 0
+    #: Queueing was put off because another scheduler held the queueing lock (PostgreSQL).
+    queueing_deferred: bool = False
 
     @property
     def did_work(self) -> bool:
-        return bool(self.created_runs or self.queued or self.decided or self.finished_runs or self.events)
+        return bool(
+            self.created_runs
+            or self.queued
+            or self.decided
+            or self.finished_runs
+            or self.events
+            or self.queueing_deferred
+        )
 
 
 @dataclass
@@ -132,6 +143,7 @@ class Scheduler:
         self.bookkeeping = Bookkeeping(full_scan_s=self.options.full_scan_s, full_scan_runs=self.options.full_scan_runs)
         self._next_zombie_check: datetime | None = None
         self._next_heartbeat: datetime | None = None
+        self._queue_again_at: datetime | None = None
         self._stop = threading.Event()
 
     # --- life cycle ----------------------------------------------------------------------------------
@@ -388,12 +400,17 @@ class Scheduler:
         self, session: Session, dags: Mapping[str, SerializedDag], now: datetime, report: TickReport
     ) -> list[WorkItem]:
         """Give free slots to the remembered ready instances, highest priority first; the rest wait."""
+        self._queue_again_at = None
         if not self.bookkeeping.has_ready or self.stopping:
             return []
         entries = self.bookkeeping.ready_of(dags)
         if not entries:
             return []
         chosen = self._choose(session, dags, entries)
+        if chosen is None:  # another scheduler is queueing: leave everything as it is and come back soon
+            self._queue_again_at = now + timedelta(seconds=QUEUEING_LOCK_RETRY_S)
+            report.queueing_deferred = True
+            return []
         chosen_ids = {e.ti.id for e in chosen}
         self._mark_waiting(
             session, [e.ti for e in entries if e.ti.id not in chosen_ids and e.ti.state == TaskInstanceState.NONE], now
@@ -419,10 +436,15 @@ class Scheduler:
         report.queued += len(items)
         return items
 
-    def _choose(self, session: Session, dags: Mapping[str, SerializedDag], entries: list[ReadyTry]) -> list[ReadyTry]:
-        """The entries that get a slot now, by the executor's free slots, the DAGs' and the pools' limits."""
+    def _choose(
+        self, session: Session, dags: Mapping[str, SerializedDag], entries: list[ReadyTry]
+    ) -> list[ReadyTry] | None:
+        """The entries that get a slot now, by the executor's free slots, the DAGs' and the pools' limits;
+        None when another scheduler holds the queueing lock (its counts would be stale by its commit)."""
         if self.executor.slots_free <= 0:
             return []
+        if not queries.try_lock_queueing(session):
+            return None
         limits = self._limits(session, dags, {entry.ref[0] for entry in entries})
         candidates = [
             Candidate(e.ti.id, e.ref[0], e.ti.pool, e.ti.pool_slots, e.ti.priority_weight, (*e.order, e.ti.id))
@@ -474,7 +496,7 @@ class Scheduler:
         """The latest moment the loop may sleep until: a retry due, a run due, a scan, a heartbeat, a look
         at the DAG folder."""
         candidates = [now + timedelta(seconds=self.heartbeat_s)]
-        candidates += [t for t in (self._next_heartbeat, self.dag_source.next_look) if t is not None]
+        candidates += [t for t in (self._next_heartbeat, self.dag_source.next_look, self._queue_again_at) if t]
         candidates += self.bookkeeping.next_wakeups(with_due_runs=self.options.create_runs)
         return max(now, min(candidates))
 
