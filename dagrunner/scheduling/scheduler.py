@@ -197,6 +197,7 @@ class Scheduler:
         try is handed to the executor, so the loop may simply tick again."""
         now = now or self.clock.now()
         report = TickReport()
+        self._queue_again_at = None
         self.bookkeeping.add_events(self.executor.events(0))
         self.dag_source.refresh(now)  # never waits for an import: takes the latest finished parse
         dags = self.dag_source.dags()
@@ -265,7 +266,7 @@ class Scheduler:
     ) -> list[WorkItem]:
         """Find the runs to decide, start the queued ones allowed to start, decide them, then queue."""
         runs, focus = self._runs_to_decide(session, now)
-        runs = self._admit(session, runs, dags, now)
+        runs = self._admit(session, runs, dags, now, report)
         self._decide(session, runs, focus, dags, now, report)
         return self._queue(session, dags, now, report)
 
@@ -293,12 +294,20 @@ class Scheduler:
             self.bookkeeping.runs_seen(queries.runs_created_after(session, watermark))
 
     def _admit(
-        self, session: Session, runs: list[DagRun], dags: Mapping[str, SerializedDag], now: datetime
-    ) -> list[DagRun]:
-        """Running runs, plus queued ones started (oldest first) while their DAG is under max_active_runs."""
+        self, session: Session, runs: list[DagRun], dags: Mapping[str, SerializedDag], now: datetime,
+        report: TickReport,
+    ) -> list[DagRun]:  # fmt: skip
+        """Running runs, plus queued ones started (oldest first) while their DAG is under max_active_runs.
+
+        On PostgreSQL the count and the starts happen under the queueing lock, so that several schedulers
+        together keep max_active_runs (as they keep pool slots in `_choose`)."""
         queued = [r for r in runs if r.state == DagRunState.QUEUED]
         if not queued:
             return runs
+        if not queries.try_lock_queueing(session):  # another scheduler is counting runs: start them later
+            self.bookkeeping.decide_again((r.dag_id, r.run_id) for r in queued)
+            self._defer(now, report)
+            return [r for r in runs if r.state != DagRunState.QUEUED]
         running = queries.running_run_counts(session, {r.dag_id for r in queued}, owner=self.options.owner)
         admitted = [r for r in runs if r.state != DagRunState.QUEUED]
         for run in sorted(queued, key=lambda r: (r.logical_date, r.id), reverse=self.options.newest_first):
@@ -312,6 +321,12 @@ class Scheduler:
             self.on_event(SchedulerEvent("run.state", run.dag_id, run.run_id, DagRunState.RUNNING.value))
             admitted.append(run)
         return admitted
+
+    def _defer(self, now: datetime, report: TickReport) -> None:
+        """Another scheduler holds the queueing lock (PostgreSQL): this tick starts and queues nothing more,
+        and the loop comes back in a moment rather than at its next event."""
+        self._queue_again_at = now + timedelta(seconds=QUEUEING_LOCK_RETRY_S)
+        report.queueing_deferred = True
 
     def _decide(self, session: Session, runs: list[DagRun], focus: Mapping[RunRef, set[str] | None],
                 dags: Mapping[str, SerializedDag], now: datetime, report: TickReport) -> None:  # fmt: skip
@@ -400,7 +415,6 @@ class Scheduler:
         self, session: Session, dags: Mapping[str, SerializedDag], now: datetime, report: TickReport
     ) -> list[WorkItem]:
         """Give free slots to the remembered ready instances, highest priority first; the rest wait."""
-        self._queue_again_at = None
         if not self.bookkeeping.has_ready or self.stopping:
             return []
         entries = self.bookkeeping.ready_of(dags)
@@ -408,8 +422,7 @@ class Scheduler:
             return []
         chosen = self._choose(session, dags, entries)
         if chosen is None:  # another scheduler is queueing: leave everything as it is and come back soon
-            self._queue_again_at = now + timedelta(seconds=QUEUEING_LOCK_RETRY_S)
-            report.queueing_deferred = True
+            self._defer(now, report)
             return []
         chosen_ids = {e.ti.id for e in chosen}
         self._mark_waiting(
