@@ -8,6 +8,7 @@ PostgreSQL only (SQLite serializes writers with BEGIN IMMEDIATE and takes no suc
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import Engine, func, select
 from dagrunner.persistence import queries
 from dagrunner.persistence.engine import make_engine, session_scope
 from dagrunner.persistence.schema import init_db
+from dagrunner.scheduling.scheduler import QUEUEING_LOCK_RETRY_S
 
 from .harness import Harness, make_harness
 from .test_scheduler import _daily
@@ -51,14 +53,6 @@ def test_runs_wait_while_another_scheduler_holds_the_lock_then_keep_max_active_r
         report = sched.tick(hp.clock.now())
         assert report.queueing_deferred and report.created_runs == 2
         assert _running_runs(hp.engine) == 0  # nothing started while the lock was held elsewhere
-        assert sched.next_wakeup(hp.clock.now()) <= hp.clock.now() + sched_retry()
+        assert sched.next_wakeup(hp.clock.now()) <= hp.clock.now() + timedelta(seconds=QUEUEING_LOCK_RETRY_S)
     hp.tick(settle=False)  # the lock is free again: runs start, within the limit
     assert _running_runs(hp.engine) == 2
-
-
-def sched_retry():  # noqa: ANN201 - a timedelta
-    from datetime import timedelta
-
-    from dagrunner.scheduling.scheduler import QUEUEING_LOCK_RETRY_S
-
-    return timedelta(seconds=QUEUEING_LOCK_RETRY_S)
