@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.context import ForkServerContext, SpawnContext
@@ -54,10 +55,28 @@ def _main_hidden() -> Iterator[None]:
                 main.__file__ = saved_file
 
 
+#: How often a start that the forkserver's death broke is tried again (each finds the forkserver dead and
+#: starts a new one), and how long to let the dead one be reaped first.
+START_ATTEMPTS = 3
+_START_RETRY_S = 0.05
+
+
 def start_process(process: BaseProcess) -> None:
-    """`process.start()` without re-running `__main__` in the child."""
-    with _main_hidden():
-        process.start()
+    """`process.start()` without re-running `__main__` in the child.
+
+    A forkserver that dies while it forks for us (killed, OOM) breaks the start with EOFError or a
+    connection error; multiprocessing starts a new forkserver on the next start, so the start is tried
+    again (`START_ATTEMPTS`) rather than taking the scheduler down with it (seen in `benchmarks.soak`).
+    """
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            with _main_hidden():
+                process.start()
+            return
+        except (EOFError, ConnectionError):
+            if attempt == START_ATTEMPTS or getattr(process, "_popen", None) is not None:
+                raise
+            time.sleep(_START_RETRY_S)
 
 
 def preloaded_context(preload: Sequence[str] = FORKSERVER_PRELOAD) -> ForkServerContext | SpawnContext:
