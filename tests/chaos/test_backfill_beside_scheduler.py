@@ -53,8 +53,9 @@ def _runs(db_url: str) -> list[tuple[datetime, str, str]]:
 
 
 def test_backfill_beside_the_scheduler_leaves_one_run_per_date_and_scheduling_goes_on(
-    tmp_path: Path, db_url: str
+    tmp_path: Path, sqlite_url: str
 ) -> None:
+    db_url = sqlite_url  # the rule is the scheduler's, not the database's (both: test_runs_beside_backfill)
     root = project(tmp_path, examples=False)
     ledger = root / "ledger.txt"
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -42,7 +42,8 @@ def _write(root: Path, chain: str) -> None:
     (root / "dags" / "shrinks.py").write_text(body)
 
 
-def test_a_task_removed_mid_run_is_removed_and_the_run_finishes(tmp_path: Path, db_url: str) -> None:
+def test_a_task_removed_mid_run_is_removed_and_the_run_finishes(tmp_path: Path, sqlite_url: str) -> None:
+    db_url = sqlite_url  # one dialect is enough here: the behaviour under test is not the database's
     root = project(tmp_path, examples=False)
     ledger = root / "ledger.txt"
     _write(root, V1)
