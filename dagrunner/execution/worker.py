@@ -80,7 +80,7 @@ from dagrunner.execution.recording import heartbeat, read_xcoms
 from dagrunner.execution.retries import RetryPolicy
 from dagrunner.execution.runner import TryOutcome, timeout_message
 from dagrunner.execution.worker_config import WorkerConfig
-from dagrunner.persistence.engine import OUTAGE_ERRORS, Outage, describe_outage, make_engine, session_scope
+from dagrunner.persistence.engine import OUTAGE_ERRORS, Outage, make_engine, session_scope
 from dagrunner.states import TaskInstanceState
 
 T = TypeVar("T")
@@ -283,8 +283,9 @@ class Worker:
                 result = write(self._open_db())
             except OUTAGE_ERRORS as exc:
                 delay = outage.failed(exc, utcnow())
-                if outage.failures == 1:
-                    print(f"[dagrunner worker {os.getpid()}] {describe_outage(exc)}; retrying for up to "
+                words = outage.worth_saying(exc)
+                if words is not None:
+                    print(f"[dagrunner worker {os.getpid()}] {words}; retrying for up to "
                           f"{outage.timeout_s:g}s: {exc}", file=sys.stderr, flush=True)  # fmt: skip
                 with contextlib.suppress(Exception):
                     self.db.close()  # a new connection next time: this one may be dead

@@ -258,6 +258,8 @@ class Outage:
         self.started: datetime | None = None
         self.first_error: PersistenceError | None = None
         self.failures = 0
+        #: What the outage was last said to be (`describe_outage`): a change of kind is said again.
+        self.described: str | None = None
 
     @property
     def active(self) -> bool:
@@ -283,8 +285,17 @@ class Outage:
         if self.started is None:
             return None
         length = (now - self.started).total_seconds()
-        self.started, self.first_error, self.failures = None, None, 0
+        self.started, self.first_error, self.failures, self.described = None, None, 0, None
         return length
+
+    def worth_saying(self, error: PersistenceError) -> str | None:
+        """The words for `error` when they are news (the outage began, or turned into another kind, e.g.
+        a cut connection that comes back read-only); None when they were said already."""
+        words = describe_outage(error)
+        if words == self.described:
+            return None
+        self.described = words
+        return words
 
 
 def describe_outage(error: PersistenceError) -> str:

@@ -16,7 +16,7 @@ from types import FrameType
 
 from dagrunner.errors import PersistenceError
 from dagrunner.persistence.audit import record_event
-from dagrunner.persistence.engine import OUTAGE_ERRORS, Outage, describe_outage, session_scope
+from dagrunner.persistence.engine import OUTAGE_ERRORS, Outage, session_scope
 from dagrunner.scheduling.bookkeeping import FinishedRuns
 from dagrunner.scheduling.scheduler import RunRef, Scheduler, TickReport
 
@@ -73,10 +73,11 @@ def _tick_through_outages(scheduler: Scheduler, outage: Outage) -> TickReport | 
             _record_recovery(scheduler, outage)
     except OUTAGE_ERRORS as exc:
         delay = outage.failed(exc, scheduler.clock.now())
-        if outage.failures == 1:
+        words = outage.worth_saying(exc)
+        if words is not None:
             log.warning(
                 "%s; no new work is queued until it works again (retrying for up to %gs): %s",
-                describe_outage(exc), outage.timeout_s, exc,
+                words, outage.timeout_s, exc,
             )  # fmt: skip
         scheduler.pause(delay)
         return None

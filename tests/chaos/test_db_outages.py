@@ -10,11 +10,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from integration.procs import env_for, project
 from polling import wait_until
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
 
 from chaos.ledger import LEDGER_SNIPPET, check_against_db, read
@@ -149,3 +150,49 @@ def test_scheduler_waits_out_an_external_exclusive_lock_on_sqlite(tmp_path: Path
         if proc.poll() is None:
             proc.kill()
     assert "is locked by another process" in output
+
+
+@pytest.mark.postgres
+def test_a_database_that_refuses_writes_pauses_scheduling_and_burns_no_try(tmp_path: Path, pg_url: str) -> None:
+    """Item 11: the database turns read-only mid-run (as a failed-over replica would). The scheduler says
+    the database refuses writes and queues nothing; workers do not fail their tries; when writes work
+    again the run finishes with every task at its first try."""
+    root = project(tmp_path, examples=False)
+    (root / "dags" / "outages.py").write_text(DAG_FILE)
+    ledger = root / "ledger"
+    proc = _start_scheduler(root, pg_url, ledger)
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    database = admin.url.database
+
+    @event.listens_for(admin, "connect")
+    def _read_write(dbapi_conn: Any, _record: Any) -> None:  # the test's own connections always may write
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("SET default_transaction_read_only = off")
+
+    def reconnect_everyone() -> None:  # settings of a database apply to connections made after them
+        with admin.connect() as conn:
+            conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ))  # fmt: skip
+
+    try:
+        wait_until(lambda: _body_count(ledger) >= 2, what="the first task bodies", timeout=60)
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'))
+        reconnect_everyone()
+        wait_until(lambda: "refuses writes" in (root / "scheduler.log").read_text(),
+                   what="the scheduler to say the database refuses writes", timeout=60)  # fmt: skip
+        done_while_read_only = _body_count(ledger)
+        time.sleep(2.0)  # real time: the scheduler and workers keep meeting the refusal meanwhile
+        assert _body_count(ledger) <= done_while_read_only + 4  # at most the bodies already running end
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" RESET default_transaction_read_only'))
+        reconnect_everyone()
+        _finish_and_check(proc, root, pg_url, ledger)  # every task once, all at try 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" RESET default_transaction_read_only'))
+        admin.dispose()

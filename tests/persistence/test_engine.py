@@ -229,3 +229,29 @@ def test_a_postgres_database_that_refuses_writes_is_classified(pg_url: str) -> N
                 conn.exec_driver_sql("INSERT INTO pool (name, slots) VALUES ('p', 1)")
     finally:
         engine.dispose()
+
+
+def test_an_outage_is_said_once_per_kind() -> None:
+    """A cut connection that comes back read-only is said again (the scheduler's log then says the
+    database refuses writes); the same kind again is not."""
+    from datetime import UTC, datetime
+
+    from dagrunner.errors import DatabaseReadOnlyError
+    from dagrunner.persistence.engine import Outage
+
+    outage = Outage(60.0)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    cut, read_only = DatabaseUnavailableError("gone"), DatabaseReadOnlyError("read-only")
+    said = []
+    for error in (cut, cut, read_only, read_only, cut):
+        outage.failed(error, now)
+        said.append(outage.worth_saying(error))
+    assert said == [
+        "the metadata database cannot be reached",
+        None,
+        "the metadata database refuses writes",
+        None,
+        "the metadata database cannot be reached",
+    ]
+    outage.recovered(now)
+    assert outage.worth_saying(cut) == "the metadata database cannot be reached"  # a new outage
