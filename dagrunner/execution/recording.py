@@ -301,7 +301,8 @@ def fail_lost_try(
     interrupted: bool = False,
 ) -> TaskInstanceState | None:
     """A try whose process died without recording its outcome: up_for_retry or failed, with `reason`.
-    `interrupted`: its executor's shutdown killed it (see `TryClose`).
+    `interrupted`: its executor's shutdown killed it (see `TryClose`). A try still `queued` never started
+    (its start was never recorded): it goes back to `scheduled` and uses no try (`return_unstarted_try`).
 
     Fenced on `queued`/`running` at `try_number`; returns the new state, or None when fenced out.
     """
@@ -311,6 +312,10 @@ def fail_lost_try(
         log.info("not recording try %s of %s as lost: %s", try_number, key.label(), refusal)
         return None
     assert current is not None
+    if current.state == TaskInstanceState.QUEUED:
+        ref = TaskRef(key.dag_id, key.run_id, key.task_id, key.map_index, TaskInstanceState.QUEUED, try_number)
+        returned = return_unstarted_try(db, ref, current.max_tries, reason=reason, now=now, actor=actor)
+        return TaskInstanceState.SCHEDULED if returned else None
     state = (
         TaskInstanceState.UP_FOR_RETRY
         if retry_allowed(try_number, current.max_tries, policy)
@@ -329,6 +334,20 @@ def fail_lost_try(
     closing = TryClose(None, reason, interrupted)
     moved = transition(db, TASK, [ref], change, fence={"try_number": try_number}, close_try=closing)
     return state if moved else None
+
+
+def return_unstarted_try(
+    db: Executable, ti: TaskRef | TaskInstance, max_tries: int, *, reason: str, now: datetime, actor: str
+) -> bool:
+    """queued -> scheduled for a try that never started (its worker died or gave up on a database outage
+    before recording the start, or the scheduler that queued it died): it is queued again later without
+    using a try. Queueing raised the try number, so `max_tries` goes up by one as a clear does (a try
+    number names one attempt forever, so it never goes back). False when fenced out."""
+    change = Change(
+        TaskInstanceState.SCHEDULED, now, actor, f"{reason}; it never started, so it is queued again without "
+        "using a try", detail={"unstarted": True}, values={"max_tries": max_tries + 1},
+    )  # fmt: skip
+    return bool(transition(db, TASK, [ti], change, fence={"try_number": ti.try_number}))
 
 
 def heartbeat(db: Executable, key: TaskKey, try_number: int, now: datetime) -> bool:

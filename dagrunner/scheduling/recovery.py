@@ -3,8 +3,8 @@
 - A try still running in a live process on this host is left alone: that process records its own
   outcome (the worker that ran it survives its scheduler), so it is never started a second time.
 - A running try whose process is gone is lost: it fails, or goes up for retry if tries remain.
-- A queued try that never started is put back to `scheduled`; a worker that still holds it is fenced
-  out (it only starts tries that are still `queued` under the same try number and job).
+- A queued try that never started is put back to `scheduled` without using a try (its `max_tries` goes
+  up by one); a worker that still holds it is fenced out (it only starts tries that are still `queued` under the same try number and job).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from dagrunner.execution.base import TaskKey
-from dagrunner.execution.recording import fail_lost_try
+from dagrunner.execution.recording import fail_lost_try, return_unstarted_try
 from dagrunner.execution.retries import RetryPolicy
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence import queries
-from dagrunner.persistence.audit import TASK, Change, transition
 from dagrunner.scheduling import jobs
 from dagrunner.states import JobState, TaskInstanceState
 
@@ -43,10 +42,10 @@ def recover_orphans(
     orphans = [ti for ti in queries.claimed_instances(session) if ti.queued_by_job_id not in live]
     counts = {"left_running": 0, "lost": 0, "requeued": 0}
     requeue = [ti for ti in orphans if ti.state == TaskInstanceState.QUEUED]
-    if requeue:
-        reason = "the scheduler that queued it is gone; it will be queued again"
-        transition(session, TASK, requeue, Change(TaskInstanceState.SCHEDULED, now, actor, reason))
-        counts["requeued"] = len(requeue)
+    reason = "the scheduler that queued it is gone"
+    counts["requeued"] = sum(
+        return_unstarted_try(session, ti, ti.max_tries, reason=reason, now=now, actor=actor) for ti in requeue
+    )
     lost = []
     for ti in orphans:
         if ti.state != TaskInstanceState.RUNNING:

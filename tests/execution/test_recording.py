@@ -17,7 +17,6 @@ from dagrunner.states import TaskInstanceState
 from .conftest import Project
 from .helpers import (
     ACTOR,
-    LOGICAL,
     RunSpec,
     add_mapped_instances,
     audit_of,
@@ -147,16 +146,19 @@ def test_callback_errors_are_audited_without_a_state_change(project: Project, ru
     assert ti_row(project.engine, item.key).state == TaskInstanceState.SUCCESS
 
 
-def test_a_lost_queued_try_goes_up_for_retry(project: Project, run: RunSpec) -> None:
+def test_a_lost_try_that_never_started_goes_back_without_using_a_try(project: Project, run: RunSpec) -> None:
+    """Issue #10 item 11: its start was never recorded (the worker died, or gave up on a database
+    outage), so it is queued again later and its retries are all still there."""
     item = queue_try(project.engine, run, "a", "/dags/rec.py")
+    before = ti_row(project.engine, item.key).max_tries
     with session_scope(project.engine) as session:
         state = recording.fail_lost_try(session, item.key, 1, reason="worker died", policy=RETRY, now=NOW, actor=ACTOR)
-    assert state == TaskInstanceState.UP_FOR_RETRY
+    assert state == TaskInstanceState.SCHEDULED
     ti = ti_row(project.engine, item.key)
-    expected = RETRY.delay_s(dag_id="rec", task_id="a", logical_date=LOGICAL, try_number=1)
-    assert ti.next_try_at == NOW + timedelta(seconds=expected)
+    assert (ti.state, ti.try_number, ti.max_tries) == (TaskInstanceState.SCHEDULED, 1, before + 1)
     assert tries_of(project.engine, item.key) == []
-    assert audit_of(project.engine, item.key, "task.state")[-1].reason == "worker died"
+    [row] = audit_of(project.engine, item.key, "task.state")[-1:]
+    assert row.reason.startswith("worker died; it never started") and row.detail == {"unstarted": True}
 
 
 def test_a_lost_running_try_fails_and_closes_its_row_once(project: Project, run: RunSpec) -> None:
