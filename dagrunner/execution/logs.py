@@ -258,10 +258,13 @@ class OutputRedirect:
         return restore
 
     def drain(self) -> None:
-        """Return once everything written so far (by this process and its children) is in the log."""
+        """Return once everything written so far (by this process and its children) is in the log.
+
+        The round trip through the pump (a mark in the pipe, a thread hand-off) is made only when the pump
+        has output that is not in the log yet: a try that wrote nothing to fds 1/2 pays nothing for it."""
         with contextlib.suppress(Exception):
             self._text.flush()
-        if self._pump is not None:
+        if self._pump is not None and self._pump.busy():
             self._pump.drain()
 
     def _attach(self, fd: int) -> Callable[[], None]:
