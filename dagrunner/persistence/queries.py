@@ -155,24 +155,6 @@ def active_run_counts(session: Session, dag_ids: Collection[str]) -> dict[str, i
     return {dag_id: count for dag_id, count in rows}
 
 
-def latest_scheduled_run_per_dag(session: Session, dag_ids: Collection[str]) -> dict[str, DagRun]:
-    """dag_id -> its scheduled run with the latest logical date (DAGs without one are left out)."""
-    if not dag_ids:
-        return {}
-    latest = (
-        select(DagRun.dag_id, func.max(DagRun.logical_date).label("logical_date"))
-        .where(DagRun.dag_id.in_(list(dag_ids)), DagRun.run_type == DagRunType.SCHEDULED)
-        .group_by(DagRun.dag_id)
-        .subquery()
-    )
-    rows = session.scalars(
-        select(DagRun)
-        .join(latest, (DagRun.dag_id == latest.c.dag_id) & (DagRun.logical_date == latest.c.logical_date))
-        .where(DagRun.run_type == DagRunType.SCHEDULED)
-    )
-    return {run.dag_id: run for run in rows}
-
-
 def run_exists(session: Session, dag_id: str, run_id: str) -> bool:
     return (
         session.scalars(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).first() is not None

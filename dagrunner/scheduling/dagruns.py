@@ -108,11 +108,6 @@ def _duplicate_message(dag_id: str, run_id: str, logical_date: datetime) -> str:
     )
 
 
-def latest_scheduled_runs(session: Session, dag_ids: list[str]) -> dict[str, DagRunInfo]:
-    """The latest scheduled run of each DAG (DAGs without one left out)."""
-    return {dag_id: run_info(run) for dag_id, run in queries.latest_scheduled_run_per_dag(session, dag_ids).items()}
-
-
 def continue_from(session: Session, dags: Mapping[str, SerializedDag], now: datetime) -> dict[str, DagRunInfo]:
     """Per DAG, the run its timetable continues from: its latest scheduled run, moved past the dates right
     after it that already have a run (a backfill ahead of the scheduler). Those dates are skipped, not

@@ -19,7 +19,6 @@ from dagrunner.persistence.queries import (
     dag_rows,
     get_run,
     instance_states,
-    latest_scheduled_run_per_dag,
     newest_run_pk,
     paused_dag_ids,
     pool_sizes,
@@ -30,6 +29,7 @@ from dagrunner.persistence.queries import (
     runs_created_after,
     runs_for_dag,
     runs_to_decide,
+    scheduled_sequence_tails,
     slots_in_use,
     stale_running_instances,
     task_instances_for_run,
@@ -134,7 +134,7 @@ def test_run_counts_and_the_latest_scheduled_run(migrated_engine: Engine) -> Non
         assert active_run_counts(session, ["etl", "none"]) == {"etl": 4}
         assert running_run_counts(session, ["etl"], owner=None) == {"etl": 1}
         assert running_run_counts(session, ["etl"], owner="someone") == {}
-        assert latest_scheduled_run_per_dag(session, ["etl"])["etl"].run_id == runs[2].run_id
+        assert [r.run_id for r in scheduled_sequence_tails(session, ["etl"])["etl"]] == [runs[2].run_id]
         assert run_exists(session, "etl", runs[1].run_id) and not run_exists(session, "etl", "nope")
         assert run_id_on_logical_date(session, "etl", runs[1].logical_date) == runs[1].run_id
         assert run_id_on_logical_date(session, "etl", manual.logical_date) is None  # manual runs may share a date
