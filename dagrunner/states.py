@@ -47,6 +47,7 @@ class TryState(StrEnum):
     SKIPPED = "skipped"
     UP_FOR_RETRY = "up_for_retry"
     UP_FOR_RESCHEDULE = "up_for_reschedule"
+    DEFERRED = "deferred"
 
 
 class JobState(StrEnum):
@@ -144,6 +145,7 @@ TASK_TRANSITIONS: dict[TaskInstanceState, frozenset[TaskInstanceState]] = {
             TaskInstanceState.FAILED,
             TaskInstanceState.SUCCESS,
             TaskInstanceState.REMOVED,
+            TaskInstanceState.SKIPPED,
         }
     ),
     TaskInstanceState.UP_FOR_RESCHEDULE: frozenset(
@@ -154,6 +156,7 @@ TASK_TRANSITIONS: dict[TaskInstanceState, frozenset[TaskInstanceState]] = {
             TaskInstanceState.FAILED,
             TaskInstanceState.SUCCESS,
             TaskInstanceState.REMOVED,
+            TaskInstanceState.SKIPPED,
         }
     ),
     TaskInstanceState.DEFERRED: frozenset(
@@ -164,16 +167,17 @@ TASK_TRANSITIONS: dict[TaskInstanceState, frozenset[TaskInstanceState]] = {
             TaskInstanceState.FAILED,
             TaskInstanceState.SUCCESS,
             TaskInstanceState.REMOVED,
+            TaskInstanceState.SKIPPED,
         }
     ),
     TaskInstanceState.RESTARTING: frozenset(
         {TaskInstanceState.NONE, TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.FAILED}
     ),
-    TaskInstanceState.SUCCESS: frozenset({TaskInstanceState.NONE, TaskInstanceState.FAILED}),
-    TaskInstanceState.FAILED: frozenset({TaskInstanceState.NONE, TaskInstanceState.SUCCESS}),
+    TaskInstanceState.SUCCESS: frozenset({TaskInstanceState.NONE, TaskInstanceState.FAILED, TaskInstanceState.SKIPPED}),
+    TaskInstanceState.FAILED: frozenset({TaskInstanceState.NONE, TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED}),
     TaskInstanceState.SKIPPED: frozenset({TaskInstanceState.NONE, TaskInstanceState.SUCCESS, TaskInstanceState.FAILED}),
     TaskInstanceState.UPSTREAM_FAILED: frozenset(
-        {TaskInstanceState.NONE, TaskInstanceState.SUCCESS, TaskInstanceState.FAILED}
+        {TaskInstanceState.NONE, TaskInstanceState.SUCCESS, TaskInstanceState.FAILED, TaskInstanceState.SKIPPED}
     ),
     TaskInstanceState.REMOVED: frozenset({TaskInstanceState.NONE}),
 }
