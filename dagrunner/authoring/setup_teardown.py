@@ -200,13 +200,14 @@ def relevant_setups(graph: nx.DiGraph, setups: Collection[str], teardowns: Colle
 
 
 def outcome_leaves(graph: nx.DiGraph, teardowns: Collection[str], failing_teardowns: Collection[str]) -> list[str]:
-    """The tasks whose states decide the run (Airflow's rule): teardowns do not, unless they fail the run
-    (`on_failure_fail_dagrun`), and a task whose only downstream are such teardowns is a leaf."""
+    """The tasks whose states decide the run: the leaves once teardowns are left out (a task whose only
+    downstream are teardowns is a leaf), plus the teardowns with `on_failure_fail_dagrun`.
 
-    def ignored(task_id: str) -> bool:
-        return task_id in teardowns and task_id not in failing_teardowns
-
-    leaves = [t for t in graph.nodes if not ignored(t) and all(ignored(d) for d in graph.successors(t))]
+    Airflow counts such a teardown *instead of* the work above it, so there a failed work under a flagged
+    teardown that succeeded gives a successful run; here the flag only adds a way to fail, never hides one.
+    """
+    leaves = [t for t in graph.nodes if t not in teardowns and all(d in teardowns for d in graph.successors(t))]
+    leaves += [t for t in graph.nodes if t in failing_teardowns]
     return leaves or [t for t in graph.nodes if graph.out_degree(t) == 0]  # a DAG of teardowns only
 
 

@@ -67,8 +67,9 @@ def _ran(ledger: Path) -> list[str]:
     return ledger.read_text().split() if ledger.exists() else []
 
 
-def test_teardown_runs_after_the_work_failed_and_the_run_still_fails(h: Harness) -> None:
-    ledger, _ = _cluster(h, failing=("query",))
+@pytest.mark.parametrize("fail_dagrun", [False, True])
+def test_teardown_runs_after_the_work_failed_and_the_run_still_fails(h: Harness, fail_dagrun: bool) -> None:
+    ledger, _ = _cluster(h, failing=("query",), fail_dagrun=fail_dagrun)
     h.tick()
     assert h.states("cluster") == {
         "create": "success",
@@ -78,7 +79,7 @@ def test_teardown_runs_after_the_work_failed_and_the_run_still_fails(h: Harness)
     }
     assert _ran(ledger) == ["create", "query", "delete"]
     (run,) = h.runs("cluster")
-    assert run.state.value == "failed"  # the work failed: a teardown's success does not hide that
+    assert run.state.value == "failed"  # the work failed: a teardown's success never hides that
 
 
 def test_teardown_does_not_run_when_its_setup_failed(h: Harness) -> None:
