@@ -64,10 +64,11 @@ def evaluate_setup_rule(facts: SetupFacts) -> RuleOutcome:
     up = facts.setups
     if facts.is_teardown:
         if up.all_done and up.success == 0:
-            return RuleOutcome(False, f"teardown of {names}: no setup succeeded ({up.describe()}), nothing to tear down")
+            return RuleOutcome(
+                False, f"teardown of {names}: no setup succeeded ({up.describe()}), nothing to tear down"
+            )
         if facts.unfinished:
-            waiting = ", ".join(facts.unfinished)
-            return RuleOutcome(False, f"teardown of {names}: waits for {waiting} to finish; runs even if they fail")
+            return RuleOutcome(False, f"teardown of {names}: {_teardown_waits(facts)}")
         return RuleOutcome(True, f"teardown of {names}: everything upstream is done; runs even if the work failed")
     pending = ", ".join(facts.not_succeeded)
     if up.failed or up.upstream_failed:
@@ -85,6 +86,16 @@ def evaluate_setup_rule(facts: SetupFacts) -> RuleOutcome:
     if not up.all_done:
         return RuleOutcome(False, f"waits for setup {pending} to succeed ({up.describe()})")
     return RuleOutcome(True, f"setup {names} succeeded")
+
+
+def _teardown_waits(facts: SetupFacts) -> str:
+    setups = ", ".join(u for u in facts.unfinished if u in facts.setup_ids)
+    work = ", ".join(u for u in facts.unfinished if u not in facts.setup_ids)
+    if not work:
+        return f"waits for setup {setups} to succeed; then runs once the work is done, even if it fails"
+    if not setups:
+        return f"waits for {work} to finish; runs even if they fail"
+    return f"waits for setup {setups} to succeed and for {work} to finish; runs even if they fail"
 
 
 def clear_closure(dag: SerializedDag, task_ids: Collection[str]) -> set[str]:

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pendulum
 import pytest
+from authoring_helpers import next_line
 
 from dagrunner import DAG, TriggerRule, setup, task, teardown
 from dagrunner.authoring.operators.empty import EmptyOperator
 from dagrunner.errors import SetupTeardownError
 from dagrunner.loading.dagbag import DagBag
 from dagrunner.loading.serialization import SerializedDag, serialize_dag
-
-from authoring_helpers import next_line
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
