@@ -211,3 +211,16 @@ def test_a_teardown_without_setup_is_an_import_error_of_that_file_only(tmp_path:
     assert "\n" not in failure.message
     assert "SetupTeardownError" in failure.message and "teardown 'cleanup'" in failure.message
     assert "bad.py:6" in failure.message
+
+
+def test_a_groups_teardown_is_not_what_the_next_task_waits_for() -> None:
+    from dagrunner import TaskGroup
+
+    with _dag() as dag:
+        with TaskGroup("cluster") as group:
+            create = EmptyOperator(task_id="create")
+            query = EmptyOperator(task_id="query")
+            create >> query >> EmptyOperator(task_id="delete").as_teardown(setups=create)
+        group >> EmptyOperator(task_id="publish")
+    assert query.downstream_task_ids == {"cluster.delete", "publish"}
+    assert dag.task_dict["publish"].upstream_task_ids == {"cluster.query"}
