@@ -193,6 +193,7 @@ class SerializedDag:
     @classmethod
     def from_dag(cls, dag: DAG) -> SerializedDag:
         setup_teardown.check_dag(dag)
+        setups_of = _setup_task_ids(dag)
         weights = {t.task_id: t.priority_weight for t in dag.tasks}
         priorities = effective_priorities(dag.graph, weights, {t.task_id: t.weight_rule for t in dag.tasks})
         return cls(
@@ -215,7 +216,7 @@ class SerializedDag:
             is_paused_upon_creation=dag.is_paused_upon_creation,
             has_on_success_callback=bool(dag.on_success_callback),
             has_on_failure_callback=bool(dag.on_failure_callback),
-            tasks=tuple(_task_spec(task, priorities[task.task_id]) for task in dag.tasks),
+            tasks=tuple(_task_spec(task, priorities[task.task_id], setups_of) for task in dag.tasks),
             task_groups=_group_spec(dag.task_group),
         )
 
@@ -329,7 +330,7 @@ def serialize_dag(dag: DAG) -> dict[str, Any]:
 # --- building specs from live objects -----------------------------------------------------------------
 
 
-def _task_spec(task: BaseOperator, priority: int) -> TaskSpec:
+def _task_spec(task: BaseOperator, priority: int, setups_of: Mapping[str, tuple[str, ...]]) -> TaskSpec:
     mapped = task.is_mapped
     klass: type[BaseOperator] = task.operator_class if mapped else type(task)  # type: ignore[attr-defined]
 
@@ -381,18 +382,25 @@ def _task_spec(task: BaseOperator, priority: int) -> TaskSpec:
         is_setup=task.is_setup,
         is_teardown=task.is_teardown,
         on_failure_fail_dagrun=task.on_failure_fail_dagrun,
-        setup_task_ids=_setup_task_ids(task),
+        setup_task_ids=setups_of.get(task.task_id, ()),
     )
 
 
-def _setup_task_ids(task: BaseOperator) -> tuple[str, ...]:
-    setups = {t.task_id for t in task.dag.tasks if t.is_setup}
+def _setup_task_ids(dag: DAG) -> dict[str, tuple[str, ...]]:
+    """Task id -> the setups it depends on: a teardown's own, another task's relevant ones (none: absent)."""
+    setups = {t.task_id for t in dag.tasks if t.is_setup}
     if not setups:
-        return ()
-    if task.is_teardown:
-        return tuple(setup_teardown.direct_setups(task.dag.graph, setups, task.task_id))
-    teardowns = {t.task_id for t in task.dag.tasks if t.is_teardown}
-    return tuple(setup_teardown.relevant_setups(task.dag.graph, setups, teardowns, task.task_id))
+        return {}
+    teardowns = {t.task_id for t in dag.tasks if t.is_teardown}
+    found: dict[str, tuple[str, ...]] = {}
+    for task_id in dag.task_dict:
+        if task_id in teardowns:
+            ids = setup_teardown.direct_setups(dag.graph, setups, task_id)
+        else:
+            ids = setup_teardown.relevant_setups(dag.graph, setups, teardowns, task_id)
+        if ids:
+            found[task_id] = tuple(ids)
+    return found
 
 
 def _expand_spec(expand_input: Mapping[str, Sequence[Any] | XComArg]) -> dict[str, MappedArgSpec]:
