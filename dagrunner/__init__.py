@@ -17,6 +17,8 @@ _EXPORTS = {
     "DAG": "dagrunner.authoring.dag",
     "dag": "dagrunner.authoring.dag",
     "task": "dagrunner.authoring.taskflow",
+    "setup": "dagrunner.authoring.setup_teardown",
+    "teardown": "dagrunner.authoring.setup_teardown",
     "TaskGroup": "dagrunner.authoring.task_group",
     "task_group": "dagrunner.authoring.task_group",
     "TriggerRule": "dagrunner.authoring.trigger_rule",
@@ -42,14 +44,17 @@ __all__ = [
     "chain",
     "cross_downstream",
     "dag",
+    "setup",
     "task",
     "task_group",
+    "teardown",
 ]
 
 if TYPE_CHECKING:
     from dagrunner.authoring.baseoperator import BaseOperator
     from dagrunner.authoring.dag import DAG, dag
     from dagrunner.authoring.dependencies import chain, cross_downstream
+    from dagrunner.authoring.setup_teardown import setup, teardown
     from dagrunner.authoring.task_group import TaskGroup, task_group
     from dagrunner.authoring.taskflow import task
     from dagrunner.authoring.trigger_rule import TriggerRule, WeightRule

@@ -65,6 +65,11 @@ class InvalidBranchError(AuthoringError, ValueError):
     """A branch callable chose a task that is not directly downstream of the branching task."""
 
 
+class SetupTeardownError(AuthoringError, ValueError):
+    """A setup/teardown is declared wrongly: a teardown without a setup, a task marked as both, a setup of
+    another DAG."""
+
+
 # --- loading -----------------------------------------------------------------------------------------
 
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import networkx as nx
 
-from dagrunner.authoring import _context
+from dagrunner.authoring import _context, setup_teardown
 from dagrunner.authoring.arguments import ID_PATTERN, ArgChecker
 from dagrunner.authoring.dag import DAG
 from dagrunner.authoring.dependencies import DependencyMixin
@@ -64,6 +64,10 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
     is_mapped: ClassVar[bool] = False
     #: True when a dict return value is also pushed as one XCom per key (set by @task).
     multiple_outputs: bool = False
+    #: Set by `as_setup()` / `as_teardown()` (authoring/setup_teardown.py).
+    is_setup: bool = False
+    is_teardown: bool = False
+    on_failure_fail_dagrun: bool = False
 
     defined_at: Location
     _arg_check: ArgChecker
@@ -161,6 +165,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         self.on_execute_callback = check.callbacks("on_execute_callback", on_execute_callback)
         self.doc_md = check.optional_string("doc_md", doc_md)
         self.params: dict[str, Any] = check.params("params", params)
+        self._scopes: list[set[str]] = []  # open `with self.as_teardown(...)` blocks
 
     # --- what subclasses implement ------------------------------------------------------------------
 
@@ -170,6 +175,28 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
 
     def on_kill(self) -> None:
         """Called when the try is killed (timeout, SIGTERM): stop any subprocess the task started."""
+
+    # --- setup and teardown (authoring/setup_teardown.py) ----------------------------------------------
+
+    def as_setup(self) -> Self:
+        """Mark this task a setup (it creates what the work uses); returns the task."""
+        setup_teardown.mark_setup(self)
+        return self
+
+    def as_teardown(self, *, setups: Any = None, on_failure_fail_dagrun: bool | None = None) -> Self:
+        """Mark this task the teardown of `setups` (a task, a TaskFlow output, or a list; they become
+        setups, upstream of this task); it runs once the work is done, even if the work failed. Its failure
+        fails the run only with `on_failure_fail_dagrun=True`. Returns the task."""
+        setup_teardown.mark_teardown(self, setups, on_failure_fail_dagrun)
+        return self
+
+    def __enter__(self) -> Self:
+        """`with teardown.as_teardown(setups=setup):` puts the block's tasks between setup and teardown."""
+        setup_teardown.enter_scope(self)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        setup_teardown.exit_scope(self, wire=exc_type is None)
 
     # --- graph views --------------------------------------------------------------------------------
 

@@ -118,9 +118,15 @@ class TaskGroup(DependencyMixin):
 
     @property
     def leaves(self) -> list[BaseOperator]:
-        """Tasks of the group with no downstream inside the group."""
+        """Tasks of the group with no downstream inside the group; a teardown there stands aside for the
+        work above it (Airflow's rule: `group >> next` waits for the work, not for the cleanup)."""
         members = {task.task_id for task in self.iter_tasks()}
-        return [t for t in self.iter_tasks() if not (t.downstream_task_ids & members)]
+        found: dict[str, BaseOperator] = {}
+        for task in self.iter_tasks():
+            if not (task.downstream_task_ids & members):
+                for leaf in [task] if not task.is_teardown else _work_above(task, members):
+                    found.setdefault(leaf.task_id, leaf)
+        return list(found.values())
 
     # --- wiring and context -------------------------------------------------------------------------
 
@@ -139,6 +145,20 @@ class TaskGroup(DependencyMixin):
 
     def __repr__(self) -> str:
         return f"<TaskGroup: {self.group_id}>"
+
+
+def _work_above(teardown: BaseOperator, members: set[str]) -> list[BaseOperator]:
+    """The work in the group just above `teardown`: its upstream tasks (through other teardowns) that are not
+    its setups and have no other downstream in the group besides teardowns."""
+    found = []
+    for up in teardown.upstream_list:
+        if up.task_id not in members or up.is_setup:
+            continue
+        if up.is_teardown:
+            found += _work_above(up, members)
+        elif all(d.is_teardown for d in up.downstream_list if d.task_id in members):
+            found.append(up)
+    return found
 
 
 def _unique_label(label: str, parent: TaskGroup, dag: DAG) -> str:

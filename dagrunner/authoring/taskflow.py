@@ -136,6 +136,7 @@ class TaskFunction:
         operator_class: type[BaseOperator],
         operator_kwargs: dict[str, Any],
         multiple_outputs: bool | None,
+        marker: Callable[[BaseOperator], None] | None = None,
     ) -> None:
         where = user_location()
         check = ArgChecker(f"@task {getattr(function, '__name__', function)!r}", where)
@@ -155,6 +156,8 @@ class TaskFunction:
             else check.boolean("multiple_outputs", multiple_outputs)
         )
         self.signature = inspect.signature(function)
+        #: Applied to every task this function creates (`@setup` / `@teardown` mark them).
+        self.marker = marker
         functools.update_wrapper(self, function)
 
     def __call__(self, *args: Any, **kwargs: Any) -> XComArg:
@@ -168,12 +171,25 @@ class TaskFunction:
             multiple_outputs=self.multiple_outputs,
             **{k: v for k, v in self.operator_kwargs.items() if k != "task_id"},
         )
+        if self.marker is not None:
+            self.marker(task)
         return XComArg(task)
 
     def override(self, **operator_kwargs: Any) -> TaskFunction:
         """The same function with other task arguments: `extract.override(task_id="e2", retries=5)()`."""
         merged = {**self.operator_kwargs, **operator_kwargs}
-        return TaskFunction(self.function, self.operator_class, merged, self.multiple_outputs)
+        return TaskFunction(self.function, self.operator_class, merged, self.multiple_outputs, self.marker)
+
+    def with_marker(self, marker: Callable[[BaseOperator], None]) -> TaskFunction:
+        """The same function, marking every task it creates with `marker` too (`@setup`, `@teardown`)."""
+        previous = self.marker
+
+        def both(task: BaseOperator) -> None:
+            if previous is not None:
+                previous(task)
+            marker(task)
+
+        return TaskFunction(self.function, self.operator_class, self.operator_kwargs, self.multiple_outputs, both)
 
     def partial(self, **kwargs: Any) -> _TaskFunctionPartial:
         """Fix some function arguments for every mapped instance: `fn.partial(x=1).expand(y=[1, 2])`."""
@@ -235,7 +251,10 @@ class _TaskFunctionPartial:
             "op_kwargs": dict(self.kwargs),
             "multiple_outputs": tf.multiple_outputs,
         }
-        return XComArg(declare_mapped(tf.operator_class, kwargs, expand_input, "op_kwargs"))
+        mapped_task = declare_mapped(tf.operator_class, kwargs, expand_input, "op_kwargs")
+        if tf.marker is not None:
+            tf.marker(mapped_task)
+        return XComArg(mapped_task)
 
 
 class _TaskDecorator:

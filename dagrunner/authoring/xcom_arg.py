@@ -51,6 +51,23 @@ class XComArg(DependencyMixin):
     def __hash__(self) -> int:
         return hash((id(self.operator), self.key))
 
+    def as_setup(self) -> XComArg:
+        """Mark the task behind this output a setup (see BaseOperator.as_setup); returns this XComArg."""
+        self.operator.as_setup()
+        return self
+
+    def as_teardown(self, *, setups: Any = None, on_failure_fail_dagrun: bool | None = None) -> XComArg:
+        """Mark the task behind this output a teardown (see BaseOperator.as_teardown); returns this XComArg."""
+        self.operator.as_teardown(setups=setups, on_failure_fail_dagrun=on_failure_fail_dagrun)
+        return self
+
+    def __enter__(self) -> XComArg:
+        self.operator.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.operator.__exit__(exc_type, *exc)
+
     def _edge_sources(self) -> list[BaseOperator]:
         return [self.operator]
 

@@ -14,7 +14,7 @@ run. Datetimes are the one exception: they are stored as ISO strings, as Airflow
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import networkx as nx
 import pendulum
 
+from dagrunner.authoring import setup_teardown
 from dagrunner.authoring.arguments import json_problem, to_json_value
 from dagrunner.authoring.baseoperator import BaseOperator
 from dagrunner.authoring.dag import DAG
@@ -100,6 +101,12 @@ class TaskSpec:
     sensor_timeout: float | None
     soft_fail: bool
     defined_at: str
+    # Setup/teardown (authoring/setup_teardown.py); defaults so DAGs serialized before them still load.
+    is_setup: bool = False
+    is_teardown: bool = False
+    on_failure_fail_dagrun: bool = False
+    #: The setups this task depends on: a teardown's own (directly upstream), another task's relevant ones.
+    setup_task_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -110,8 +117,9 @@ class TaskSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskSpec:
         values = _take(data, cls, f"task {data.get('task_id')!r}")
-        for name in ("upstream_task_ids", "downstream_task_ids", "template_fields"):
-            values[name] = tuple(values[name])
+        for name in ("upstream_task_ids", "downstream_task_ids", "template_fields", "setup_task_ids"):
+            if name in values:
+                values[name] = tuple(values[name])
         values["trigger_rule"] = TriggerRule(values["trigger_rule"])
         values["weight_rule"] = WeightRule(values["weight_rule"])
         if values["expand_input"] is not None:
@@ -184,6 +192,8 @@ class SerializedDag:
 
     @classmethod
     def from_dag(cls, dag: DAG) -> SerializedDag:
+        setup_teardown.check_dag(dag)
+        setups_of = _setup_task_ids(dag)
         weights = {t.task_id: t.priority_weight for t in dag.tasks}
         priorities = effective_priorities(dag.graph, weights, {t.task_id: t.weight_rule for t in dag.tasks})
         return cls(
@@ -206,7 +216,7 @@ class SerializedDag:
             is_paused_upon_creation=dag.is_paused_upon_creation,
             has_on_success_callback=bool(dag.on_success_callback),
             has_on_failure_callback=bool(dag.on_failure_callback),
-            tasks=tuple(_task_spec(task, priorities[task.task_id]) for task in dag.tasks),
+            tasks=tuple(_task_spec(task, priorities[task.task_id], setups_of) for task in dag.tasks),
             task_groups=_group_spec(dag.task_group),
         )
 
@@ -272,6 +282,13 @@ class SerializedDag:
         return tuple(spec for spec in self.tasks if not spec.downstream_task_ids)
 
     @cached_property
+    def outcome_leaf_ids(self) -> frozenset[str]:
+        """The tasks whose states decide the run: the leaves, teardowns not counted (Airflow's rule)."""
+        teardowns = {t.task_id for t in self.tasks if t.is_teardown}
+        failing = {t.task_id for t in self.tasks if t.is_teardown and t.on_failure_fail_dagrun}
+        return frozenset(setup_teardown.outcome_leaves(self.graph, teardowns, failing))
+
+    @cached_property
     def timetable(self) -> Timetable:
         from dagrunner.timetables import deserialize_timetable
 
@@ -313,7 +330,7 @@ def serialize_dag(dag: DAG) -> dict[str, Any]:
 # --- building specs from live objects -----------------------------------------------------------------
 
 
-def _task_spec(task: BaseOperator, priority: int) -> TaskSpec:
+def _task_spec(task: BaseOperator, priority: int, setups_of: Mapping[str, tuple[str, ...]]) -> TaskSpec:
     mapped = task.is_mapped
     klass: type[BaseOperator] = task.operator_class if mapped else type(task)  # type: ignore[attr-defined]
 
@@ -362,7 +379,28 @@ def _task_spec(task: BaseOperator, priority: int) -> TaskSpec:
         sensor_timeout=_seconds(shared("timeout")) if klass.is_sensor else None,
         soft_fail=bool(shared("soft_fail", False)) if klass.is_sensor else False,
         defined_at=str(task.defined_at),
+        is_setup=task.is_setup,
+        is_teardown=task.is_teardown,
+        on_failure_fail_dagrun=task.on_failure_fail_dagrun,
+        setup_task_ids=setups_of.get(task.task_id, ()),
     )
+
+
+def _setup_task_ids(dag: DAG) -> dict[str, tuple[str, ...]]:
+    """Task id -> the setups it depends on: a teardown's own, another task's relevant ones (none: absent)."""
+    setups = {t.task_id for t in dag.tasks if t.is_setup}
+    if not setups:
+        return {}
+    teardowns = {t.task_id for t in dag.tasks if t.is_teardown}
+    found: dict[str, tuple[str, ...]] = {}
+    for task_id in dag.task_dict:
+        if task_id in teardowns:
+            ids = setup_teardown.direct_setups(dag.graph, setups, task_id)
+        else:
+            ids = setup_teardown.relevant_setups(dag.graph, setups, teardowns, task_id)
+        if ids:
+            found[task_id] = tuple(ids)
+    return found
 
 
 def _expand_spec(expand_input: Mapping[str, Sequence[Any] | XComArg]) -> dict[str, MappedArgSpec]:
@@ -417,9 +455,11 @@ def _plain(value: Any) -> Any:
 
 
 def _take(data: Mapping[str, Any], cls: type, owner: str) -> dict[str, Any]:
-    """The constructor arguments of dataclass `cls` from `data`; a missing key is a clear error."""
+    """The constructor arguments of dataclass `cls` from `data`; a missing key is a clear error, unless the
+    field has a default (a field added later, which older stored DAGs lack)."""
     names = [f.name for f in fields(cls)]
-    missing = [name for name in names if name not in data]
+    optional = {f.name for f in fields(cls) if f.default is not MISSING}
+    missing = [name for name in names if name not in data and name not in optional]
     if missing:
         raise LoadingError(f"serialized {owner} lacks {', '.join(missing)}; re-parse the DAG files")
-    return {name: data[name] for name in names}
+    return {name: data[name] for name in names if name in data}

@@ -15,6 +15,7 @@ from dagrunner.loading.serialization import SerializedDag, TaskSpec
 from dagrunner.persistence.audit import TIRow
 from dagrunner.persistence.models import TaskInstance
 from dagrunner.scheduling.readiness import WAITING, Decision, TaskFacts, evaluate, upstream_counts
+from dagrunner.scheduling.setup_teardown import setup_facts
 from dagrunner.states import FAILED_STATES, FINISHED, DagRunState, TaskInstanceState
 
 
@@ -93,16 +94,20 @@ def decide(
         next_try_at=ti.next_try_at,
         depends_on_past=spec.depends_on_past,
         past_state=(past_states or {}).get(spec.task_id),
+        setup=setup_facts(spec, states),
     )
     return evaluate(facts, now)
 
 
 def run_outcome(dag: SerializedDag, states: Mapping[str, Sequence[TaskInstanceState]]) -> DagRunState | None:
-    """Airflow's rule: unfinished while any instance is; then failed if a leaf failed, else success."""
+    """Airflow's rule: unfinished while any instance is; then failed if a leaf failed, else success.
+
+    Teardowns are not leaves here (a task whose only downstream are teardowns is), unless they have
+    `on_failure_fail_dagrun=True`: a failed teardown does not fail the run, a failed work still does.
+    """
     if any(s not in FINISHED for group in states.values() for s in group):
         return None
-    leaves = [t.task_id for t in dag.tasks if not t.downstream_task_ids]
-    if any(s in FAILED_STATES for leaf in leaves for s in states.get(leaf, ())):
+    if any(s in FAILED_STATES for leaf in dag.outcome_leaf_ids for s in states.get(leaf, ())):
         return DagRunState.FAILED
     return DagRunState.SUCCESS
 

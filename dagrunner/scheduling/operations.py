@@ -20,6 +20,7 @@ from dagrunner.scheduling.dagruns import create_run
 from dagrunner.scheduling.evaluation import decide
 from dagrunner.scheduling.history import past_states_for
 from dagrunner.scheduling.readiness import Check
+from dagrunner.scheduling.setup_teardown import clear_closure
 from dagrunner.states import FINISHED, OCCUPYING_SLOT, RUN_FINISHED, DagRunState, TaskInstanceState
 
 
@@ -65,6 +66,7 @@ def select_for_clear(
     if downstream:
         for task_id in list(task_ids):
             task_ids |= _descendants(dag, task_id)
+    task_ids = clear_closure(dag, task_ids)  # their setups and teardowns too (Airflow's rule)
     query = (
         select(TaskInstance)
         .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
@@ -85,6 +87,7 @@ def select_for_clear(
         }
         if downstream:
             failed_tasks |= {(run_id, d) for run_id, task_id in list(failed_tasks) for d in _descendants(dag, task_id)}
+        failed_tasks |= {(run_id, t) for run_id, task_id in list(failed_tasks) for t in clear_closure(dag, {task_id})}
         tis = [ti for ti in tis if (ti.run_id, ti.task_id) in failed_tasks]
     return tis
 

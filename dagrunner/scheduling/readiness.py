@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dagrunner.scheduling.setup_teardown import SetupFacts, evaluate_setup_rule
 from dagrunner.scheduling.trigger_rules import UpstreamCounts, evaluate_trigger_rule
 from dagrunner.states import TaskInstanceState
 
@@ -46,6 +47,8 @@ class TaskFacts:
     #: The state of this task in the DAG's previous run, "none" when that run lacks it, None: no previous run.
     past_state: TaskInstanceState | None = None
     run_state: str = "running"
+    #: A teardown, or a task within a setup's scope: its setups (scheduling/setup_teardown.py).
+    setup: SetupFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,17 @@ class Decision:
 def evaluate(facts: TaskFacts, now: datetime) -> Decision:
     """Every dependency rule for one task instance, in the order a person would ask about them."""
     checks = [_state_check(facts)]
-    outcome = evaluate_trigger_rule(facts.trigger_rule, facts.upstream)
+    setups = facts.setup.setups if facts.setup is not None and facts.setup.is_teardown else None
+    outcome = evaluate_trigger_rule(facts.trigger_rule, facts.upstream, setups)
     checks.append(Check("trigger_rule", outcome.passed, outcome.reason))
+    new_state = outcome.new_state
+    if facts.setup is not None:
+        setup_outcome = evaluate_setup_rule(facts.setup)
+        checks.append(Check("setup_teardown", setup_outcome.passed, setup_outcome.reason))
+        new_state = setup_outcome.new_state or new_state
     checks.append(_retry_check(facts, now))
     checks.append(_past_check(facts))
-    new_state = outcome.new_state if facts.state in WAITING else None
-    return Decision(tuple(checks), new_state)
+    return Decision(tuple(checks), new_state if facts.state in WAITING else None)
 
 
 def _state_check(facts: TaskFacts) -> Check:

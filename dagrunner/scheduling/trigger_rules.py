@@ -68,11 +68,12 @@ class RuleOutcome:
     new_state: TaskInstanceState | None = None  # set when the task can never run: upstream_failed or skipped
 
 
-def evaluate_trigger_rule(rule: str, up: UpstreamCounts) -> RuleOutcome:
-    """Decide `rule` against the direct upstream counts `up` (no setup/teardown tasks in dagrunner)."""
+def evaluate_trigger_rule(rule: str, up: UpstreamCounts, setups: UpstreamCounts | None = None) -> RuleOutcome:
+    """Decide `rule` against the direct upstream counts `up`; `setups` counts the direct upstream setup tasks
+    among them (a teardown's setups), which only `all_done_setup_success` looks at."""
     if up.total == 0 or rule == "always":
         return RuleOutcome(True, f"trigger rule {rule}: no upstream constraint")
-    doomed = _doomed(rule, up)
+    doomed = _setups_doomed(setups) if rule == "all_done_setup_success" else _doomed(rule, up)
     if doomed is not None:
         state, why = doomed
         return RuleOutcome(False, f"trigger rule {rule} can no longer be met: {why} ({up.describe()})", state)
@@ -124,10 +125,21 @@ def _doomed(rule: str, up: UpstreamCounts) -> tuple[TaskInstanceState, str] | No
                 return TaskInstanceState.SKIPPED, "an upstream task was skipped"
             if up.all_done and up.success == 0:
                 return TaskInstanceState.UPSTREAM_FAILED, "every upstream task finished and none succeeded"
-        case "all_done" | "all_done_setup_success":
-            return None  # with no setup tasks, all_done_setup_success is all_done
+        case "all_done":
+            return None
         case _:
             raise ValueError(f"unknown trigger rule {rule!r}")
+    return None
+
+
+def _setups_doomed(setups: UpstreamCounts | None) -> tuple[TaskInstanceState, str] | None:
+    """all_done_setup_success (Airflow's): decided once every setup is done; with no setups, all_done."""
+    if setups is None or setups.total == 0 or not setups.all_done:
+        return None
+    if setups.skipped == setups.total:
+        return TaskInstanceState.SKIPPED, "every setup task was skipped"
+    if setups.success == 0:
+        return TaskInstanceState.UPSTREAM_FAILED, "no setup task succeeded"
     return None
 
 
