@@ -65,6 +65,11 @@ class InvalidBranchError(AuthoringError, ValueError):
     """A branch callable chose a task that is not directly downstream of the branching task."""
 
 
+class CompensationError(AuthoringError, ValueError):
+    """A `step.compensate_with(undo)` that cannot work: the undo task is in another DAG, has edges,
+    undoes two steps, is itself compensated (a cycle through a compensation), or is the step itself."""
+
+
 # --- loading -----------------------------------------------------------------------------------------
 
 

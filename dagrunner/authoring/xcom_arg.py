@@ -51,6 +51,13 @@ class XComArg(DependencyMixin):
     def __hash__(self) -> int:
         return hash((id(self.operator), self.key))
 
+    def compensate_with(self, undo: BaseOperator | XComArg) -> XComArg:
+        """`charge().compensate_with(refund())`: the task behind this output is undone by `undo`; returns self."""
+        from dagrunner.authoring.compensation import link
+
+        link(self.operator, undo)
+        return self
+
     def _edge_sources(self) -> list[BaseOperator]:
         return [self.operator]
 

@@ -14,7 +14,7 @@ run. Datetimes are the one exception: they are stored as ISO strings, as Airflow
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,6 +24,7 @@ import pendulum
 
 from dagrunner.authoring.arguments import json_problem, to_json_value
 from dagrunner.authoring.baseoperator import BaseOperator
+from dagrunner.authoring.compensation import check_compensations
 from dagrunner.authoring.dag import DAG
 from dagrunner.authoring.priority import effective_priorities
 from dagrunner.authoring.skipping import branch_skip_ids, normalize_branch_choice, short_circuit_skip_ids
@@ -100,6 +101,10 @@ class TaskSpec:
     sensor_timeout: float | None
     soft_fail: bool
     defined_at: str
+    #: Saga compensation: the task that undoes this one, and the step this one undoes (an undo task gets an
+    #: instance only when its run fails). Defaulted, so DAGs serialized before them still load.
+    compensated_by: str | None = None
+    compensates: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -184,6 +189,7 @@ class SerializedDag:
 
     @classmethod
     def from_dag(cls, dag: DAG) -> SerializedDag:
+        check_compensations(dag)
         weights = {t.task_id: t.priority_weight for t in dag.tasks}
         priorities = effective_priorities(dag.graph, weights, {t.task_id: t.weight_rule for t in dag.tasks})
         return cls(
@@ -262,6 +268,17 @@ class SerializedDag:
     def topological_order(self) -> tuple[str, ...]:
         """Task ids upstream-first: the scheduler walks a run in this order so decisions cascade."""
         return tuple(nx.topological_sort(self.graph))
+
+    @cached_property
+    def compensation_task_ids(self) -> frozenset[str]:
+        """The undo tasks (`compensate_with`): they get instances only when a run fails for good."""
+        return frozenset(spec.task_id for spec in self.tasks if spec.compensates is not None)
+
+    @property
+    def run_tasks(self) -> tuple[TaskSpec, ...]:
+        """The tasks a new run gets an instance of: every task but the undo tasks."""
+        ids = self.compensation_task_ids
+        return tuple(spec for spec in self.tasks if spec.task_id not in ids) if ids else self.tasks
 
     @property
     def roots(self) -> tuple[TaskSpec, ...]:
@@ -362,6 +379,8 @@ def _task_spec(task: BaseOperator, priority: int) -> TaskSpec:
         sensor_timeout=_seconds(shared("timeout")) if klass.is_sensor else None,
         soft_fail=bool(shared("soft_fail", False)) if klass.is_sensor else False,
         defined_at=str(task.defined_at),
+        compensated_by=task.compensated_by,
+        compensates=task.compensates,
     )
 
 
@@ -417,8 +436,9 @@ def _plain(value: Any) -> Any:
 
 
 def _take(data: Mapping[str, Any], cls: type, owner: str) -> dict[str, Any]:
-    """The constructor arguments of dataclass `cls` from `data`; a missing key is a clear error."""
-    names = [f.name for f in fields(cls)]
+    """The constructor arguments of dataclass `cls` from `data`; a missing key without a default is a clear
+    error (fields added with a default read older JSON)."""
+    names = [f.name for f in fields(cls) if f.name in data or f.default is MISSING]
     missing = [name for name in names if name not in data]
     if missing:
         raise LoadingError(f"serialized {owner} lacks {', '.join(missing)}; re-parse the DAG files")
