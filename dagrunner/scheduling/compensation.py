@@ -161,7 +161,8 @@ def _start(session: Session, dag: SerializedDag, run: DagRun, tis: Sequence[TIRo
     succeeded = [ti for ti in tis if ti.task_id in undo_of and ti.state == TaskInstanceState.SUCCESS]
     if not succeeded:
         return False
-    ends = dict(session.execute(select(_TI.c.id, _TI.c.end_date).where(_TI.c.id.in_([ti.id for ti in succeeded]))))
+    query = select(_TI.c.id, _TI.c.end_date).where(_TI.c.id.in_([ti.id for ti in succeeded]))
+    ends: dict[int, datetime | None] = {row.id: row.end_date for row in session.execute(query)}
     steps = sorted(succeeded, key=lambda ti: (ends.get(ti.id) or _NEVER, ti.id), reverse=True)
     new = [
         _instance(run, dag.task(cast(str, undo_of[ti.task_id])), ti.map_index, order, now)
