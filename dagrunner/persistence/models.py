@@ -236,9 +236,7 @@ class TaskInstance(Base):
     #: that finished last); None for every other instance. Compensation k is queued after k-1 finished.
     compensation_order: Mapped[int | None] = mapped_column(Integer)
     #: Its `compensation.finished` audit row is written (claimed with a fenced update, so only once).
-    compensation_reported: Mapped[bool] = mapped_column(
-        Boolean, nullable=False, default=False, server_default=false()
-    )
+    compensation_reported: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
 
     dag_run: Mapped[DagRun] = relationship(back_populates="task_instances")
 

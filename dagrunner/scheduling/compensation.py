@@ -286,9 +286,7 @@ def _iso(value: datetime | None) -> str | None:
 # --- `tasks why` -----------------------------------------------------------------------------------
 
 
-def explain_checks(
-    dag: SerializedDag, ti: TaskInstance, run_tis: Sequence[TaskInstance], now: datetime
-) -> list[Check]:
+def explain_checks(dag: SerializedDag, ti: TaskInstance, run_tis: Sequence[TaskInstance], now: datetime) -> list[Check]:
     """The rules of one compensation instance, as the scheduler decides them (`tasks why`)."""
     comps = [other for other in run_tis if other.task_id in dag.compensation_task_ids]
     orders = {other.id: other.compensation_order or 0 for other in comps}

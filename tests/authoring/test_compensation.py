@@ -130,7 +130,9 @@ def test_an_undo_task_with_edges_is_refused() -> None:
     with DAG("d", schedule=None, start_date=START):
         a, undo, after = (EmptyOperator(task_id=t) for t in ("a", "undo", "after"))
         undo >> after
-        with pytest.raises(CompensationError, match=r"has edges \(undo >> after\).* may have no upstream or downstream"):
+        with pytest.raises(
+            CompensationError, match=r"has edges \(undo >> after\).* may have no upstream or downstream"
+        ):
             a.compensate_with(undo)
 
 
