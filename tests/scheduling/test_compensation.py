@@ -275,3 +275,20 @@ a >> boom()
     assert h.states("saga", run_id)["undo_a"] == "success"
     assert [d["state"] for _, _, d in _events(h, "compensation.finished")] == ["failed", "success"]  # type: ignore[index]
     assert len(h.audit(event="run.attention_resolved")) == 1
+
+
+def test_order_check_is_a_pure_rule_with_the_reason_tasks_why_prints() -> None:
+    from dagrunner.scheduling.compensation import CompensationFacts, compensation_checks, order_check
+    from dagrunner.states import TaskInstanceState as S
+
+    first = CompensationFacts(S.NONE, None, "charge", 1, 2, None)
+    assert order_check(first).passed and order_check(first).reason.startswith("compensation 1 of 2: charge")
+    for previous, passed in [(S.RUNNING, False), (S.UP_FOR_RETRY, False), (S.FAILED, True), (S.SUCCESS, True)]:
+        facts = CompensationFacts(S.NONE, None, "reserve", 2, 2, ("charge", previous))
+        assert order_check(facts).passed is passed
+        if not passed:
+            assert order_check(facts).reason == "waiting for compensation of charge to finish"
+    retrying = CompensationFacts(S.UP_FOR_RETRY, START + timedelta(seconds=30), "charge", 1, 1, None)
+    assert [(c.rule, c.passed) for c in compensation_checks(retrying, START)] == [
+        ("task_state", True), ("retry_delay", False), ("compensation_order", True),
+    ]  # fmt: skip
