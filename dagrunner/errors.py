@@ -70,6 +70,11 @@ class SetupTeardownError(AuthoringError, ValueError):
     another DAG."""
 
 
+class CompensationError(AuthoringError, ValueError):
+    """A `step.compensate_with(undo)` that cannot work: the undo task is in another DAG, has edges,
+    undoes two steps, is itself compensated (a cycle through a compensation), or is the step itself."""
+
+
 # --- loading -----------------------------------------------------------------------------------------
 
 

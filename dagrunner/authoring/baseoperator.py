@@ -68,6 +68,9 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
     is_setup: bool = False
     is_teardown: bool = False
     on_failure_fail_dagrun: bool = False
+    #: Saga compensation (`compensate_with`): the task that undoes this one, and the step this one undoes.
+    compensated_by: str | None = None
+    compensates: str | None = None
 
     defined_at: Location
     _arg_check: ArgChecker
@@ -230,6 +233,16 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
     @property
     def operator_name(self) -> str:
         return type(self).__name__
+
+    def compensate_with(self, undo: BaseOperator | XComArg) -> BaseOperator:
+        """Name the task that undoes this one when the run fails after it succeeded (a saga); returns self.
+
+        `undo` is a task of the same DAG with no edges (`authoring/compensation.py` says what is refused).
+        """
+        from dagrunner.authoring.compensation import link
+
+        link(self, undo)
+        return self
 
     def _edge_sources(self) -> list[BaseOperator]:
         return [self]

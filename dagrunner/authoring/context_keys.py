@@ -8,6 +8,7 @@ from __future__ import annotations
 
 KNOWN_CONTEXT_KEYS: frozenset[str] = frozenset(
     {
+        "compensation",  # an undo task's: the step it undoes, its result, an idempotency key
         "conf",
         "dag",
         "dag_run",

@@ -68,6 +68,13 @@ class XComArg(DependencyMixin):
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.operator.__exit__(exc_type, *exc)
 
+    def compensate_with(self, undo: BaseOperator | XComArg) -> XComArg:
+        """`charge().compensate_with(refund())`: the task behind this output is undone by `undo`; returns self."""
+        from dagrunner.authoring.compensation import link
+
+        link(self.operator, undo)
+        return self
+
     def _edge_sources(self) -> list[BaseOperator]:
         return [self.operator]
 

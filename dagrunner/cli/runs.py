@@ -34,7 +34,7 @@ def list_runs(cli: CliContext, dag_id: str | None, state: str | None, limit: int
         return
     render.table(
         "DAG runs",
-        ["dag_id", "run_id", "type", "state", "logical_date", "started", "duration"],
+        ["dag_id", "run_id", "type", "state", "logical_date", "started", "duration", "attention"],
         [
             (
                 r.dag_id,
@@ -44,7 +44,11 @@ def list_runs(cli: CliContext, dag_id: str | None, state: str | None, limit: int
                 r.logical_date.isoformat(),
                 r.start_date,
                 render.fmt_duration(r.duration_s),
+                "NEEDS ATTENTION" if r.needs_attention else "",
             )
             for r in rows
         ],  # fmt: skip
     )
+    for r in rows:  # say why, under the table: the reason is too long for a column
+        if r.needs_attention:
+            click.echo(f"{r.dag_id} {r.run_id} needs attention: {r.needs_attention_reason}")  # no rich markup

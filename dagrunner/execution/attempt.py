@@ -163,8 +163,12 @@ def transaction(bind: Engine | Connection) -> Iterator[Connection]:
 
 
 def upstream_of(task: RunnableTask | None) -> frozenset[str]:
-    """The upstream task ids whose XComs `begin` pre-fetches for a try of `task` (None: no task)."""
-    return frozenset(task.upstream_task_ids) if task is not None else frozenset()
+    """The upstream task ids whose XComs `begin` pre-fetches for a try of `task` (None: no task); an undo
+    task's (`compensate_with`) is the step it undoes, whose result is its `context["compensation"]`."""
+    if task is None:
+        return frozenset()
+    step = getattr(task, "compensates", None)
+    return frozenset(task.upstream_task_ids) | ({step} if step else set())
 
 
 def policy_of(task: RunnableTask | None) -> RetryPolicy:

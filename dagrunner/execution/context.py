@@ -3,7 +3,8 @@
 Dates are pendulum DateTimes in UTC, as Airflow gives them; `ds` is the logical date's UTC day. `params`
 are the DAG's params, overridden by the task's, overridden by the run's conf (Airflow's
 `dag_run_conf_overrides_params`). `conf` is the run's conf dict (Airflow's `conf` is its configuration
-object; ours is the run's, as DESIGN lists it). `var.value.NAME` / `var.json.NAME` read the environment
+object; ours is the run's, as DESIGN lists it). `compensation` is set for an undo task's try (saga
+compensation, `compensation_context`) and None otherwise. `var.value.NAME` / `var.json.NAME` read the environment
 variable `DAGRUNNER_VAR_<NAME>`; values of secret-looking names (variables and params) are masked in the try's log.
 
 XComs: the supervising process pre-fetches the XComs of the task's upstream tasks before the try starts,
@@ -290,6 +291,24 @@ def build_context(
         "macros": MACROS,
         "var": VariableAccessor(masker, environ),
         "map_index": key.map_index,
+        "compensation": compensation_context(task, ti),
+    }
+
+
+def compensation_context(task: RunnableTask, ti: TaskInstanceView) -> dict[str, Any] | None:
+    """For a try of an undo task (`step.compensate_with(undo)`): the step it undoes, that step's result in
+    this run (its `return_value` XCom at the same map index) and a key that names the step's instance for
+    good, to hand to external systems (a refund keyed by it is made once however often it is retried).
+    None for every other task."""
+    step = getattr(task, "compensates", None)
+    if not step:
+        return None
+    key = ti.key
+    return {
+        "task_id": step,
+        "map_index": key.map_index,
+        "result": ti.xcom_pull(task_ids=step, key=RETURN_VALUE, map_indexes=key.map_index),
+        "idempotency_key": f"{key.dag_id}/{key.run_id}/{step}/{key.map_index}",
     }
 
 

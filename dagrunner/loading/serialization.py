@@ -25,6 +25,7 @@ import pendulum
 from dagrunner.authoring import setup_teardown
 from dagrunner.authoring.arguments import json_problem, to_json_value
 from dagrunner.authoring.baseoperator import BaseOperator
+from dagrunner.authoring.compensation import check_compensations
 from dagrunner.authoring.dag import DAG
 from dagrunner.authoring.priority import effective_priorities
 from dagrunner.authoring.skipping import branch_skip_ids, normalize_branch_choice, short_circuit_skip_ids
@@ -107,6 +108,10 @@ class TaskSpec:
     on_failure_fail_dagrun: bool = False
     #: The setups this task depends on: a teardown's own (directly upstream), another task's relevant ones.
     setup_task_ids: tuple[str, ...] = ()
+    #: Saga compensation: the task that undoes this one, and the step this one undoes (an undo task gets an
+    #: instance only when its run fails). Defaulted, so DAGs serialized before them still load.
+    compensated_by: str | None = None
+    compensates: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -194,6 +199,7 @@ class SerializedDag:
     def from_dag(cls, dag: DAG) -> SerializedDag:
         setup_teardown.check_dag(dag)
         setups_of = _setup_task_ids(dag)
+        check_compensations(dag)
         weights = {t.task_id: t.priority_weight for t in dag.tasks}
         priorities = effective_priorities(dag.graph, weights, {t.task_id: t.weight_rule for t in dag.tasks})
         return cls(
@@ -272,6 +278,17 @@ class SerializedDag:
     def topological_order(self) -> tuple[str, ...]:
         """Task ids upstream-first: the scheduler walks a run in this order so decisions cascade."""
         return tuple(nx.topological_sort(self.graph))
+
+    @cached_property
+    def compensation_task_ids(self) -> frozenset[str]:
+        """The undo tasks (`compensate_with`): they get instances only when a run fails for good."""
+        return frozenset(spec.task_id for spec in self.tasks if spec.compensates is not None)
+
+    @property
+    def run_tasks(self) -> tuple[TaskSpec, ...]:
+        """The tasks a new run gets an instance of: every task but the undo tasks."""
+        ids = self.compensation_task_ids
+        return tuple(spec for spec in self.tasks if spec.task_id not in ids) if ids else self.tasks
 
     @property
     def roots(self) -> tuple[TaskSpec, ...]:
@@ -383,6 +400,8 @@ def _task_spec(task: BaseOperator, priority: int, setups_of: Mapping[str, tuple[
         is_teardown=task.is_teardown,
         on_failure_fail_dagrun=task.on_failure_fail_dagrun,
         setup_task_ids=setups_of.get(task.task_id, ()),
+        compensated_by=task.compensated_by,
+        compensates=task.compensates,
     )
 
 

@@ -170,6 +170,9 @@ class DagRun(Base):
     #: The scheduler job or backfill process that executes this run (None: any scheduler may).
     owner: Mapped[str | None] = mapped_column(String(ID_LEN))
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: A compensation failed after its retries: a person must look (`runs list` shows it), and why.
+    needs_attention: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    needs_attention_reason: Mapped[str | None] = mapped_column(Text)
 
     #: Loaded only when asked for; deleting a run deletes its task instances in the database (cascade).
     task_instances: Mapped[list[TaskInstance]] = relationship(back_populates="dag_run", passive_deletes=True)
@@ -229,6 +232,11 @@ class TaskInstance(Base):
     queued_by_job_id: Mapped[int | None] = mapped_column(BigId)
     last_heartbeat: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: An undo task's instance (saga compensation): its place in the run's rollback, 1 first (the step
+    #: that finished last); None for every other instance. Compensation k is queued after k-1 finished.
+    compensation_order: Mapped[int | None] = mapped_column(Integer)
+    #: Its `compensation.finished` audit row is written (claimed with a fenced update, so only once).
+    compensation_reported: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
 
     dag_run: Mapped[DagRun] = relationship(back_populates="task_instances")
 

@@ -48,6 +48,9 @@ class RunView:
     end_date: datetime | None
     conf: dict[str, Any]
     backfill_id: int | None
+    #: A compensation of the run failed after its retries (saga compensation): a person must look.
+    needs_attention: bool = False
+    needs_attention_reason: str | None = None
 
     @classmethod
     def of(cls, run: DagRun) -> RunView:
@@ -56,6 +59,7 @@ class RunView:
             logical_date=run.logical_date, data_interval_start=run.data_interval_start,
             data_interval_end=run.data_interval_end, start_date=run.start_date, end_date=run.end_date,
             conf=dict(run.conf or {}), backfill_id=run.backfill_id,
+            needs_attention=bool(run.needs_attention), needs_attention_reason=run.needs_attention_reason,
         )  # fmt: skip
 
     @property
@@ -73,7 +77,8 @@ class RunView:
              "state": "queued|running|success|failed", "logical_date": ISO datetime,
              "data_interval_start": ISO datetime | null, "data_interval_end": ISO datetime | null,
              "start_date": ISO datetime | null, "end_date": ISO datetime | null,
-             "duration_s": float | null, "conf": {...}, "backfill_id": int | null}
+             "duration_s": float | null, "conf": {...}, "backfill_id": int | null,
+             "needs_attention": bool, "needs_attention_reason": str | null}
         """
         return {
             "dag_id": self.dag_id,
@@ -88,6 +93,8 @@ class RunView:
             "duration_s": self.duration_s,
             "conf": self.conf,
             "backfill_id": self.backfill_id,
+            "needs_attention": self.needs_attention,
+            "needs_attention_reason": self.needs_attention_reason,
         }
 
 

@@ -36,7 +36,8 @@ def create_run(
     backfill_id: int | None = None,
     owner: str | None = None,
 ) -> DagRun:
-    """Insert a queued run of `dag` and one task instance per task (state none), audited."""
+    """Insert a queued run of `dag` and one task instance per task (state none), audited. Undo tasks
+    (`compensate_with`) get none: `scheduling.compensation` creates theirs if the run fails."""
     run_id = validate_run_id(run_id) if run_id else make_run_id(run_type.value, info.run_after)
     _refuse_duplicate(session, dag.dag_id, run_id, run_type, info.logical_date)
     run = DagRun(
@@ -55,7 +56,7 @@ def create_run(
         owner=owner,
         updated_at=now,
     )
-    tis = [_new_instance(dag.dag_id, run_id, spec, now) for spec in dag.tasks]
+    tis = [_new_instance(dag.dag_id, run_id, spec, now) for spec in dag.run_tasks]
     try:
         with session.begin_nested():
             record_created(session, [run, *tis], actor=actor, reason=f"{run_type.value} run created", when=now)

@@ -42,12 +42,15 @@ def plan_run(
     `focus`: decide only these tasks (the scheduler passes a finished try's task and its downstream);
     None decides every task. A focused task that is not waiting (finished, or skipped by a branch try)
     or that this plan dooms adds its own downstream, so cascades reach as far as they would without a
-    focus. The run's outcome always looks at every instance.
+    focus. The run's outcome always looks at every instance, except those of undo tasks (`compensate_with`):
+    the plan ignores them, and `scheduling.compensation` decides them and the run's end once it fails.
     """
     plan = RunPlan()
     by_task: dict[str, list[TIRow]] = {}
+    undo_tasks = dag.compensation_task_ids  # their instances are `scheduling.compensation`'s to decide
     for ti in tis:
-        by_task.setdefault(ti.task_id, []).append(ti)
+        if ti.task_id not in undo_tasks:
+            by_task.setdefault(ti.task_id, []).append(ti)
     states: dict[str, list[TaskInstanceState]] = {t: [_state(ti.state) for ti in group] for t, group in by_task.items()}
     todo = None if focus is None else set(focus)
     for task_id in dag.topological_order:

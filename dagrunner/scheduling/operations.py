@@ -16,6 +16,7 @@ from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence.audit import RUN, TASK, Change, record_event, transition
 from dagrunner.persistence.models import DagRun, DagRunType, TaskInstance
 from dagrunner.persistence.queries import get_run
+from dagrunner.scheduling.compensation import explain_checks
 from dagrunner.scheduling.dagruns import create_run
 from dagrunner.scheduling.evaluation import decide
 from dagrunner.scheduling.history import past_states_for
@@ -150,12 +151,18 @@ def explain(session: Session, dag: SerializedDag, run: DagRun, ti: TaskInstance,
         states.setdefault(other.task_id, []).append(TaskInstanceState(other.state))
     decision = decide(dag.task(ti.task_id), ti, states, now, past_states_for(session, dag, run))
     checks = [Check("run_state", run.state not in RUN_FINISHED, f"run is {run.state.value}")]
+    if ti.task_id in dag.compensation_task_ids:  # an undo task: no trigger rule, its place in the rollback
+        return [*checks, *explain_checks(dag, ti, tis, now), *_finished_check(ti)]
     checks += list(decision.checks)
     if decision.new_state is not None:
         checks.append(Check("outcome", False, f"will become {decision.new_state.value}"))
+    return [*checks, *_finished_check(ti)]
+
+
+def _finished_check(ti: TaskInstance) -> list[Check]:
     if TaskInstanceState(ti.state) in FINISHED:
-        checks.append(Check("finished", False, f"finished as {ti.state.value}; `dagrunner tasks clear` runs it again"))
-    return checks
+        return [Check("finished", False, f"finished as {ti.state.value}; `dagrunner tasks clear` runs it again")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,11 @@ def explain_instance(
         )  # fmt: skip
     ).first()
     if ti is None:
-        dag.task(task_id)  # a task the DAG does not have (and never had in this run): say that
+        spec = dag.task(task_id)  # a task the DAG does not have (and never had in this run): say that
+        if spec.compensates is not None:
+            raise NotFoundError(
+                f"run {run_id} has no instance of {task_id} with map index {map_index}: it undoes "
+                f"{spec.compensates} and gets an instance only if the run fails after {spec.compensates} succeeded"
+            )
         raise NotFoundError(f"run {run_id} has no instance of {task_id} with map index {map_index}")
     return Explanation(TaskInstanceState(ti.state), explain(session, dag, run, ti, now))

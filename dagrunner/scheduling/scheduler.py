@@ -35,6 +35,7 @@ from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import DagRun, JobType
 from dagrunner.scheduling import jobs
 from dagrunner.scheduling.bookkeeping import Bookkeeping, FinishedRuns, ReadyTry
+from dagrunner.scheduling.compensation import compensate
 from dagrunner.scheduling.dag_source import DagSource
 from dagrunner.scheduling.dagruns import add_instances, continue_from, create_due_runs
 from dagrunner.scheduling.due_runs import DueLookups
@@ -345,6 +346,8 @@ class Scheduler:
         if self._follow_dag_changes(session, dag, run, tis, now):
             return  # instances were added: decided whole next tick, with them
         plan = plan_run(dag, tis, now=now, past_states=past_states_for(session, dag, run), focus=tasks)
+        if dag.compensation_task_ids and compensate(session, dag, run, tis, plan, now=now, actor=self.actor):
+            self.bookkeeping.decide_again([(run.dag_id, run.run_id)])  # the rollback began: decide it with them
         if plan.to_expand:
             expand_mapped(session, dag, run, plan.to_expand, actor=self.actor, now=now)
         report.decided += self._apply_doomed(session, plan, now)
@@ -375,9 +378,10 @@ class Scheduler:
                 back.append(ti)
         self._move_instances(session, gone, TaskInstanceState.REMOVED, "the task is no longer in the DAG", now)
         self._move_instances(session, back, TaskInstanceState.NONE, "the task is back in the DAG", now)
-        if present.issuperset(tasks):
+        missing = [t for t in dag.run_tasks if t.task_id not in present]  # undo tasks wait for a failure
+        if not missing:
             return False
-        add_instances(session, run, [t for t in dag.tasks if t.task_id not in present], actor=self.actor, now=now)
+        add_instances(session, run, missing, actor=self.actor, now=now)
         self.bookkeeping.decide_again([(run.dag_id, run.run_id)])
         return True
 
