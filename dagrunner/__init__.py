@@ -24,6 +24,7 @@ _EXPORTS = {
     "chain": "dagrunner.authoring.dependencies",
     "cross_downstream": "dagrunner.authoring.dependencies",
     "BaseOperator": "dagrunner.authoring.baseoperator",
+    "BaseNotifier": "dagrunner.authoring.notifier",
     "XComArg": "dagrunner.authoring.xcom_arg",
     "SkipTask": "dagrunner.errors",
     "FailTask": "dagrunner.errors",
@@ -31,6 +32,7 @@ _EXPORTS = {
 
 __all__ = [
     "DAG",
+    "BaseNotifier",
     "BaseOperator",
     "FailTask",
     "SkipTask",
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from dagrunner.authoring.baseoperator import BaseOperator
     from dagrunner.authoring.dag import DAG, dag
     from dagrunner.authoring.dependencies import chain, cross_downstream
+    from dagrunner.authoring.notifier import BaseNotifier
     from dagrunner.authoring.task_group import TaskGroup, task_group
     from dagrunner.authoring.taskflow import task
     from dagrunner.authoring.trigger_rule import TriggerRule, WeightRule
