@@ -347,7 +347,6 @@ class SchedulerJob(Base):
     __table_args__ = (Index("ix_scheduler_job_state_job_type", "state", "job_type"),)
 
 
-
 class CallbackRequest(Base):
     """A DAG-level callback (`on_success_callback` / `on_failure_callback`) to run for a finished run.
 
@@ -380,6 +379,7 @@ class CallbackRequest(Base):
             postgresql_where=text("done_at IS NULL"),
         ),
     )
+
 
 #: The tables dagrunner owns; `schema.reset_db` drops exactly these (plus alembic_version).
 TABLE_NAMES: frozenset[str] = frozenset(Base.metadata.tables)
