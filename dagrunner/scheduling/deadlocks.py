@@ -99,12 +99,17 @@ def find_deadlock(
         return None  # nothing found that blocks for good: leave the run be rather than guess
     ids = {ti.id for ti, _ in blocked}
     waiting = [ti for ti in tis if ti.state not in FINISHED and ti.id not in ids]
-    named = "; ".join(f"{ti.label()} {why}" for ti, why in blocked[:_NAMED])
+    named = "; ".join(f"{_name(ti)} {why}" for ti, why in blocked[:_NAMED])
     if len(blocked) > _NAMED:
         named += f"; and {len(blocked) - _NAMED} more"
     tail = f" ({len(waiting)} more task instance(s) wait on these)" if waiting else ""
     reason = f"deadlocked: no task instance can ever run: {named}{tail}"
     return Deadlock(RunEnding(DagRunState.FAILED, reason, REASON_DEADLOCKED), blocked, waiting)
+
+
+def _name(ti: TIRow) -> str:
+    """`task` or `task[i]`: the run is named once, by the reason's own row."""
+    return f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id
 
 
 def _all_still(tis: Sequence[TIRow]) -> bool:
