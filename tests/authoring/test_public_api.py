@@ -21,6 +21,7 @@ def test_public_import_paths() -> None:
         task,
         task_group,
     )
+    from dagrunner.notifications import FileNotifier, LogNotifier  # noqa: F401
     from dagrunner.operators import (  # noqa: F401
         BashOperator,
         BranchPythonOperator,
@@ -28,7 +29,6 @@ def test_public_import_paths() -> None:
         PythonOperator,
         ShortCircuitOperator,
     )
-    from dagrunner.notifications import FileNotifier, LogNotifier  # noqa: F401
     from dagrunner.sensors import FileSensor, PythonSensor, TimeDeltaSensor  # noqa: F401
 
     assert DAG.__module__ == "dagrunner.authoring.dag"
