@@ -26,6 +26,7 @@ _EXPORTS = {
     "chain": "dagrunner.authoring.dependencies",
     "cross_downstream": "dagrunner.authoring.dependencies",
     "BaseOperator": "dagrunner.authoring.baseoperator",
+    "BaseNotifier": "dagrunner.authoring.notifier",
     "XComArg": "dagrunner.authoring.xcom_arg",
     "SkipTask": "dagrunner.errors",
     "FailTask": "dagrunner.errors",
@@ -33,6 +34,7 @@ _EXPORTS = {
 
 __all__ = [
     "DAG",
+    "BaseNotifier",
     "BaseOperator",
     "FailTask",
     "SkipTask",
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from dagrunner.authoring.dag import DAG, dag
     from dagrunner.authoring.dependencies import chain, cross_downstream
     from dagrunner.authoring.setup_teardown import setup, teardown
+    from dagrunner.authoring.notifier import BaseNotifier
     from dagrunner.authoring.task_group import TaskGroup, task_group
     from dagrunner.authoring.taskflow import task
     from dagrunner.authoring.trigger_rule import TriggerRule, WeightRule

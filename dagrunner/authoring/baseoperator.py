@@ -136,6 +136,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         on_failure_callback: Callback | list[Callback] | None = None,
         on_retry_callback: Callback | list[Callback] | None = None,
         on_execute_callback: Callback | list[Callback] | None = None,
+        on_skipped_callback: Callback | list[Callback] | None = None,
         doc_md: str | None = None,
         params: dict[str, Any] | None = None,
         dag: DAG | None = None,
@@ -166,6 +167,8 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         self.on_failure_callback = check.callbacks("on_failure_callback", on_failure_callback)
         self.on_retry_callback = check.callbacks("on_retry_callback", on_retry_callback)
         self.on_execute_callback = check.callbacks("on_execute_callback", on_execute_callback)
+        #: Airflow 2.9+: called when the task skips itself (raises SkipTask), not when a rule skips it.
+        self.on_skipped_callback = check.callbacks("on_skipped_callback", on_skipped_callback)
         self.doc_md = check.optional_string("doc_md", doc_md)
         self.params: dict[str, Any] = check.params("params", params)
         self._scopes: list[set[str]] = []  # open `with self.as_teardown(...)` blocks

@@ -60,6 +60,10 @@ class DagRunView:
     data_interval_end: pendulum.DateTime
     run_after: pendulum.DateTime
     conf: Mapping[str, Any] = field(default_factory=dict)
+    #: Known to a DAG callback (the run has finished); a running try's view leaves them None.
+    state: str | None = None
+    start_date: pendulum.DateTime | None = None
+    end_date: pendulum.DateTime | None = None
 
 
 # --- XComs -------------------------------------------------------------------------------------------

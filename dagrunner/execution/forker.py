@@ -498,7 +498,9 @@ def _upstreams(task: RunnableTask) -> dict[str, frozenset[str]]:
 
 
 def _has_callbacks(task: RunnableTask) -> bool:
-    return bool(task.on_success_callback or task.on_failure_callback or task.on_retry_callback)
+    return bool(
+        task.on_success_callback or task.on_failure_callback or task.on_retry_callback or task.on_skipped_callback
+    )
 
 
 def _xcom_loader(conn: Connection) -> XComLoader:

@@ -85,6 +85,9 @@ class RunnableTask(Protocol):
     @property
     def on_retry_callback(self) -> Sequence[Callback]: ...
 
+    @property
+    def on_skipped_callback(self) -> Sequence[Callback]: ...
+
     def prepare_for_execution(self) -> RunnableTask:
         """A copy of the task to run one try with (templates render into it, not into the DAG's task)."""
         ...

@@ -226,7 +226,8 @@ def run_callbacks(
 ) -> list[str]:
     """Run the callbacks for the *recorded* state; return one line per callback that raised.
 
-    success -> on_success_callback, failed -> on_failure_callback, up_for_retry -> on_retry_callback.
+    success -> on_success_callback, failed -> on_failure_callback, up_for_retry -> on_retry_callback,
+    skipped (the task raised SkipTask: only a try that ran is called back) -> on_skipped_callback.
     A raising callback is printed to the log and reported, never re-raised: it must not change the state.
     """
     recorded = TaskInstanceState(state)
@@ -236,6 +237,8 @@ def run_callbacks(
         name, callbacks = "on_failure_callback", task.on_failure_callback
     elif recorded is TaskInstanceState.UP_FOR_RETRY:
         name, callbacks = "on_retry_callback", task.on_retry_callback
+    elif recorded is TaskInstanceState.SKIPPED:
+        name, callbacks = "on_skipped_callback", task.on_skipped_callback
     else:
         return []
     return _call_all(callbacks, context, name, masker or SecretMasker())

@@ -13,9 +13,9 @@ its own database engine, and serves work items one at a time over its pipe (afte
    wait for the answer first;
 3. tell the task process the try is started (`TryStarted`). It leads its own process group (so a timeout
    or kill takes every process the task started), writes fds 1 and 2 into the try's log file, runs the
-   task and sends `TryFinished` back; with success, failure or retry callbacks it then waits for the state
-   `Recorded` and runs them, otherwise it exits at once. Whatever the task does to its process (leaks, globals,
-   os._exit, a segfault) ends with it;
+   task and sends `TryFinished` back; with success, failure, retry or skipped callbacks it then waits for
+   the state `Recorded` and runs them, otherwise it exits at once. Whatever the task does to its process
+   (leaks, globals, os._exit, a segfault) ends with it;
 4. while it runs, heartbeat the try every `heartbeat_s` seconds, read the XComs it asks for that were
    not pre-fetched (it has no database connection), and kill its group if it runs past its
    execution_timeout (plus a grace; its own SIGALRM fires first) or is killed;

@@ -355,6 +355,40 @@ class SchedulerJob(Base):
     __table_args__ = (Index("ix_scheduler_job_state_job_type", "state", "job_type"),)
 
 
+class CallbackRequest(Base):
+    """A DAG-level callback (`on_success_callback` / `on_failure_callback`) to run for a finished run.
+
+    Written in the transaction that finishes the run, so a finished run with a callback always has its
+    request; run after the commit in a process of its own (the scheduler never imports user code) by the
+    scheduler job `job_id`, which sets `done_at` (and `error` when it raised). A pending request whose job
+    is gone is taken over by the next scheduler that starts: at least once, never lost.
+    """
+
+    __tablename__ = "callback_request"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)  # on_success_callback | on_failure_callback
+    dag_id: Mapped[str] = _id_column()
+    run_id: Mapped[str] = _id_column()
+    fileloc: Mapped[str] = mapped_column(Text, nullable=False)
+    #: Airflow's reason in the callback's context: success, task_failure, timed_out, all_tasks_deadlocked.
+    reason: Mapped[str] = mapped_column(String(64), nullable=False)
+    job_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index(
+            "ix_callback_request_pending",
+            "job_id",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
+    )
+
+
 #: The tables dagrunner owns; `schema.reset_db` drops exactly these (plus alembic_version).
 TABLE_NAMES: frozenset[str] = frozenset(Base.metadata.tables)
 

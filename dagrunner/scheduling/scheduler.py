@@ -28,12 +28,13 @@ from sqlalchemy.orm import Session
 
 from dagrunner.clock import Clock
 from dagrunner.execution.base import Executor, RunFacts, TaskKey, TryEvent, WorkItem
+from dagrunner.execution.dag_callbacks import CallbackConfig
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence import queries
 from dagrunner.persistence.audit import RUN, TASK, Change, TIRow, load_ti_rows, transition
 from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import DagRun, JobType
-from dagrunner.scheduling import jobs
+from dagrunner.scheduling import dag_callbacks, deadlocks, jobs, run_timeouts
 from dagrunner.scheduling.bookkeeping import Bookkeeping, FinishedRuns, ReadyTry
 from dagrunner.scheduling.compensation import compensate
 from dagrunner.scheduling.dag_source import DagSource
@@ -126,9 +127,11 @@ class Scheduler:
         options: SchedulerOptions | None = None,
         on_event: Callable[[SchedulerEvent], None] | None = None,
         db_unreachable_timeout_s: float = 300.0,
+        callbacks: CallbackConfig | None = None,
     ) -> None:
         """How many tries run at once is the executor's business (its `slots_free`), not the scheduler's.
-        `db_unreachable_timeout_s`: how long the loop retries ticks through a database outage."""
+        `db_unreachable_timeout_s`: how long the loop retries ticks through a database outage.
+        `callbacks`: how to run DAG-level callbacks (None: requested, but left to another scheduler)."""
         self.engine = engine
         self.executor = executor
         self.dag_source = dag_source
@@ -140,6 +143,7 @@ class Scheduler:
         self.on_event = on_event or (lambda _event: None)
         self.db_unreachable_timeout_s = db_unreachable_timeout_s
         self.job_id: int | None = None
+        self.dag_callbacks = dag_callbacks.DagCallbacks(callbacks, actor=actor)
         self.finished_runs = FinishedRuns()
         self.bookkeeping = Bookkeeping(full_scan_s=self.options.full_scan_s, full_scan_runs=self.options.full_scan_runs)
         self._next_zombie_check: datetime | None = None
@@ -157,6 +161,7 @@ class Scheduler:
         with session_scope(self.engine) as session:
             recover_orphans(session, now=now, my_job_id=self.job_id, actor=self.actor,
                             zombie_threshold_s=self.zombie_threshold_s, dags=self.dag_source.dags())  # fmt: skip
+            self.dag_callbacks.adopt(session, self.job_id, now)
         self.executor.start()
         self._next_heartbeat = now + timedelta(seconds=self.heartbeat_s)
 
@@ -176,6 +181,7 @@ class Scheduler:
         """Stop the executor (waiting up to `grace_s` for running tries) and record what was left."""
         self.dag_source.close()
         left = self.executor.shutdown(grace_s)
+        self.dag_callbacks.shutdown(grace_s)
         self.bookkeeping.add_events(self.executor.events(0))
         now = self.clock.now()
         with session_scope(self.engine) as session:
@@ -217,6 +223,7 @@ class Scheduler:
             self.finished_runs.add(ref)
         for item in items:
             self.executor.submit(item)
+        self.dag_callbacks.dispatch(self.engine, self.job_id, now)
         self._maybe_check_zombies(dags, now)
         return report
 
@@ -345,7 +352,14 @@ class Scheduler:
         """Plan one run and carry the plan out: expand, doom, remember what waits, finish the run."""
         if self._follow_dag_changes(session, dag, run, tis, now):
             return  # instances were added: decided whole next tick, with them
+        if (timed_out := run_timeouts.overdue(dag, run, now)) is not None:
+            self._move_instances(
+                session, run_timeouts.unfinished(tis), TaskInstanceState.SKIPPED, timed_out.reason, now
+            )
+            self._finish_run(session, run, timed_out.state, now, report, dag=dag, ending=timed_out)
+            return
         plan = plan_run(dag, tis, now=now, past_states=past_states_for(session, dag, run), focus=tasks)
+        plan.next_timer = run_timeouts.earliest(plan.next_timer, run_timeouts.deadline(dag, run))
         if dag.compensation_task_ids and compensate(session, dag, run, tis, plan, now=now, actor=self.actor):
             self.bookkeeping.decide_again([(run.dag_id, run.run_id)])  # the rollback began: decide it with them
         if plan.to_expand:
@@ -355,7 +369,14 @@ class Scheduler:
         facts = _run_facts(run) if plan.ready else None
         self.bookkeeping.planned(ref, tasks, plan, order=(run.logical_date, run.id), facts=facts)
         if plan.outcome is not None and not plan.to_expand:
-            self._finish_run(session, run, plan.outcome, now, report)
+            self._finish_run(session, run, plan.outcome, now, report, dag=dag)
+        elif (stuck := deadlocks.find_deadlock(session, dag, run, tis, plan, now=now, focus=tasks)) is not None:
+            for state, reason, blocked in stuck.moves():
+                self._move_instances(session, blocked, state, reason, now)
+            if dag.compensation_task_ids:  # the run has failed: decided again, its rollback begins
+                self.bookkeeping.decide_again([ref])
+                return
+            self._finish_run(session, run, stuck.ending.state, now, report, dag=dag, ending=stuck.ending)
 
     def _follow_dag_changes(
         self, session: Session, dag: SerializedDag, run: DagRun, tis: list[TIRow], now: datetime
@@ -404,12 +425,19 @@ class Scheduler:
         return len(plan.doomed)
 
     def _finish_run(self, session: Session, run: DagRun, outcome: DagRunState, now: datetime,
-                    report: TickReport) -> None:  # fmt: skip
+                    report: TickReport, *, dag: SerializedDag | None = None,
+                    ending: dag_callbacks.RunEnding | None = None) -> None:  # fmt: skip
+        """End the run (`ending`: why, when not because every instance finished) and request its DAG
+        callback, if `dag` has one for how it ended."""
+        ending = ending or dag_callbacks.RunEnding.finished(outcome)
         ref = (run.dag_id, run.run_id)
         self.bookkeeping.run_finished(ref)
         if run.state == DagRunState.QUEUED:
             transition(session, RUN, [run], Change(DagRunState.RUNNING, now, self.actor, "run started"))
-        transition(session, RUN, [run], Change(outcome, now, self.actor, "every task instance finished"))
+        transition(session, RUN, [run], Change(outcome, now, self.actor, ending.reason))
+        if dag is not None and dag_callbacks.request(session, dag, run, ending, job_id=self.job_id, now=now,
+                                                     actor=self.actor) is not None:  # fmt: skip
+            self.dag_callbacks.requested()
         report.finished_runs.append(ref)
         self.on_event(SchedulerEvent("run.state", run.dag_id, run.run_id, outcome.value))
 

@@ -9,6 +9,7 @@ import sys
 def test_public_import_paths() -> None:
     from dagrunner import (  # noqa: F401
         DAG,
+        BaseNotifier,
         BaseOperator,
         FailTask,
         SkipTask,
@@ -20,6 +21,7 @@ def test_public_import_paths() -> None:
         task,
         task_group,
     )
+    from dagrunner.notifications import FileNotifier, LogNotifier  # noqa: F401
     from dagrunner.operators import (  # noqa: F401
         BashOperator,
         BranchPythonOperator,
@@ -45,7 +47,7 @@ def test_unknown_top_level_name() -> None:
 
 def test_authoring_never_imports_the_database_or_upper_layers() -> None:
     code = (
-        "import sys, dagrunner.authoring, dagrunner.operators, dagrunner.sensors\n"
+        "import sys, dagrunner.authoring, dagrunner.operators, dagrunner.sensors, dagrunner.notifications\n"
         "from dagrunner import DAG\n"
         "bad = [m for m in sys.modules if m.split('.')[0] == 'sqlalchemy' or m.startswith(("
         "'dagrunner.persistence', 'dagrunner.loading', 'dagrunner.scheduling', 'dagrunner.execution', 'dagrunner.cli'))]\n"

@@ -40,6 +40,7 @@ def boom():
 
 
 def skip_me():
+    assert os.path.exists(os.path.join(MARKS, "execute-skipper-1")), "on_execute_callback runs before the task"
     raise SkipTask("nothing to do today")
 
 
@@ -68,7 +69,11 @@ with DAG("contract", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz=
         task_id="backoff", python_callable=boom, retries=3, retry_delay=timedelta(seconds=10),
         retry_exponential_backoff=True, max_retry_delay=timedelta(seconds=25),
     )
-    skipper = PythonOperator(task_id="skipper", python_callable=skip_me)
+    skipper = PythonOperator(
+        task_id="skipper", python_callable=skip_me, on_execute_callback=mark("execute"),
+        on_skipped_callback=[exploding_callback, mark("skipped")], on_success_callback=mark("success"),
+        on_failure_callback=mark("failure"),
+    )
     fail_fast = PythonOperator(task_id="fail_fast", python_callable=give_up, retries=3)
     bad_xcom = PythonOperator(task_id="bad_xcom", python_callable=not_json)
     templated = BashOperator(

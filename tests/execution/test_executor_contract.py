@@ -114,6 +114,9 @@ def test_failure_with_tries_left_goes_up_for_retry_until_they_run_out(
     ]
     assert all(t.end_date is not None for t in tries_of(project.engine, key))
     wait_until((project.marks / "failure-flaky-3").exists, what="on_failure_callback")
+    # a try that goes up for retry calls on_retry only, the last one on_failure only
+    wait_until((project.marks / "retry-flaky-2").exists, what="the second on_retry_callback")
+    assert sorted(p.name for p in project.marks.iterdir()) == ["failure-flaky-3", "retry-flaky-1", "retry-flaky-2"]
     assert read_log(project.settings.logs_folder, key, 2) != ""
 
 
@@ -138,6 +141,14 @@ def test_skip_task_skips(project: Project, executor: Executor, run: RunSpec, con
     key = _try(project, executor, run, contract_file, "skipper")
     _assert_one_closed_try(project, key, "skipped")
     assert "nothing to do today" in (tries_of(project.engine, key)[0].error or "")
+    # on_execute ran before the body (which checks for its mark); on_skipped ran after the skip was
+    # recorded, even though the first callback in its list raised (audited, the state stays skipped)
+    wait_until((project.marks / "skipped-skipper-1").exists, what="on_skipped_callback")
+    wait_until(lambda: audit_of(project.engine, key, "task.callback_error"), what="the callback error's audit row")
+    (error,) = audit_of(project.engine, key, "task.callback_error")
+    assert error.reason is not None and error.reason.startswith("on_skipped_callback exploding_callback:")
+    assert ti_row(project.engine, key).state.value == "skipped"
+    assert sorted(p.name for p in project.marks.iterdir()) == ["execute-skipper-1", "skipped-skipper-1"]
 
 
 def test_fail_task_fails_at_once_despite_retries(

@@ -37,6 +37,7 @@ EXPECTED_TABLES = {
     "audit_log",
     "scheduler_job",
     "backfill",
+    "callback_request",
 }
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from dagrunner.clock import FakeClock
 from dagrunner.execution import make_executor
+from dagrunner.execution.dag_callbacks import CallbackConfig
 from dagrunner.loading.sync import load_dagbag
 from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import AuditLog, DagRun, TaskInstance, TaskTry
@@ -41,8 +42,13 @@ class Harness:
         path.write_text(textwrap.dedent(body))
         return path
 
-    def start(self, *, options: SchedulerOptions | None = None, dag_source: DagSource | None = None) -> Scheduler:
+    def start(
+        self, *, options: SchedulerOptions | None = None, dag_source: DagSource | None = None, callbacks: bool = True
+    ) -> Scheduler:
         """Start a scheduler whose clock is `self.clock`, on `dag_source` (default: the folder parsed now).
+
+        With `callbacks` it runs DAG-level callbacks in processes of their own (real ones, as the daemon
+        does); without, it only requests them (as a scheduler killed right after a run's commit would).
 
         How many tries run at once is the inline executor's `slots_free`: the settings' parallelism
         (`PARALLELISM`), which limits the tries queued in one tick.
@@ -61,6 +67,7 @@ class Harness:
             actor="scheduler-test",
             options=options,
             on_event=self.events.append,
+            callbacks=CallbackConfig.from_settings(self.settings, actor="callback-test") if callbacks else None,
         )
         self.scheduler.start()
         return self.scheduler

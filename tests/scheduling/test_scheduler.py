@@ -321,11 +321,15 @@ def test_depends_on_past_blocks_later_runs_until_fixed(h: Harness) -> None:
     by_day = {r.logical_date.day: r for r in h.runs("past")}
     assert h.states("past", by_day[1].run_id) == {"step": "success"}
     assert h.states("past", by_day[2].run_id) == {"step": "failed"}
-    assert h.states("past", by_day[3].run_id) == {"step": "none"}  # waits on day 2
+    # day 2's run has finished, so day 3 can never run: it is deadlocked (Airflow fails it too), its
+    # step failed with the reason, and clearing the failed instances runs both again in order
+    assert h.states("past", by_day[3].run_id) == {"step": "failed"}
+    assert by_day[3].state.value == "failed"
     flag.write_text("fixed")
     dag = sched.dag_source.dags()["past"]
     with session_scope(h.engine) as s:
-        clear(s, dag, select_for_clear(s, dag, only_failed=True), actor="test", now=h.clock.now())
+        cleared = clear(s, dag, select_for_clear(s, dag, only_failed=True), actor="test", now=h.clock.now())
+    assert sorted(ti.run_id for ti in cleared.cleared) == [by_day[2].run_id, by_day[3].run_id]
     h.advance(1)  # a change made by another process is seen on the next full scan, not before
     assert h.states("past", by_day[2].run_id) == {"step": "none"}
     h.advance(sched.options.full_scan_s)
