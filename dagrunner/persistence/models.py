@@ -229,6 +229,12 @@ class TaskInstance(Base):
     queued_by_job_id: Mapped[int | None] = mapped_column(BigId)
     last_heartbeat: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: Tries that ended waiting without a slot (a `reschedule` sensor's "not yet"): Airflow's
+    #: `task_reschedule_count`. Back to 0 on clear.
+    reschedule_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    #: When the wait began (a sensor's first poke, a deferral): a sensor's timeout counts from here across
+    #: its tries. None when not waiting; cleared on clear.
+    waiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     dag_run: Mapped[DagRun] = relationship(back_populates="task_instances")
 

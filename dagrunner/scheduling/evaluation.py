@@ -93,6 +93,7 @@ def decide(
         next_try_at=ti.next_try_at,
         depends_on_past=spec.depends_on_past,
         past_state=(past_states or {}).get(spec.task_id),
+        reschedule_count=getattr(ti, "reschedule_count", 0),  # a TIRow (the tick) leaves it out: `tasks why` shows it
     )
     return evaluate(facts, now)
 
