@@ -14,7 +14,6 @@ from dagrunner.errors import FailTask, InvalidArgumentError, RescheduleTask
 from dagrunner.sensors import BashSensor, PokeReturnValue, PythonSensor
 
 
-
 class FakeTime:
     """A monotonic clock that only moves when the poke loop sleeps."""
 
@@ -28,6 +27,7 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
 
 def make(cls: type, **kwargs: Any) -> Any:
     with DAG("etl"):

@@ -43,7 +43,12 @@ def test_not_yet_ends_the_try_up_for_reschedule_and_frees_the_executor(project: 
     assert (event.kind, event.state) == ("finished", "up_for_reschedule")
     assert executor.slots_free >= 1 and not executor.running()
     ti = ti_row(project.engine, first.key)
-    assert (ti.state, ti.try_number, ti.max_tries, ti.reschedule_count) == (TaskInstanceState.UP_FOR_RESCHEDULE, 1, 1, 1)
+    assert (ti.state, ti.try_number, ti.max_tries, ti.reschedule_count) == (
+        TaskInstanceState.UP_FOR_RESCHEDULE,
+        1,
+        1,
+        1,
+    )
     assert ti.waiting_since == ti.start_date
     assert ti.next_try_at is not None and ti.end_date is not None
     assert ti.next_try_at == ti.end_date + timedelta(seconds=45)

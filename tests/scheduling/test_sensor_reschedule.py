@@ -69,7 +69,9 @@ def _trigger(h: Harness, sched: Scheduler, dag_id: str) -> str:
 
 def _ti(h: Harness, dag_id: str, task_id: str) -> TaskInstance:
     with session_scope(h.engine, readonly=True) as s:
-        return s.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.task_id == task_id)).one()
+        return s.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.task_id == task_id)
+        ).one()
 
 
 def _lines(ledger: Path) -> list[str]:
@@ -251,4 +253,3 @@ def test_a_done_poke_return_value_becomes_the_sensors_xcom(h: Harness) -> None:
     with session_scope(h.engine, readonly=True) as s:
         xcoms = {(x.task_id, x.key): x.value for x in s.scalars(select(XCom))}
     assert xcoms == {("order_ready", "return_value"): {"order_id": 42}, ("ship", "return_value"): 43}
-
