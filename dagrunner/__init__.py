@@ -56,8 +56,8 @@ if TYPE_CHECKING:
     from dagrunner.authoring.baseoperator import BaseOperator
     from dagrunner.authoring.dag import DAG, dag
     from dagrunner.authoring.dependencies import chain, cross_downstream
-    from dagrunner.authoring.setup_teardown import setup, teardown
     from dagrunner.authoring.notifier import BaseNotifier
+    from dagrunner.authoring.setup_teardown import setup, teardown
     from dagrunner.authoring.task_group import TaskGroup, task_group
     from dagrunner.authoring.taskflow import task
     from dagrunner.authoring.trigger_rule import TriggerRule, WeightRule

@@ -183,6 +183,19 @@ class FailTask(TaskSignal):  # noqa: N818
     """Raise inside a task to fail it without further retries (Airflow's AirflowFailException)."""
 
 
+class RescheduleTask(TaskSignal):  # noqa: N818 - Airflow's AirflowRescheduleException
+    """Raised by a sensor in `reschedule` mode whose poke said "not yet": the try ends, freeing its slot, and
+    the next poke is a new try `poke_interval` seconds later. `timeout` (seconds, counted from the first
+    poke across tries) and `soft_fail` travel with it, because the process that records the try decides,
+    on its clock, whether the sensor has waited too long."""
+
+    def __init__(self, *, task_id: str, poke_interval: float, timeout: float, soft_fail: bool) -> None:
+        super().__init__(f"sensor {task_id!r}: not yet; next poke in {poke_interval:g}s")
+        self.poke_interval = poke_interval
+        self.timeout = timeout
+        self.soft_fail = soft_fail
+
+
 class TaskTimeout(BaseException):  # noqa: N818 - named like Airflow's AirflowTaskTimeout
     """Raised inside a task whose execution_timeout passed. A BaseException (as in Airflow), so that an
     `except Exception` in the task cannot swallow it."""

@@ -26,6 +26,7 @@ KNOWN_CONTEXT_KEYS: frozenset[str] = frozenset(
         "run_id",
         "task",
         "task_instance",
+        "task_reschedule_count",
         "templates_dict",
         "ti",
         "ts",

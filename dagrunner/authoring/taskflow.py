@@ -30,6 +30,7 @@ from dagrunner.authoring.operators.python import (
     call_with_context,
     check_callable_args,
 )
+from dagrunner.authoring.sensors.decorated import DecoratedSensorOperator
 from dagrunner.authoring.templating import render_shell_command
 from dagrunner.authoring.xcom_arg import XComArg
 from dagrunner.errors import InvalidArgumentError
@@ -258,7 +259,7 @@ class _TaskFunctionPartial:
 
 
 class _TaskDecorator:
-    """`@task`, `@task(...)`, and the flavours `@task.branch`, `@task.short_circuit`, `@task.bash`."""
+    """`@task`, `@task(...)`, and the flavours `@task.branch`, `@task.short_circuit`, `@task.bash`, `@task.sensor`."""
 
     def __init__(self, operator_class: type[BaseOperator]) -> None:
         self.operator_class = operator_class
@@ -283,6 +284,7 @@ class _TaskNamespace(_TaskDecorator):
         self.branch = _TaskDecorator(BranchPythonDecoratedOperator)
         self.short_circuit = _TaskDecorator(ShortCircuitDecoratedOperator)
         self.bash = _TaskDecorator(BashDecoratedOperator)
+        self.sensor = _TaskDecorator(DecoratedSensorOperator)
 
 
 task = _TaskNamespace()

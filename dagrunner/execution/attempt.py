@@ -53,6 +53,8 @@ class TryStart:
     xcom_rows: XComRows
     fetched_task_ids: frozenset[str]
     prev_success: PrevSuccess | None
+    #: Earlier tries that ended in a sensor's "not yet" (Airflow's `task_reschedule_count`).
+    reschedule_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def begin(
             return recording.describe_refusal(conn, item)
         rows = recording.read_xcoms(conn, key.dag_id, key.run_id, upstream) if upstream else {}
         prev = recording.previous_success(conn, key.dag_id, item.run.logical_date)
-    return TryStart(started.max_tries, rows, upstream, PrevSuccess(*prev) if prev else None)
+    return TryStart(started.max_tries, rows, upstream, PrevSuccess(*prev) if prev else None, started.reschedule_count)
 
 
 def prepare(
@@ -111,6 +113,7 @@ def prepare(
         start.max_tries,
         xcoms,
         is_mapped=lambda task_id: bool(getattr(dag.task_dict.get(task_id), "is_mapped", False)),
+        reschedule_count=start.reschedule_count,
     )
     concrete, protected = resolve_task(task, item.key.map_index, ti.pull_for_render)
     ti.task = concrete

@@ -106,6 +106,7 @@ class TaskInstanceView:
         *,
         is_mapped: Callable[[str], bool] = lambda _task_id: False,
         task: RunnableTask | None = None,
+        reschedule_count: int = 0,
     ) -> None:
         self.dag_id = key.dag_id
         self.run_id = key.run_id
@@ -113,6 +114,8 @@ class TaskInstanceView:
         self.map_index = key.map_index
         self.try_number = try_number
         self.max_tries = max_tries
+        #: Earlier tries that ended in a sensor's "not yet" (`task_reschedule_count` in the context).
+        self.reschedule_count = reschedule_count
         self.task = task
         self.key = key
         #: What this try pushed (key -> value), stored with its outcome.
@@ -295,6 +298,7 @@ def build_context(
         "macros": MACROS,
         "var": VariableAccessor(masker, environ),
         "map_index": key.map_index,
+        "task_reschedule_count": ti.reschedule_count,
         "compensation": compensation_context(task, ti),
     }
 

@@ -18,6 +18,12 @@ Retry rule (Airflow's): a failed try becomes `up_for_retry` when the task has re
 `try_number <= ti.max_tries`; otherwise `failed`. The scheduler creates an instance with
 `max_tries = retries`, so a task gets `retries + 1` tries; a clear raises `max_tries` instead of
 lowering `try_number`. The next try may start at `now + retry_delay` (`execution.retries`).
+
+Reschedule rule: a `reschedule` sensor's "not yet" makes the instance `up_for_reschedule` with
+`next_try_at` = the next poke (`execution.rescheduling.judge`), raises `reschedule_count`, stamps
+`waiting_since` at the first one, and raises `max_tries` by one as `return_unstarted_try` does, so the
+next poke is a new try that uses no retry. Past the sensor's timeout (counted from `waiting_since`) the
+same outcome records `failed` without retries, or `skipped` with `soft_fail`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, select, upd
 from sqlalchemy.orm import Session
 
 from dagrunner.execution.base import TaskKey, WorkItem, XComRows
+from dagrunner.execution.rescheduling import judge
 from dagrunner.execution.retries import RetryPolicy, next_try_at
 from dagrunner.persistence.audit import (
     TASK,
@@ -69,6 +76,16 @@ _TI_NOW = select(_TI_T.c.id, _TI_T.c.state, _TI_T.c.try_number, _TI_T.c.max_trie
     _TI_T.c.map_index == bindparam("b_map_index"),
 )
 _TI_NOW_LOCKED = _TI_NOW.with_for_update()
+_TI_WAITING = (
+    select(_TI_T.c.max_tries, _TI_T.c.start_date, _TI_T.c.waiting_since, _TI_T.c.reschedule_count)
+    .where(
+        _TI_T.c.dag_id == bindparam("b_dag_id"),
+        _TI_T.c.run_id == bindparam("b_run_id"),
+        _TI_T.c.task_id == bindparam("b_task_id"),
+        _TI_T.c.map_index == bindparam("b_map_index"),
+    )
+    .with_for_update()
+)
 _LOGICAL_DATE = select(_RUN_T.c.logical_date).where(
     _RUN_T.c.dag_id == bindparam("b_dag_id"), _RUN_T.c.run_id == bindparam("b_run_id")
 )
@@ -110,6 +127,8 @@ class StartedTry:
 
     ti_id: int
     max_tries: int
+    #: Tries of this instance that ended in a sensor's "not yet" (the context's `task_reschedule_count`).
+    reschedule_count: int = 0
 
 
 def start_try(
@@ -136,13 +155,13 @@ def start_try(
     values = {"hostname": hostname, "pid": pid, "last_heartbeat": now}
     moved = transition(
         db, TASK, [ref], Change(TaskInstanceState.RUNNING, now, actor, reason, values=values), fence=fence,
-        returning=("max_tries", "queued_at"),
+        returning=("max_tries", "queued_at", "reschedule_count"),
     )  # fmt: skip
     if not moved:
         return None
     row = moved[0].row
     open_try(db, row.id, ref, when=now, queued_at=row.queued_at, hostname=hostname, pid=pid, log_path=log_path)
-    return StartedTry(row.id, row.max_tries)
+    return StartedTry(row.id, row.max_tries, row.reschedule_count)
 
 
 def start_refusal(ti: Current | None, item: WorkItem) -> str | None:
@@ -186,15 +205,18 @@ def finish_try(
     state = TaskInstanceState(outcome.state)
     values: dict[str, Any] = {}
     detail: dict[str, Any] | None = None
-    if state not in (TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED):
+    error = outcome.error
+    if state == TaskInstanceState.UP_FOR_RESCHEDULE:
+        state, values, detail, error = _reschedule(db, item, outcome, now)
+    elif state not in (TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED):
         current = _current(db, key)
         max_tries = current.max_tries if current is not None else 0
         state = final_state(outcome.state, outcome.fail_fast, item.try_number, max_tries, policy)
         if state == TaskInstanceState.UP_FOR_RETRY:
             values, detail = _retry(policy, key, item.try_number, item.run.logical_date, now)
-    reason = _finish_reason(item.try_number, state, outcome.error)
+    reason = _finish_reason(item.try_number, state, error, detail)
     change = Change(state, now, actor, reason, detail=detail, values=values)
-    closing = TryClose(outcome.exit_code, outcome.error, outcome.interrupted)
+    closing = TryClose(outcome.exit_code, error, outcome.interrupted)
     moved = transition(db, TASK, [_ref(item, TaskInstanceState.RUNNING)], change, fence={"try_number": item.try_number},
                        close_try=closing)  # fmt: skip
     if not moved:
@@ -204,8 +226,8 @@ def finish_try(
     _replace_xcoms(db, ti_id, key, item.try_number, xcoms, now)
     if state == TaskInstanceState.SUCCESS and outcome.skip_task_ids:
         skip_downstream(db, key, outcome.skip_task_ids, actor=actor, now=now)
-    for error in outcome.callback_errors:
-        record_callback_error(db, item, error, actor=actor, now=now)
+    for callback_error in outcome.callback_errors:
+        record_callback_error(db, item, callback_error, actor=actor, now=now)
     return state
 
 
@@ -222,6 +244,28 @@ def _fenced_out_finish(
     return TaskInstanceState(current.state)
 
 
+def _reschedule(
+    db: Executable, item: WorkItem, outcome: TryOutcome, now: datetime
+) -> tuple[TaskInstanceState, dict[str, Any], dict[str, Any] | None, str]:
+    """(state, columns, audit detail, error) of a sensor's "not yet": a wait or a timeout (module docstring)."""
+    assert outcome.reschedule is not None, "an up_for_reschedule outcome carries its sensor's RescheduleAsk"
+    row = db.execute(_TI_WAITING, _key_params(item.key)).first()
+    if row is None:  # the instance is gone: the fenced transition finds nothing to change either
+        return TaskInstanceState.UP_FOR_RESCHEDULE, {}, None, ""
+    max_tries, started, waiting_since, count = row
+    since = waiting_since or started or now
+    verdict = judge(outcome.reschedule, task_id=item.key.task_id, waiting_since=since, now=now)
+    if verdict.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+        detail = {"sensor_timeout_s": outcome.reschedule.timeout, "waiting_since": since.isoformat()}
+        return verdict.state, {"waiting_since": since}, detail, f"SensorTimeout: {verdict.error}"
+    assert verdict.next_poke_at is not None
+    values = {"next_try_at": verdict.next_poke_at, "max_tries": max_tries + 1, "reschedule_count": count + 1,
+              "waiting_since": since}  # fmt: skip
+    detail = {"next_try_at": verdict.next_poke_at.isoformat(), "reschedule_count": count + 1,
+              "waiting_since": since.isoformat()}  # fmt: skip
+    return verdict.state, values, detail, ""
+
+
 def final_state(
     outcome_state: str, fail_fast: bool, try_number: int, max_tries: int, policy: RetryPolicy
 ) -> TaskInstanceState:
@@ -230,6 +274,8 @@ def final_state(
         return TaskInstanceState.SUCCESS
     if outcome_state == "skipped":
         return TaskInstanceState.SKIPPED
+    if outcome_state == "up_for_reschedule":  # a sensor's "not yet" (`tasks test`; finish_try judges timeouts)
+        return TaskInstanceState.UP_FOR_RESCHEDULE
     if not fail_fast and retry_allowed(try_number, max_tries, policy):
         return TaskInstanceState.UP_FOR_RETRY
     return TaskInstanceState.FAILED
@@ -421,7 +467,12 @@ def _fence(ti: Current | None, key: TaskKey, try_number: int, states: tuple[Task
     return None
 
 
-def _finish_reason(try_number: int, state: TaskInstanceState, error: str) -> str:
+def _finish_reason(
+    try_number: int, state: TaskInstanceState, error: str, detail: Mapping[str, Any] | None = None
+) -> str:
+    if state == TaskInstanceState.UP_FOR_RESCHEDULE and detail:
+        return (f"try {try_number} ended: {state}: the sensor's poke said not yet; next poke at "
+                f"{detail['next_try_at']} (reschedule {detail['reschedule_count']})")  # fmt: skip
     if state in (TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED) and not error:
         return f"try {try_number} ended: {state}"
     return f"try {try_number} ended: {state}: {error}" if error else f"try {try_number} ended: {state}"

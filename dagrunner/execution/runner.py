@@ -8,6 +8,9 @@ How a try finishes:
 - `execute()` returns: success; the value becomes the `return_value` XCom (None pushes nothing, as in
   Airflow), and with `multiple_outputs` each key of the returned dict is its own XCom as well.
 - `SkipTask`: skipped. `FailTask` (and a sensor timeout): failed with no retries (`fail_fast`).
+- `RescheduleTask` (a `reschedule` sensor's poke said not yet): `up_for_reschedule`, with the sensor's
+  `RescheduleAsk`; the recording side decides on its clock whether that is a wait or a timeout
+  (`execution.rescheduling`). Nothing the try pushed is kept: the poke that is done pushes its value.
 - `TaskTimeout` (execution_timeout), any other exception, even `SystemExit`: failed, retried if tries
   remain; the traceback goes to the log, a one-line summary naming the user's file:line to the outcome.
 - A value that is not JSON: failed with an XComError naming the task and the type.
@@ -30,15 +33,17 @@ from typing import Any, Literal
 from dagrunner.authoring.location import is_internal
 from dagrunner.errors import (
     FailTask,
+    RescheduleTask,
     SkipTask,
     TaskTimeout,
     XComError,
 )
 from dagrunner.execution.masking import SecretMasker
+from dagrunner.execution.rescheduling import RescheduleAsk
 from dagrunner.execution.runnable import Callback, RunnableTask, is_branch, is_short_circuit
 from dagrunner.states import TaskInstanceState
 
-OutcomeState = Literal["success", "failed", "skipped"]
+OutcomeState = Literal["success", "failed", "skipped", "up_for_reschedule"]
 RETURN_VALUE = "return_value"
 _SUMMARY_MAX = 1000
 
@@ -63,6 +68,8 @@ class TryOutcome:
     #: Its executor's shutdown (Ctrl-C, SIGTERM) killed it: it did not fail on its own, so a resumed
     #: backfill runs it again (`task_try.interrupted`).
     interrupted: bool = False
+    #: A `reschedule` sensor's "not yet" (state `up_for_reschedule`): how long to wait, and its timeout.
+    reschedule: RescheduleAsk | None = None
 
     @classmethod
     def failed(
@@ -137,6 +144,10 @@ def _judge(
     callback_errors: tuple[str, ...],
 ) -> TryOutcome:
     """The outcome of a try that raised `exc` (the module docstring lists the rules)."""
+    if isinstance(exc, RescheduleTask):
+        print(f"[dagrunner] {exc}", file=sys.stderr)
+        ask = RescheduleAsk(exc.poke_interval, exc.timeout, exc.soft_fail)
+        return TryOutcome("up_for_reschedule", exit_code=0, callback_errors=callback_errors, reschedule=ask)
     if isinstance(exc, SkipTask):
         print(f"[dagrunner] task skipped itself: {masker.mask(str(exc))}", file=sys.stderr)
         error = summarize(exc, masker, with_type=False)

@@ -136,8 +136,9 @@ class StateMachine:
 
 
 def _task_stamps(new: TaskInstanceState, when: datetime) -> dict[str, Any]:
-    if new == TaskInstanceState.NONE:  # cleared: it has not been queued or run in its new life
-        return {"queued_at": None, "start_date": None, "end_date": None, "next_try_at": None}
+    if new == TaskInstanceState.NONE:  # cleared: it has not been queued, run or waited in its new life
+        return {"queued_at": None, "start_date": None, "end_date": None, "next_try_at": None,
+                "reschedule_count": 0, "waiting_since": None}  # fmt: skip
     if new == TaskInstanceState.QUEUED:
         return {"queued_at": when}
     if new == TaskInstanceState.RUNNING:

@@ -237,6 +237,12 @@ class TaskInstance(Base):
     compensation_order: Mapped[int | None] = mapped_column(Integer)
     #: Its `compensation.finished` audit row is written (claimed with a fenced update, so only once).
     compensation_reported: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    #: Tries that ended waiting without a slot (a `reschedule` sensor's "not yet"): Airflow's
+    #: `task_reschedule_count`. Back to 0 on clear.
+    reschedule_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    #: When the wait began (a sensor's first poke, a deferral): a sensor's timeout counts from here across
+    #: its tries. None when not waiting; cleared on clear.
+    waiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     dag_run: Mapped[DagRun] = relationship(back_populates="task_instances")
 

@@ -98,6 +98,7 @@ def decide(
         depends_on_past=spec.depends_on_past,
         past_state=(past_states or {}).get(spec.task_id),
         setup=setup_facts(spec, states),
+        reschedule_count=getattr(ti, "reschedule_count", 0),  # a TIRow (the tick) leaves it out: `tasks why` shows it
     )
     return evaluate(facts, now)
 

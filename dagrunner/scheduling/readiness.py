@@ -49,6 +49,8 @@ class TaskFacts:
     run_state: str = "running"
     #: A teardown, or a task within a setup's scope: its setups (scheduling/setup_teardown.py).
     setup: SetupFacts | None = None
+    #: Tries that ended in a sensor's "not yet" (only `tasks why` reads it; the tick leaves it 0).
+    reschedule_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,10 @@ def _state_check(facts: TaskFacts) -> Check:
 
 
 def _retry_check(facts: TaskFacts, now: datetime) -> Check:
+    """When a waiting instance may be queued again: after its retry delay, or (a `reschedule` sensor) at its
+    next poke; both wait on `next_try_at`, so one timer path in the scheduler serves both."""
+    if facts.state == TaskInstanceState.UP_FOR_RESCHEDULE and facts.next_try_at is not None:
+        return _poke_check(facts.next_try_at, facts.reschedule_count, now)
     if (
         facts.state not in (TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.UP_FOR_RESCHEDULE)
         or facts.next_try_at is None
@@ -95,6 +101,14 @@ def _retry_check(facts: TaskFacts, now: datetime) -> Check:
         return Check("retry_delay", True, f"retry delay elapsed at {facts.next_try_at.isoformat()}")
     left = (facts.next_try_at - now).total_seconds()
     return Check("retry_delay", False, f"next try not before {facts.next_try_at.isoformat()} ({left:.0f}s from now)")
+
+
+def _poke_check(next_poke_at: datetime, reschedule_count: int, now: datetime) -> Check:
+    at = f"{next_poke_at:%H:%M:%S} (reschedule {reschedule_count})"
+    if next_poke_at <= now:
+        return Check("next_poke", True, f"its next poke was due at {at}")
+    left = (next_poke_at - now).total_seconds()
+    return Check("next_poke", False, f"waiting for its next poke at {at}, {left:.0f}s from now")
 
 
 def _past_check(facts: TaskFacts) -> Check:

@@ -2,10 +2,20 @@
 
 from dagrunner.authoring.sensors import (
     BaseSensorOperator,
+    BashSensor,
     FileSensor,
+    PokeReturnValue,
     PythonSensor,
     SensorTimeout,
     TimeDeltaSensor,
 )
 
-__all__ = ["BaseSensorOperator", "FileSensor", "PythonSensor", "SensorTimeout", "TimeDeltaSensor"]
+__all__ = [
+    "BaseSensorOperator",
+    "BashSensor",
+    "FileSensor",
+    "PokeReturnValue",
+    "PythonSensor",
+    "SensorTimeout",
+    "TimeDeltaSensor",
+]

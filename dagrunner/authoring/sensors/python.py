@@ -1,4 +1,4 @@
-"""PythonSensor: wait until a callable returns something truthy."""
+"""PythonSensor: wait until a callable returns something truthy (or a done PokeReturnValue)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dagrunner.authoring.operators.python import call_with_context, check_callable_args
-from dagrunner.authoring.sensors.base import BaseSensorOperator
+from dagrunner.authoring.sensors.base import BaseSensorOperator, PokeReturnValue
 
 
 class PythonSensor(BaseSensorOperator):
@@ -28,5 +28,7 @@ class PythonSensor(BaseSensorOperator):
             self._arg_check, python_callable, op_args, op_kwargs, templates_dict
         )
 
-    def poke(self, context: Mapping[str, Any]) -> bool:
-        return bool(call_with_context(self.python_callable, self.op_args, self.op_kwargs, self.templates_dict, context))
+    def poke(self, context: Mapping[str, Any]) -> bool | PokeReturnValue:
+        """The callable's truth, or the PokeReturnValue it returned (whose xcom_value is then pushed)."""
+        value = call_with_context(self.python_callable, self.op_args, self.op_kwargs, self.templates_dict, context)
+        return value if isinstance(value, PokeReturnValue) else bool(value)

@@ -1,7 +1,7 @@
 """Saga compensation: where an undo task's instance stands in its run's rollback, and runs that need a person.
 
 Revision ID: 0006_compensation
-Revises: 0003
+Revises: 0004_sensor_waiting
 Create Date: 2026-12-05
 
 `task_instance.compensation_order` (nullable: only undo tasks' instances have one) orders a failed run's
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_compensation"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004_sensor_waiting"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
