@@ -88,7 +88,7 @@ def version() -> None:
 
 
 def _register() -> None:
-    from dagrunner.cli import config, dags, db, runs, tasks
+    from dagrunner.cli import config, dags, db, pools, runs, tasks
     from dagrunner.cli.audit import audit
     from dagrunner.cli.backfill import backfill
     from dagrunner.cli.scheduler import scheduler
@@ -101,6 +101,7 @@ def _register() -> None:
     cli.add_command(dags.dags)
     cli.add_command(db.db)
     cli.add_command(tasks.tasks)
+    cli.add_command(pools.pools)
 
 
 _register()

@@ -15,7 +15,8 @@ from dagrunner.errors import NotFoundError
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence.audit import RUN, TASK, Change, record_event, transition
 from dagrunner.persistence.models import DagRun, DagRunType, TaskInstance
-from dagrunner.persistence.queries import get_run
+from dagrunner.persistence.queries import get_run, slots_in_use
+from dagrunner.scheduling.breakers import breaker_check
 from dagrunner.scheduling.dagruns import create_run
 from dagrunner.scheduling.evaluation import decide
 from dagrunner.scheduling.history import past_states_for
@@ -148,11 +149,20 @@ def explain(session: Session, dag: SerializedDag, run: DagRun, ti: TaskInstance,
     decision = decide(dag.task(ti.task_id), ti, states, now, past_states_for(session, dag, run))
     checks = [Check("run_state", run.state not in RUN_FINISHED, f"run is {run.state.value}")]
     checks += list(decision.checks)
+    checks += pool_checks(session, ti, now)
     if decision.new_state is not None:
         checks.append(Check("outcome", False, f"will become {decision.new_state.value}"))
     if TaskInstanceState(ti.state) in FINISHED:
         checks.append(Check("finished", False, f"finished as {ti.state.value}; `dagrunner tasks clear` runs it again"))
     return checks
+
+
+def pool_checks(session: Session, ti: TaskInstance, now: datetime) -> list[Check]:
+    """The circuit breaker of a waiting instance's pool, when the pool has one (`scheduling.breakers`)."""
+    if TaskInstanceState(ti.state) in FINISHED | OCCUPYING_SLOT:
+        return []
+    check = breaker_check(session, ti.pool, slots_in_use(session)[1].get(ti.pool, 0), now)
+    return [check] if check is not None else []
 
 
 @dataclass(frozen=True)
