@@ -91,6 +91,7 @@ def _register() -> None:
     from dagrunner.cli import config, dags, db, pools, runs, tasks
     from dagrunner.cli.audit import audit
     from dagrunner.cli.backfill import backfill
+    from dagrunner.cli.overrides import register as register_overrides
     from dagrunner.cli.scheduler import scheduler
 
     cli.add_command(scheduler)
@@ -102,6 +103,7 @@ def _register() -> None:
     cli.add_command(db.db)
     cli.add_command(tasks.tasks)
     cli.add_command(pools.pools)
+    register_overrides(tasks.tasks, runs.runs)
 
 
 _register()
