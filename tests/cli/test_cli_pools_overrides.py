@@ -137,7 +137,9 @@ def test_tasks_set_state_marks_audits_and_resumes(run_cli, project: Path) -> Non
     run_id = data["run_id"]
     assert data["tasks"] == {"load": "failed", "report": "upstream_failed"}
 
-    declined = run_cli("tasks", "set-state", "wobbly", "load", run_id, "success", "--reason", "done by hand", input="n\n")
+    declined = run_cli(
+        "tasks", "set-state", "wobbly", "load", run_id, "success", "--reason", "done by hand", input="n\n"
+    )
     assert declined.exit_code != 0 and "load: failed -> success" in declined.output
     assert json.loads(run_cli("tasks", "states", "wobbly", run_id, "--json").output)["load"] == "failed"
 
