@@ -103,6 +103,9 @@ def reset(cli: CliContext, name: str, reason: str) -> None:
 
     with cli.session() as session:
         before = reset_breaker(session, name, reason=reason, actor=cli.actor, now=datetime.now(UTC))
+    if before.state.value == "closed":
+        render.info(f"pool {name}: circuit already closed; failure count reset (was {before.consecutive_failures})")
+        return
     render.info(
         f"pool {name}: circuit closed (was {before.state.value}, {before.consecutive_failures} consecutive failures)"
     )
