@@ -109,6 +109,16 @@ class SchedulerAlreadyRunningError(SchedulingError):
     """Another `dagrunner scheduler` holds this SQLite database (only one may run on a SQLite file)."""
 
 
+class InvalidPoolError(SchedulingError, ValueError):
+    """A pool given on the command line cannot be used as asked (a non-positive slot count or breaker
+    threshold, a bad duration, an unknown pool, deleting default_pool)."""
+
+
+class InvalidOverrideError(SchedulingError):
+    """`tasks set-state` / `runs set-state` asked for a change that makes no sense (the same state, a move
+    the state machine forbids, a run that is not there)."""
+
+
 # --- execution ---------------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ points at the same project.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -47,6 +48,8 @@ class Settings:
     #: How long the scheduler, backfill and workers retry through a database outage (connection lost,
     #: SQLite locked, writes refused) before they stop with one line saying so.
     db_unreachable_timeout_sec: float = 300.0
+    #: Pools from the `[pools.NAME]` tables of dagrunner.toml, applied when the scheduler starts.
+    pools: tuple[PoolSpec, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     # --- construction ----------------------------------------------------------------------------
@@ -71,6 +74,11 @@ class Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{toml_path}: not valid TOML ({exc}); fix the file or remove it") from exc
             section = data.get("dagrunner", data)
+            pools = section.pop("pools", None) if isinstance(section, dict) else None
+            pools = data.pop("pools", None) if pools is None else pools
+            if pools is not None:
+                raw["pools"] = pool_specs(pools, str(toml_path))
+                sources["pools"] = str(toml_path)
             for key, value in section.items():
                 if key not in _FIELD_TYPES:
                     raise ConfigError(
@@ -95,7 +103,7 @@ class Settings:
     def _build(cls, home: Path, raw: dict[str, Any], sources: dict[str, str]) -> Settings:
         values: dict[str, Any] = {}
         for key, value in raw.items():
-            values[key] = _coerce(key, value, sources.get(key, "default"))
+            values[key] = value if key == "pools" else _coerce(key, value, sources.get(key, "default"))
 
         def path_of(key: str, default: Path) -> Path:
             p = Path(values[key]) if key in values else default
@@ -137,6 +145,8 @@ class Settings:
                 continue
             value = getattr(self, f.name)
             text = mask_url(value) if f.name == "db_url" else str(value)
+            if f.name == "pools":
+                text = "; ".join(spec.describe() for spec in self.pools) or "-"
             rows.append((f.name, text, self.sources.get(f.name, "default")))
         return rows
 
@@ -153,6 +163,100 @@ def mask_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparsable URL is shown as is; it holds no parsed password
         return url
+
+
+# --- pools from the config file ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A pool as the config file (`[pools.NAME]`) or `dagrunner pools set` describes it. None: leave that
+    value as the pool has it (a new pool gets the defaults: no description, no breaker, a 300s cool-down)."""
+
+    name: str
+    slots: int | None = None
+    description: str | None = None
+    breaker_failures: int | None = None
+    breaker_cooldown_s: float | None = None
+
+    def describe(self) -> str:
+        words = [f"{self.name}: {self.slots} slots" if self.slots is not None else f"{self.name}:"]
+        if self.breaker_failures is not None:
+            words.append(f"breaker after {self.breaker_failures} failures")
+        if self.breaker_cooldown_s is not None:
+            words.append(f"cool-down {self.breaker_cooldown_s:g}s")
+        return ", ".join(words)
+
+
+_POOL_KEYS = ("slots", "description", "breaker_failures", "breaker_cooldown")
+_POOL_NAME = re.compile(r"^[A-Za-z0-9_.:~+-]{1,256}$")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds from `30s`, `5m`, `1h`, `1h30m`, `2d` or a plain number of seconds; ValueError naming the
+    value when it is none of those or not positive."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 5m or 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _DURATION.findall(text)
+            if not parts or _DURATION.sub("", text).strip():
+                raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 5m or 1h") from None
+            seconds = sum(float(amount) * _UNIT_S[unit] for amount, unit in parts)
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"duration {value!r} must be positive and finite")
+    return seconds
+
+
+def check_pool_name(name: str) -> str:
+    """A pool name as given: 1-256 letters, digits and `_ . : ~ + -` (ValueError naming it otherwise)."""
+    if not isinstance(name, str) or not _POOL_NAME.match(name):
+        raise ValueError(f"pool name {name!r} must be 1-256 letters, digits or _ . : ~ + -")
+    return name
+
+
+def check_positive(what: str, value: object) -> int:
+    """A count that must be a positive integer (slots, a breaker's threshold)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive whole number, not {value!r}")
+    return value
+
+
+def pool_specs(table: object, source: str) -> tuple[PoolSpec, ...]:
+    """The `[pools.NAME]` tables of the config file as PoolSpecs; ConfigError naming the pool, the key and
+    the file for anything we cannot use."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: `pools` must be a table of pools ([pools.NAME] with slots = N)")
+    specs = []
+    for name, body in table.items():
+        try:
+            check_pool_name(name)
+            if not isinstance(body, dict):
+                raise ValueError("must be a table with slots = N")
+            unknown = sorted(set(body) - set(_POOL_KEYS))
+            if unknown:
+                raise ValueError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(_POOL_KEYS)}")
+            if "slots" not in body:
+                raise ValueError("needs slots = N")
+            cooldown = body.get("breaker_cooldown")
+            description = body.get("description")
+            if description is not None and not isinstance(description, str):
+                raise ValueError(f"description must be a string, not {description!r}")
+            specs.append(PoolSpec(
+                name, check_positive("slots", body["slots"]), description,
+                None if "breaker_failures" not in body else check_positive("breaker_failures", body["breaker_failures"]),
+                None if cooldown is None else parse_duration(cooldown),
+            ))  # fmt: skip
+        except ValueError as exc:
+            raise ConfigError(f"{source}: pool {name!r}: {exc}") from None
+    return tuple(specs)
 
 
 _FIELD_TYPES: dict[str, type] = {

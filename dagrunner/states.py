@@ -58,6 +58,14 @@ class JobState(StrEnum):
     FAILED = "failed"  # died, or was found dead by another job
 
 
+class BreakerState(StrEnum):
+    """State of a pool's circuit breaker (the `pool.breaker_state` column; see `scheduling.breakers`)."""
+
+    CLOSED = "closed"  # tries run as the pool's slots allow
+    OPEN = "open"  # too many consecutive failed tries: new tries are held until the cool-down ends
+    HALF_OPEN = "half_open"  # the cool-down ended: one probe try runs; its outcome closes or reopens
+
+
 class BackfillState(StrEnum):
     """State of one `dagrunner backfill` request (a `backfill` row)."""
 
@@ -210,11 +218,20 @@ BACKFILL_TRANSITIONS: dict[BackfillState, frozenset[BackfillState]] = {
     BackfillState.CANCELLED: frozenset(),
 }
 
+#: A breaker opens after N consecutive failed tries, lets one probe through after its cool-down (half
+#: open), and closes on the probe's success (or `pools reset`), or opens again on its failure.
+BREAKER_TRANSITIONS: dict[BreakerState, frozenset[BreakerState]] = {
+    BreakerState.CLOSED: frozenset({BreakerState.OPEN}),
+    BreakerState.OPEN: frozenset({BreakerState.HALF_OPEN, BreakerState.CLOSED}),
+    BreakerState.HALF_OPEN: frozenset({BreakerState.CLOSED, BreakerState.OPEN}),
+}
+
 for _states, _table in (
     (TaskInstanceState, TASK_TRANSITIONS),
     (DagRunState, RUN_TRANSITIONS),
     (TryState, TRY_TRANSITIONS),
     (JobState, JOB_TRANSITIONS),
     (BackfillState, BACKFILL_TRANSITIONS),
+    (BreakerState, BREAKER_TRANSITIONS),
 ):
     assert set(_table) == set(_states), f"every {_states.__name__} needs a row in its transition table"

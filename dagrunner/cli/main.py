@@ -88,9 +88,10 @@ def version() -> None:
 
 
 def _register() -> None:
-    from dagrunner.cli import config, dags, db, runs, tasks
+    from dagrunner.cli import config, dags, db, pools, runs, tasks
     from dagrunner.cli.audit import audit
     from dagrunner.cli.backfill import backfill
+    from dagrunner.cli.overrides import register as register_overrides
     from dagrunner.cli.scheduler import scheduler
 
     cli.add_command(scheduler)
@@ -101,6 +102,8 @@ def _register() -> None:
     cli.add_command(dags.dags)
     cli.add_command(db.db)
     cli.add_command(tasks.tasks)
+    cli.add_command(pools.pools)
+    register_overrides(tasks.tasks, runs.runs)
 
 
 _register()

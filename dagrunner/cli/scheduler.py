@@ -77,6 +77,7 @@ def scheduler(
 
     cli.override(executor=executor, parallelism=parallelism)
     lock = _only_scheduler_on_sqlite(cli)
+    apply_config_pools(cli)
     sched = build_scheduler(cli)
     settings = cli.settings
     render.info(
@@ -88,6 +89,21 @@ def scheduler(
     render.info(f"scheduler stopped; {len(finished)} run(s) finished in this session")
     if lock is not None:
         lock.release()
+
+
+def apply_config_pools(cli: CliContext) -> None:
+    """Create or change the pools of the config file's `[pools.NAME]` tables (`scheduling.pools`), saying
+    each change made."""
+    settings = cli.settings
+    if not settings.pools:
+        return
+    from dagrunner.scheduling.pools import apply_pool_config
+
+    source = settings.sources.get("pools", "config")
+    with cli.session() as session:
+        changes = apply_pool_config(session, settings.pools, source=source, actor=cli.actor, now=SystemClock().now())
+    for change in changes:
+        render.info(f"{change.describe()} (from {source})")
 
 
 def _only_scheduler_on_sqlite(cli: CliContext) -> SchedulerLock | None:

@@ -51,6 +51,7 @@ from dagrunner.persistence.audit import (
     record_event,
     transition,
 )
+from dagrunner.persistence.breakers import count_try_end
 from dagrunner.persistence.models import DagRun, TaskInstance, XCom
 from dagrunner.states import DagRunState, TaskInstanceState, TryState
 
@@ -63,6 +64,8 @@ log = logging.getLogger(__name__)
 Executable = Session | Connection
 
 _SKIPPABLE = (TaskInstanceState.NONE.value, TaskInstanceState.SCHEDULED.value)
+#: A try's endings a pool's circuit breaker counts: success resets its count, the others add one.
+_BREAKER_COUNTED = frozenset({TaskInstanceState.SUCCESS, TaskInstanceState.FAILED, TaskInstanceState.UP_FOR_RETRY})
 
 
 # Statements of the hot path, built once: building a statement costs more than running it on SQLite.
@@ -218,10 +221,13 @@ def finish_try(
     change = Change(state, now, actor, reason, detail=detail, values=values)
     closing = TryClose(outcome.exit_code, error, outcome.interrupted)
     moved = transition(db, TASK, [_ref(item, TaskInstanceState.RUNNING)], change, fence={"try_number": item.try_number},
-                       close_try=closing)  # fmt: skip
+                       close_try=closing, returning=("pool",))  # fmt: skip
     if not moved:
         return _fenced_out_finish(db, item, TryState(outcome.state), closing, actor=actor, now=now)
     ti_id = moved[0].row.id
+    if state in _BREAKER_COUNTED:  # the pool's circuit breaker counts it, in this transaction
+        count_try_end(db, moved[0].row.pool, failed=state != TaskInstanceState.SUCCESS,
+                      label=f"{key.label()} (try {item.try_number})", actor=actor, now=now)  # fmt: skip
     xcoms = outcome.xcoms if state in (TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED) else {}
     _replace_xcoms(db, ti_id, key, item.try_number, xcoms, now)
     if state == TaskInstanceState.SUCCESS and outcome.skip_task_ids:
@@ -400,6 +406,12 @@ def heartbeat(db: Executable, key: TaskKey, try_number: int, now: datetime) -> b
     """Stamp `last_heartbeat` of a running try (not a state change, so not audited); False if not running."""
     result = db.execute(_HEARTBEAT, {**_key_params(key), "b_try": try_number, "b_now": now})
     return bool(getattr(result, "rowcount", 0))
+
+
+def moved_on(db: Executable, key: TaskKey, try_number: int) -> str:
+    """Why a running try's heartbeat found its instance no longer running it (marked by a person, found a
+    zombie, removed, ...): the words its worker stops it with."""
+    return _fence(_current(db, key, lock=False), key, try_number, (TaskInstanceState.RUNNING,)) or "raced"
 
 
 # --- reads a try needs ---------------------------------------------------------------------------------

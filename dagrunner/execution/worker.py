@@ -76,7 +76,7 @@ from dagrunner.execution.messages import (
     XComRequest,
     XComsRead,
 )
-from dagrunner.execution.recording import heartbeat, read_xcoms
+from dagrunner.execution.recording import heartbeat, moved_on, read_xcoms
 from dagrunner.execution.retries import RetryPolicy
 from dagrunner.execution.runner import TryOutcome, timeout_message
 from dagrunner.execution.worker_config import WorkerConfig
@@ -365,12 +365,16 @@ class Worker:
         except Exception as exc:  # noqa: BLE001
             return XComReadFailed(f"{type(exc).__name__}: {exc}")
 
-    def heartbeat(self, item: WorkItem) -> None:
+    def heartbeat(self, item: WorkItem) -> str | None:
+        """Stamp the try's heartbeat; why it must stop when its instance no longer runs it (None: go on)."""
         try:
             with attempt.transaction(self._open_db()) as conn:
-                heartbeat(conn, item.key, item.try_number, utcnow())
+                if heartbeat(conn, item.key, item.try_number, utcnow()):
+                    return None
+                return moved_on(conn, item.key, item.try_number)
         except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not kill the try
             print(f"[dagrunner worker {os.getpid()}] heartbeat failed: {exc}", file=sys.stderr)
+            return None
 
 
 # --- the process of one try ------------------------------------------------------------------------------
@@ -394,8 +398,8 @@ class TrySupervisor(Protocol):
     def read_xcoms(self, item: WorkItem, task_ids: list[str]) -> XComReply:
         """The XComs a task process asked for, or why they could not be read."""
 
-    def heartbeat(self, item: WorkItem) -> None:
-        """Record that the try of `item` is alive."""
+    def heartbeat(self, item: WorkItem) -> str | None:
+        """Record that the try of `item` is alive; why it must stop when its instance moved on (None: go on)."""
 
 
 class TryProcess:
@@ -552,8 +556,15 @@ class TryProcess:
                     f"{timeout_message(timeout_s or 0)}; the task did not stop, so it was killed", fail_fast=False
                 )
             if now >= next_heartbeat:
-                self.supervisor.heartbeat(self.item)
+                self._stop_if_moved_on(self.supervisor.heartbeat(self.item))
                 next_heartbeat = now + self.heartbeat_s
+
+    def _stop_if_moved_on(self, why: str | None) -> None:
+        """The heartbeat found the instance no longer running this try (a person marked it, or it was failed
+        as a zombie or removed): its outcome could never be recorded, so the try is stopped now rather than
+        left to hold a slot and act on the world. Its late outcome is fenced out as usual (`try.closed`)."""
+        if why is not None and self.kill_reason is None:
+            self.kill(f"stopped: its task instance no longer runs this try ({why})")
 
     def _obey(self, kill: KillRequest | None) -> None:
         if kill is not None and kill.key == self.item.key and kill.try_number == self.item.try_number:

@@ -43,10 +43,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from dagrunner.errors import IllegalTransitionError, NotFoundError
 from dagrunner.labels import task_label
-from dagrunner.persistence.models import AuditLog, Backfill, Dag, DagRun, SchedulerJob, TaskInstance, TaskTry
+from dagrunner.persistence.models import AuditLog, Backfill, Dag, DagRun, Pool, SchedulerJob, TaskInstance, TaskTry
 from dagrunner.settings import mask_url
 from dagrunner.states import (
     BACKFILL_TRANSITIONS,
+    BREAKER_TRANSITIONS,
     FINISHED,
     JOB_TRANSITIONS,
     RUN_FINISHED,
@@ -54,6 +55,7 @@ from dagrunner.states import (
     TASK_TRANSITIONS,
     TRY_TRANSITIONS,
     BackfillState,
+    BreakerState,
     DagRunState,
     JobState,
     TaskInstanceState,
@@ -122,6 +124,8 @@ class StateMachine:
     #: subject -> the audit row's columns that name it (dag_id, run_id, ...) and its detail.
     names: Callable[[Any], dict[str, Any]]
     label: Callable[[Any], str]
+    #: The table's state column (`state`, but a pool's breaker is `breaker_state`).
+    column: str = "state"
 
     def check(self, subject: Subject, new: StrEnum) -> tuple[Any, Any]:
         """(old, new) as this machine's states; IllegalTransitionError when its table forbids the move."""
@@ -186,6 +190,22 @@ BACKFILL = StateMachine(
 )  # fmt: skip
 
 
+def _breaker_stamps(new: BreakerState, when: datetime) -> dict[str, Any]:
+    if new == BreakerState.OPEN:  # the cool-down counts from here
+        return {"opened_at": when}
+    if new == BreakerState.CLOSED:  # a fresh count of failures
+        return {"opened_at": None, "consecutive_failures": 0}
+    return {}
+
+
+#: A pool's circuit breaker (`persistence.breakers`): subjects are `breakers.BreakerRow`s.
+BREAKER = StateMachine(
+    "circuit breaker of pool", cast(Table, Pool.__table__), BreakerState, BREAKER_TRANSITIONS, "pool.breaker",
+    _breaker_stamps, lambda pool: {**_NO_NAMES, "detail": {"pool": pool.name}}, lambda pool: repr(pool.name),
+    column="breaker_state",
+)  # fmt: skip
+
+
 # --- the pure half ------------------------------------------------------------------------------------
 
 
@@ -209,7 +229,7 @@ def plan(machine: StateMachine, subjects: Sequence[Subject], change: Change, *, 
     if clash:
         raise ValueError(f"a Change's `values` may not set {sorted(clash)}: the state change stamps them")
     olds = [machine.check(subject, new)[0] for subject in subjects]
-    values: dict[str, Any] = {"state": new, **machine.stamp(new, change.when), **change.values}
+    values: dict[str, Any] = {machine.column: new, **machine.stamp(new, change.when), **change.values}
     if "updated_at" in machine.table.c:
         values["updated_at"] = change.when
     audit = []
@@ -357,7 +377,9 @@ def _update(
 
 
 _KEY = ("dag_id", "run_id", "task_id", "map_index")
-_TABLES: dict[str, Table] = {machine.table.name: machine.table for machine in (TASK, RUN, JOB, BACKFILL)}
+_MACHINES = (TASK, RUN, JOB, BACKFILL, BREAKER)
+_TABLES: dict[str, Table] = {machine.table.name: machine.table for machine in _MACHINES}
+_STATE_COLUMNS: dict[str, str] = {machine.table.name: machine.column for machine in _MACHINES}
 
 
 @cache
@@ -373,7 +395,8 @@ def _statement(
         where = [table.c.id.in_(bindparam("k_ids", expanding=True))]
     else:
         where = [table.c[name] == bindparam(f"k_{name}") for name in match]
-    where += [table.c.state == bindparam("k_old"), *(table.c[name] == bindparam(f"f_{name}") for name in fence)]
+    state = table.c[_STATE_COLUMNS[table_name]]
+    where += [state == bindparam("k_old"), *(table.c[name] == bindparam(f"f_{name}") for name in fence)]
     assignments: dict[str, Any] = {name: bindparam(f"v_{name}") for name in columns}
     if bump_try:
         assignments["try_number"] = table.c.try_number + 1

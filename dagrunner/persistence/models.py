@@ -35,7 +35,7 @@ from sqlalchemy.orm.attributes import instance_state
 from dagrunner.errors import IllegalTransitionError, PersistenceError
 from dagrunner.labels import task_label
 from dagrunner.persistence.types import BigId, Json, StrEnumType, UtcDateTime
-from dagrunner.states import BackfillState, DagRunState, JobState, TaskInstanceState, TryState
+from dagrunner.states import BackfillState, BreakerState, DagRunState, JobState, TaskInstanceState, TryState
 
 __all__ = ["BackfillState", "JobState"]  # their home is `states`; importable from here as before
 
@@ -316,6 +316,15 @@ class Pool(Base):
     name: Mapped[str] = mapped_column(String(256), nullable=False, unique=True)
     slots: Mapped[int] = mapped_column(Integer, nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
+    #: Circuit breaker (`persistence.breakers`): open after this many consecutive failed tries (NULL: none).
+    breaker_failures: Mapped[int | None] = mapped_column(Integer)
+    #: How long an open breaker holds new tries before one probe may run.
+    breaker_cooldown_s: Mapped[float] = mapped_column(Float, nullable=False, default=300.0, server_default=text("300"))
+    breaker_state: Mapped[BreakerState] = mapped_column(
+        StrEnumType(BreakerState), nullable=False, default=BreakerState.CLOSED, server_default=BreakerState.CLOSED.value
+    )
+    consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 # --- history and processes ----------------------------------------------------------------------------
@@ -421,5 +430,6 @@ def _refuse_audit_change(_mapper: Any, _connection: Any, target: AuditLog) -> No
 # active_history: the old value is loaded first if it was expired, so "no change" can be recognised.
 for _model in (TaskInstance, DagRun, TaskTry, SchedulerJob, Backfill):
     event.listen(_model.state, "set", _refuse_direct_state_change, retval=True, active_history=True)
+event.listen(Pool.breaker_state, "set", _refuse_direct_state_change, retval=True, active_history=True)
 event.listen(AuditLog, "before_update", _refuse_audit_change)
 event.listen(AuditLog, "before_delete", _refuse_audit_change)

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dagrunner.persistence.models import AuditLog, Dag, DagRun, TaskInstance, TaskTry
+from dagrunner.persistence.models import AuditLog, Dag, DagRun, Pool, TaskInstance, TaskTry
 from dagrunner.persistence.queries import audit_rows, dag_rows, get_run, task_instances_for_run
-from dagrunner.states import RUN_FINISHED, DagRunState
+from dagrunner.states import OCCUPYING_SLOT, RUN_FINISHED, BreakerState, DagRunState, TaskInstanceState
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -313,3 +313,65 @@ def audit_trail(
 ) -> list[AuditView]:
     """Audit records oldest first; with `limit`, the newest `limit` of them."""
     return [AuditView.of(row) for row in audit_rows(session, dag_id=dag_id, run_id=run_id, since=since, limit=limit)]
+
+
+# --- pools -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolView:
+    """One pool with what it holds now and its circuit breaker (`dagrunner pools list`)."""
+
+    name: str
+    slots: int
+    used: int
+    queued: int
+    scheduled: int
+    description: str | None
+    breaker_state: str | None
+    consecutive_failures: int
+    threshold: int | None
+    cooldown_s: float
+    open_until: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape of a pool::
+
+        {"name": str, "slots": int, "used": int (slots held by queued and running tries),
+         "queued": int (slots held by queued tries), "scheduled": int (instances waiting for a slot),
+         "open_slots": int, "description": str | null,
+         "breaker": null | {"state": "closed|open|half_open", "consecutive_failures": int,
+                            "threshold": int, "cooldown_s": float, "open_until": ISO datetime | null}}
+        """
+        breaker = None
+        if self.threshold is not None:
+            breaker = {"state": self.breaker_state, "consecutive_failures": self.consecutive_failures,
+                       "threshold": self.threshold, "cooldown_s": self.cooldown_s, "open_until": _iso(self.open_until)}  # fmt: skip
+        return {
+            "name": self.name, "slots": self.slots, "used": self.used, "queued": self.queued,
+            "scheduled": self.scheduled, "open_slots": max(0, self.slots - self.used), "description": self.description,
+            "breaker": breaker,
+        }  # fmt: skip
+
+
+def pool_views(session: Session) -> list[PoolView]:
+    """Every pool by name, with the slots its queued and running tries hold and its breaker."""
+    held: dict[tuple[str, str], int] = {}
+    states = [*OCCUPYING_SLOT, TaskInstanceState.SCHEDULED]
+    query = (
+        select(TaskInstance.pool, TaskInstance.state, func.count(), func.sum(TaskInstance.pool_slots))
+        .where(TaskInstance.state.in_(states))
+        .group_by(TaskInstance.pool, TaskInstance.state)
+    )
+    for pool, state, count, slots in session.execute(query):
+        held[(pool, state.value)] = int(count if state == TaskInstanceState.SCHEDULED else slots or 0)
+    views = []
+    for p in session.scalars(select(Pool).order_by(Pool.name)):
+        queued = held.get((p.name, "queued"), 0)
+        opened = p.opened_at if p.breaker_state == BreakerState.OPEN else None
+        views.append(PoolView(
+            p.name, p.slots, queued + held.get((p.name, "running"), 0), queued, held.get((p.name, "scheduled"), 0),
+            p.description, p.breaker_state.value, p.consecutive_failures, p.breaker_failures, p.breaker_cooldown_s,
+            opened + timedelta(seconds=p.breaker_cooldown_s) if opened is not None else None,
+        ))  # fmt: skip
+    return views

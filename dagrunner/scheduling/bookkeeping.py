@@ -15,6 +15,7 @@ What it holds:
 - `past_waiters`: per DAG, runs waiting for an instance of an earlier run (depends_on_past).
 - `due`: when each DAG's next scheduled run is due (`due_runs.DueRuns`).
 - the run watermark: the newest dag_run primary key seen, to notice runs other processes create.
+- `wake`: the earliest end of an open circuit breaker's cool-down that holds a ready instance.
 - when the next full scan is due.
 
 The rules:
@@ -81,6 +82,7 @@ class Bookkeeping:
         self._past_waiters: dict[str, set[RunRef]] = {}
         self._due = DueRuns()
         self._run_watermark: int | None = None
+        self._wake: datetime | None = None
 
     # --- what happened ------------------------------------------------------------------------------
 
@@ -138,6 +140,8 @@ class Bookkeeping:
         if full:
             self._next_full_scan = now + self._full_scan
             self._due.release_held()
+        if self._wake is not None and self._wake <= now:
+            self._wake = None
         for ref in [ref for ref, when in self._timers.items() if when <= now]:
             self._dirty.whole(ref)
             del self._timers[ref]
@@ -183,6 +187,11 @@ class Bookkeeping:
             waiting = self._ready.setdefault(ref, {})
             for ti in plan.ready:
                 waiting[ti.id] = ReadyTry(ref, order, facts, ti)
+
+    def wake_at(self, when: datetime | None) -> None:
+        """Ready instances are held until `when` (a circuit breaker's cool-down ends): be awake then."""
+        if when is not None:
+            self._wake = min(when, self._wake or when)
 
     def hold_run(self, ref: RunRef) -> None:
         """A queued run that max_active_runs keeps from starting: looked at again when a run finishes."""
@@ -243,6 +252,8 @@ class Bookkeeping:
         times = [self._next_full_scan] if self._next_full_scan is not None else []
         if self._timers:
             times.append(min(self._timers.values()))
+        if self._wake is not None:
+            times.append(self._wake)
         due = self._due.earliest() if with_due_runs else None
         if due is not None:
             times.append(due)

@@ -15,7 +15,8 @@ from dagrunner.errors import NotFoundError
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence.audit import RUN, TASK, Change, record_event, transition
 from dagrunner.persistence.models import DagRun, DagRunType, TaskInstance
-from dagrunner.persistence.queries import get_run
+from dagrunner.persistence.queries import get_run, slots_in_use
+from dagrunner.scheduling.breakers import breaker_check
 from dagrunner.scheduling.compensation import explain_checks
 from dagrunner.scheduling.dagruns import create_run
 from dagrunner.scheduling.evaluation import decide
@@ -154,6 +155,7 @@ def explain(session: Session, dag: SerializedDag, run: DagRun, ti: TaskInstance,
     if ti.task_id in dag.compensation_task_ids:  # an undo task: no trigger rule, its place in the rollback
         return [*checks, *explain_checks(dag, ti, tis, now), *_finished_check(ti)]
     checks += list(decision.checks)
+    checks += pool_checks(session, ti, now)
     if decision.new_state is not None:
         checks.append(Check("outcome", False, f"will become {decision.new_state.value}"))
     return [*checks, *_finished_check(ti)]
@@ -163,6 +165,14 @@ def _finished_check(ti: TaskInstance) -> list[Check]:
     if TaskInstanceState(ti.state) in FINISHED:
         return [Check("finished", False, f"finished as {ti.state.value}; `dagrunner tasks clear` runs it again")]
     return []
+
+
+def pool_checks(session: Session, ti: TaskInstance, now: datetime) -> list[Check]:
+    """The circuit breaker of a waiting instance's pool, when the pool has one (`scheduling.breakers`)."""
+    if TaskInstanceState(ti.state) in FINISHED | OCCUPYING_SLOT:
+        return []
+    check = breaker_check(session, ti.pool, slots_in_use(session)[1].get(ti.pool, 0), now)
+    return [check] if check is not None else []
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,7 @@ class Limits:
     executor_slots: int
     dag_slots: dict[str, int] = field(default_factory=dict)  # dag_id -> max_active_tasks - active
     pool_slots: dict[str, int] = field(default_factory=dict)  # pool -> slots - occupied
+    pool_held: dict[str, str] = field(default_factory=dict)  # pool -> why it starts nothing (circuit open)
 
 
 def allocate(candidates: Iterable[Candidate], limits: Limits) -> tuple[list[Candidate], dict[object, str]]:
@@ -172,6 +173,8 @@ def _blocker(cand: Candidate, limits: Limits) -> str | None:
         return f"max_active_tasks of DAG {cand.dag_id} reached"
     if cand.pool not in limits.pool_slots:
         return f"pool {cand.pool!r} does not exist; create it or use default_pool"
+    if cand.pool in limits.pool_held:
+        return limits.pool_held[cand.pool]
     if limits.pool_slots[cand.pool] < cand.pool_slots:
         return f"pool {cand.pool!r} has {max(0, limits.pool_slots[cand.pool])} free slot(s), needs {cand.pool_slots}"
     return None

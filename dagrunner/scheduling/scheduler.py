@@ -36,6 +36,7 @@ from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import DagRun, JobType
 from dagrunner.scheduling import dag_callbacks, deadlocks, jobs, run_timeouts
 from dagrunner.scheduling.bookkeeping import Bookkeeping, FinishedRuns, ReadyTry
+from dagrunner.scheduling.breakers import PoolGates, admit_probes, gate_pools
 from dagrunner.scheduling.compensation import compensate
 from dagrunner.scheduling.dag_source import DagSource
 from dagrunner.scheduling.dagruns import add_instances, continue_from, create_due_runs
@@ -452,7 +453,7 @@ class Scheduler:
         entries = self.bookkeeping.ready_of(dags)
         if not entries:
             return []
-        chosen = self._choose(session, dags, entries)
+        chosen = self._choose(session, dags, entries, now)
         if chosen is None:  # another scheduler is queueing: leave everything as it is and come back soon
             self._defer(now, report)
             return []
@@ -482,7 +483,7 @@ class Scheduler:
         return items
 
     def _choose(
-        self, session: Session, dags: Mapping[str, SerializedDag], entries: list[ReadyTry]
+        self, session: Session, dags: Mapping[str, SerializedDag], entries: list[ReadyTry], now: datetime
     ) -> list[ReadyTry] | None:
         """The entries that get a slot now, by the executor's free slots, the DAGs' and the pools' limits;
         None when another scheduler holds the queueing lock (its counts would be stale by its commit)."""
@@ -490,12 +491,16 @@ class Scheduler:
             return []
         if not queries.try_lock_queueing(session):
             return None
-        limits = self._limits(session, dags, {entry.ref[0] for entry in entries})
+        limits, gates = self._limits(session, dags, {entry.ref[0] for entry in entries}, now)
         candidates = [
             Candidate(e.ti.id, e.ref[0], e.ti.pool, e.ti.pool_slots, e.ti.priority_weight, (*e.order, e.ti.id))
             for e in entries
         ]
-        chosen_ids = {c.key for c in allocate(candidates, limits)[0]}
+        labels: dict[object, str] = {e.ti.id: e.ti.label() for e in entries}
+        chosen = admit_probes(session, allocate(candidates, limits)[0], gates, label=labels.__getitem__,
+                              actor=self.actor, now=now)  # fmt: skip
+        self.bookkeeping.wake_at(gates.wake)  # an open circuit's cool-down end
+        chosen_ids = {c.key for c in chosen}
         return [e for e in entries if e.ti.id in chosen_ids]
 
     def _mark_waiting(self, session: Session, tis: list[TIRow], now: datetime) -> None:
@@ -504,13 +509,16 @@ class Scheduler:
             reason = "dependencies met; waiting for a free slot"
             transition(session, TASK, tis, Change(TaskInstanceState.SCHEDULED, now, self.actor, reason))
 
-    def _limits(self, session: Session, dags: Mapping[str, SerializedDag], dag_ids: set[str]) -> Limits:
+    def _limits(
+        self, session: Session, dags: Mapping[str, SerializedDag], dag_ids: set[str], now: datetime
+    ) -> tuple[Limits, PoolGates]:
         per_dag, per_pool = queries.slots_in_use(session)
-        return Limits(
+        limits = Limits(
             executor_slots=self.executor.slots_free,
             dag_slots={d: dags[d].max_active_tasks - per_dag.get(d, 0) for d in dag_ids},
             pool_slots={name: slots - per_pool.get(name, 0) for name, slots in queries.pool_sizes(session).items()},
         )
+        return limits, gate_pools(session, limits, per_pool, now)
 
     # --- housekeeping --------------------------------------------------------------------------------
 

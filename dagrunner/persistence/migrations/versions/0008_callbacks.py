@@ -1,7 +1,7 @@
 """Add `callback_request`: DAG-level callbacks to run for finished runs (issue #11 item 6).
 
 Revision ID: 0008_callbacks
-Revises: 0006_compensation
+Revises: 0007_pool_breakers
 Create Date: 2026-12-10
 
 A run that finishes writes a request row in the same transaction when its DAG has an
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_callbacks"
-down_revision: str | None = "0006_compensation"
+down_revision: str | None = "0007_pool_breakers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
