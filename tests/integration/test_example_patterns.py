@@ -35,9 +35,17 @@ def _task_state(db_url: str, dag_id: str, run_id: str, task_id: str) -> str | No
     return db_states(db_url)[1].get((f"{dag_id}/{run_id}", task_id))
 
 
+def _finished(db_url: str, dag_id: str, *run_ids: str) -> bool:
+    return all(_run_state(db_url, dag_id, r) in {"success", "failed"} for r in run_ids)
+
+
+def _waiting(db_url: str, task_id: str, *run_ids: str) -> bool:
+    return all(_task_state(db_url, "loan_approval", r, task_id) == "deferred" for r in run_ids)
+
+
 def _scheduler(root: Path, db_url: str) -> subprocess.Popen[str]:
     proc = start(root, db_url, "scheduler")
-    assert wait_until(lambda: scheduler_started(db_url), timeout=60), proc.log_path.read_text()  # type: ignore[attr-defined]
+    wait_until(lambda: scheduler_started(db_url), what="the scheduler's job row", timeout=60)
     return proc
 
 
@@ -49,11 +57,14 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 def test_order_processing_rolls_back_a_failed_payment_in_reverse_order(tmp_path: Path, db_url: str) -> None:
     root = project(tmp_path)
     _cli(root, db_url, "dags", "trigger", "order_processing", "--run-id", "paid")
-    _cli(root, db_url, "dags", "trigger", "order_processing", "--run-id", "declined", "--conf", '{"fail_payment": true}')
+    _cli(
+        root, db_url, "dags", "trigger", "order_processing", "--run-id", "declined", "--conf", '{"fail_payment": true}'
+    )
     proc = _scheduler(root, db_url)
     try:
-        done = lambda: {_run_state(db_url, "order_processing", r) for r in ("paid", "declined")} <= {"success", "failed"}  # noqa: E731
-        assert wait_until(done, timeout=90), db_states(db_url)
+        wait_until(
+            lambda: _finished(db_url, "order_processing", "paid", "declined"), what="both runs to end", timeout=90
+        )
     finally:
         log = _stop(proc)
     runs, tis = db_states(db_url)
@@ -69,9 +80,11 @@ def test_order_processing_rolls_back_a_failed_payment_in_reverse_order(tmp_path:
     rows = _audit(root, db_url, "declined")
     started = [r for r in rows if r["event"] == "compensation.started"]
     finished = [r for r in rows if r["event"] == "compensation.finished"]
-    assert [r["task_id"] for r in started] == ["release_inventory", "void_authorisation"] or [
-        r["task_id"] for r in started
-    ] == ["reserve_inventory", "validate_payment"], started
+    # the step each compensation undoes, newest first: the reservation, then the authorisation
+    assert [(r["task_id"], r["detail"]["compensation_task"]) for r in started] == [
+        ("reserve_inventory", "release_inventory"),
+        ("validate_payment", "void_authorisation"),
+    ]
     assert len(finished) == 2
     # reverse order of completion: the reservation (made last) is released before the authorisation is voided
     ends = {r["task_id"]: r["ts"] for r in rows if r["event"] == "task.state" and r.get("new_state") == "success"}
@@ -84,26 +97,79 @@ def test_order_processing_rolls_back_a_failed_payment_in_reverse_order(tmp_path:
 
 def test_loan_approval_waits_for_people_and_follows_their_answers(tmp_path: Path, db_url: str) -> None:
     root = project(tmp_path)
-    _cli(root, db_url, "dags", "trigger", "loan_approval", "--run-id", "ada", "--conf", '{"applicant": "Ada", "amount": 25000}')
-    _cli(root, db_url, "dags", "trigger", "loan_approval", "--run-id", "bob", "--conf", '{"applicant": "Bob", "amount": 9000}')
+    _cli(
+        root,
+        db_url,
+        "dags",
+        "trigger",
+        "loan_approval",
+        "--run-id",
+        "ada",
+        "--conf",
+        '{"applicant": "Ada", "amount": 25000}',
+    )
+    _cli(
+        root,
+        db_url,
+        "dags",
+        "trigger",
+        "loan_approval",
+        "--run-id",
+        "bob",
+        "--conf",
+        '{"applicant": "Bob", "amount": 9000}',
+    )
     proc = _scheduler(root, db_url)
     try:
-        waiting = lambda r: _task_state(db_url, "loan_approval", r, "manager_review") == "deferred"  # noqa: E731
-        assert wait_until(lambda: waiting("ada") and waiting("bob"), timeout=90), db_states(db_url)
+        wait_until(lambda: _waiting(db_url, "manager_review", "ada", "bob"), what="both reviews to wait", timeout=90)
         asks = json.loads(_cli(root, db_url, "approvals", "list", "--json"))
         subjects = {a["run_id"]: a["subject"] for a in asks if a["task_id"] == "manager_review"}
         assert subjects == {"ada": "Loan for Ada: 25000", "bob": "Loan for Bob: 9000"}
 
-        _cli(root, db_url, "tasks", "approve", "loan_approval", "manager_review", "ada", "--comment", "income verified", "--as", "maria")
-        _cli(root, db_url, "tasks", "reject", "loan_approval", "manager_review", "bob", "--comment", "no", "--as", "maria")
+        _cli(
+            root,
+            db_url,
+            "tasks",
+            "approve",
+            "loan_approval",
+            "manager_review",
+            "ada",
+            "--comment",
+            "income verified",
+            "--as",
+            "maria",
+        )
+        _cli(
+            root,
+            db_url,
+            "tasks",
+            "reject",
+            "loan_approval",
+            "manager_review",
+            "bob",
+            "--comment",
+            "no",
+            "--as",
+            "maria",
+        )
         second = run(root, db_url, "tasks", "approve", "loan_approval", "manager_review", "ada", "--as", "eve")
         assert second.returncode != 0 and "already answered" in (second.stdout + second.stderr)
 
-        final = lambda: _task_state(db_url, "loan_approval", "ada", "final_decision") == "deferred"  # noqa: E731
-        assert wait_until(final, timeout=60), db_states(db_url)
-        _cli(root, db_url, "tasks", "respond", "loan_approval", "final_decision", "ada", "--option", "generate_contract", "--as", "committee")
-        over = lambda: {_run_state(db_url, "loan_approval", r) for r in ("ada", "bob")} <= {"success", "failed"}  # noqa: E731
-        assert wait_until(over, timeout=60), db_states(db_url)
+        wait_until(lambda: _waiting(db_url, "final_decision", "ada"), what="the final decision to wait", timeout=60)
+        _cli(
+            root,
+            db_url,
+            "tasks",
+            "respond",
+            "loan_approval",
+            "final_decision",
+            "ada",
+            "--option",
+            "generate_contract",
+            "--as",
+            "committee",
+        )
+        wait_until(lambda: _finished(db_url, "loan_approval", "ada", "bob"), what="both loan runs to end", timeout=60)
     finally:
         log = _stop(proc)
     runs, tis = db_states(db_url)
