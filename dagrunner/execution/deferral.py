@@ -79,7 +79,7 @@ def record_request(db: Db, ti_id: int, item: WorkItem, outcome: TryOutcome, *, a
                      detail=detail, **names)  # fmt: skip
         return
     request = replace_request(db, ti_id, names, asked, now)
-    detail: dict[str, Any] = {
+    detail = {
         "subject": request.subject,
         "options": request.options,
         "assigned_users": request.assigned_users,
