@@ -46,7 +46,7 @@ class HITLOperator(BaseOperator):
         self,
         *,
         subject: str,
-        options: Sequence[str],
+        options: Sequence[str] | None = None,
         body: str | None = None,
         defaults: str | Sequence[str] | None = None,
         multiple: bool = False,
@@ -60,7 +60,7 @@ class HITLOperator(BaseOperator):
         check = self._arg_check
         self.subject = check.string("subject", subject)
         self.body = check.optional_string("body", body)
-        self.options = check.string_list("options", list(options) if isinstance(options, tuple) else options)
+        self.options = check.string_list("options", list(options) if isinstance(options, tuple) else options or [])
         if not self.options or len(set(self.options)) != len(self.options):
             check.fail("options", options, "a non-empty list of distinct option names")
         self.multiple = check.boolean("multiple", multiple)
