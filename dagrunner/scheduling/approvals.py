@@ -127,7 +127,7 @@ def parse_form(schemas: Mapping[str, Any], given: Mapping[str, str], where: str)
     (text that parses as JSON is taken as JSON, unless the field is a string), defaults for the rest."""
     unknown = set(given) - set(schemas)
     if unknown:
-        fields = ", ".join(schemas) or "(none)"
+        fields = ", ".join(sorted(schemas)) or "(none)"
         raise ApprovalError(f"{where} has no form field {', '.join(sorted(unknown))}; its fields: {fields}")
     values: dict[str, Any] = {}
     for name, schema in schemas.items():

@@ -175,7 +175,7 @@ def test_form_values_are_checked_against_their_params_and_bad_ones_change_nothin
         _answer(h, run_id, "form", ["OK"], params={"reason": "no"})
     with pytest.raises(ApprovalError, match=r"form value count=0 must be at least 1"):
         _answer(h, run_id, "form", ["OK"], params={"count": "0"})
-    with pytest.raises(ApprovalError, match=r"has no form field colour; its fields: reason, count"):
+    with pytest.raises(ApprovalError, match=r"has no form field colour; its fields: count, reason"):
         _answer(h, run_id, "form", ["OK"], params={"colour": "red"})
     assert _ti(h, "form").state.value == "deferred" and _request(h, "form").responded_at is None
     assert not h.audit(event="hitl.answered")
