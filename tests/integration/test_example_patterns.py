@@ -37,7 +37,9 @@ def _task_state(db_url: str, dag_id: str, run_id: str, task_id: str) -> str | No
 
 def _scheduler(root: Path, db_url: str) -> subprocess.Popen[str]:
     proc = start(root, db_url, "scheduler")
-    assert wait_until(lambda: scheduler_started(db_url), timeout=60), proc.log_path.read_text()  # type: ignore[attr-defined]
+    assert wait_until(lambda: scheduler_started(db_url), what="the scheduler to start", timeout=60), (
+        proc.log_path.read_text()
+    )  # type: ignore[attr-defined]
     return proc
 
 
@@ -49,11 +51,15 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 def test_order_processing_rolls_back_a_failed_payment_in_reverse_order(tmp_path: Path, db_url: str) -> None:
     root = project(tmp_path)
     _cli(root, db_url, "dags", "trigger", "order_processing", "--run-id", "paid")
-    _cli(root, db_url, "dags", "trigger", "order_processing", "--run-id", "declined", "--conf", '{"fail_payment": true}')
+    _cli(
+        root, db_url, "dags", "trigger", "order_processing", "--run-id", "declined", "--conf", '{"fail_payment": true}'
+    )
     proc = _scheduler(root, db_url)
     try:
-        done = lambda: {_run_state(db_url, "order_processing", r) for r in ("paid", "declined")} <= {"success", "failed"}  # noqa: E731
-        assert wait_until(done, timeout=90), db_states(db_url)
+        done = lambda: (
+            {_run_state(db_url, "order_processing", r) for r in ("paid", "declined")} <= {"success", "failed"}
+        )  # noqa: E731
+        assert wait_until(done, what="both orders to finish", timeout=90), db_states(db_url)
     finally:
         log = _stop(proc)
     runs, tis = db_states(db_url)
@@ -84,26 +90,84 @@ def test_order_processing_rolls_back_a_failed_payment_in_reverse_order(tmp_path:
 
 def test_loan_approval_waits_for_people_and_follows_their_answers(tmp_path: Path, db_url: str) -> None:
     root = project(tmp_path)
-    _cli(root, db_url, "dags", "trigger", "loan_approval", "--run-id", "ada", "--conf", '{"applicant": "Ada", "amount": 25000}')
-    _cli(root, db_url, "dags", "trigger", "loan_approval", "--run-id", "bob", "--conf", '{"applicant": "Bob", "amount": 9000}')
+    _cli(
+        root,
+        db_url,
+        "dags",
+        "trigger",
+        "loan_approval",
+        "--run-id",
+        "ada",
+        "--conf",
+        '{"applicant": "Ada", "amount": 25000}',
+    )
+    _cli(
+        root,
+        db_url,
+        "dags",
+        "trigger",
+        "loan_approval",
+        "--run-id",
+        "bob",
+        "--conf",
+        '{"applicant": "Bob", "amount": 9000}',
+    )
     proc = _scheduler(root, db_url)
     try:
         waiting = lambda r: _task_state(db_url, "loan_approval", r, "manager_review") == "deferred"  # noqa: E731
-        assert wait_until(lambda: waiting("ada") and waiting("bob"), timeout=90), db_states(db_url)
+        assert wait_until(lambda: waiting("ada") and waiting("bob"), what="both manager reviews to wait", timeout=90), (
+            db_states(db_url)
+        )
         asks = json.loads(_cli(root, db_url, "approvals", "list", "--json"))
         subjects = {a["run_id"]: a["subject"] for a in asks if a["task_id"] == "manager_review"}
         assert subjects == {"ada": "Loan for Ada: 25000", "bob": "Loan for Bob: 9000"}
 
-        _cli(root, db_url, "tasks", "approve", "loan_approval", "manager_review", "ada", "--comment", "income verified", "--as", "maria")
-        _cli(root, db_url, "tasks", "reject", "loan_approval", "manager_review", "bob", "--comment", "no", "--as", "maria")
+        _cli(
+            root,
+            db_url,
+            "tasks",
+            "approve",
+            "loan_approval",
+            "manager_review",
+            "ada",
+            "--comment",
+            "income verified",
+            "--as",
+            "maria",
+        )
+        _cli(
+            root,
+            db_url,
+            "tasks",
+            "reject",
+            "loan_approval",
+            "manager_review",
+            "bob",
+            "--comment",
+            "no",
+            "--as",
+            "maria",
+        )
         second = run(root, db_url, "tasks", "approve", "loan_approval", "manager_review", "ada", "--as", "eve")
         assert second.returncode != 0 and "already answered" in (second.stdout + second.stderr)
 
         final = lambda: _task_state(db_url, "loan_approval", "ada", "final_decision") == "deferred"  # noqa: E731
-        assert wait_until(final, timeout=60), db_states(db_url)
-        _cli(root, db_url, "tasks", "respond", "loan_approval", "final_decision", "ada", "--option", "generate_contract", "--as", "committee")
+        assert wait_until(final, what="the final decision to wait", timeout=60), db_states(db_url)
+        _cli(
+            root,
+            db_url,
+            "tasks",
+            "respond",
+            "loan_approval",
+            "final_decision",
+            "ada",
+            "--option",
+            "generate_contract",
+            "--as",
+            "committee",
+        )
         over = lambda: {_run_state(db_url, "loan_approval", r) for r in ("ada", "bob")} <= {"success", "failed"}  # noqa: E731
-        assert wait_until(over, timeout=60), db_states(db_url)
+        assert wait_until(over, what="both loans to finish", timeout=60), db_states(db_url)
     finally:
         log = _stop(proc)
     runs, tis = db_states(db_url)
