@@ -56,9 +56,10 @@ def test_order_processing_rolls_back_a_failed_payment_in_reverse_order(tmp_path:
     )
     proc = _scheduler(root, db_url)
     try:
-        done = lambda: (
-            {_run_state(db_url, "order_processing", r) for r in ("paid", "declined")} <= {"success", "failed"}
-        )  # noqa: E731
+
+        def done() -> bool:
+            return {_run_state(db_url, "order_processing", r) for r in ("paid", "declined")} <= {"success", "failed"}
+
         assert wait_until(done, what="both orders to finish", timeout=90), db_states(db_url)
     finally:
         log = _stop(proc)
