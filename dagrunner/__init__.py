@@ -28,6 +28,7 @@ _EXPORTS = {
     "BaseOperator": "dagrunner.authoring.baseoperator",
     "BaseNotifier": "dagrunner.authoring.notifier",
     "XComArg": "dagrunner.authoring.xcom_arg",
+    "Param": "dagrunner.authoring.params",
     "SkipTask": "dagrunner.errors",
     "FailTask": "dagrunner.errors",
 }
@@ -37,6 +38,7 @@ __all__ = [
     "BaseNotifier",
     "BaseOperator",
     "FailTask",
+    "Param",
     "SkipTask",
     "TaskGroup",
     "TriggerRule",
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from dagrunner.authoring.dag import DAG, dag
     from dagrunner.authoring.dependencies import chain, cross_downstream
     from dagrunner.authoring.notifier import BaseNotifier
+    from dagrunner.authoring.params import Param
     from dagrunner.authoring.setup_teardown import setup, teardown
     from dagrunner.authoring.task_group import TaskGroup, task_group
     from dagrunner.authoring.taskflow import task

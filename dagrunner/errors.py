@@ -7,6 +7,8 @@ signals a task raises on purpose, so they live outside the `DagRunnerError` tree
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DagRunnerError(Exception):
     """Root of every error dagrunner raises on purpose (the CLI shows these without a traceback)."""
@@ -70,6 +72,10 @@ class SetupTeardownError(AuthoringError, ValueError):
     another DAG."""
 
 
+class ParamValidationError(AuthoringError, ValueError):
+    """A value that does not fit its `Param` (type, enum, bounds, pattern), or a Param defined wrongly."""
+
+
 class CompensationError(AuthoringError, ValueError):
     """A `step.compensate_with(undo)` that cannot work: the undo task is in another DAG, has edges,
     undoes two steps, is itself compensated (a cycle through a compensation), or is the step itself."""
@@ -117,6 +123,11 @@ class InvalidPoolError(SchedulingError, ValueError):
 class InvalidOverrideError(SchedulingError):
     """`tasks set-state` / `runs set-state` asked for a change that makes no sense (the same state, a move
     the state machine forbids, a run that is not there)."""
+
+
+class ApprovalError(SchedulingError, ValueError):
+    """An answer to a human-in-the-loop request that cannot be taken (the task is not waiting, an unknown
+    option, a form value that fails its Param, a second answer); nothing was changed."""
 
 
 # --- execution ---------------------------------------------------------------------------------------
@@ -204,6 +215,16 @@ class RescheduleTask(TaskSignal):  # noqa: N818 - Airflow's AirflowRescheduleExc
         self.poke_interval = poke_interval
         self.timeout = timeout
         self.soft_fail = soft_fail
+
+
+class DeferTask(TaskSignal):  # noqa: N818 - Airflow's TaskDeferred
+    """Raised by a human-in-the-loop task that must wait for a person: the try ends, freeing its slot, and
+    the instance waits `deferred` (no process) until an answer, its escalation or its timeout wakes it for
+    a new try. `request` (JSON) is what the person is asked; the recording side writes it."""
+
+    def __init__(self, *, task_id: str, request: dict[str, Any]) -> None:
+        super().__init__(f"task {task_id!r}: waiting for a person to answer")
+        self.request = request
 
 
 class TaskTimeout(BaseException):  # noqa: N818 - named like Airflow's AirflowTaskTimeout

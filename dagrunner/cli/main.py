@@ -89,6 +89,8 @@ def version() -> None:
 
 def _register() -> None:
     from dagrunner.cli import config, dags, db, pools, runs, tasks
+    from dagrunner.cli.approvals import approvals
+    from dagrunner.cli.approvals import register as register_approvals
     from dagrunner.cli.audit import audit
     from dagrunner.cli.backfill import backfill
     from dagrunner.cli.overrides import register as register_overrides
@@ -104,6 +106,8 @@ def _register() -> None:
     cli.add_command(tasks.tasks)
     cli.add_command(pools.pools)
     register_overrides(tasks.tasks, runs.runs)
+    cli.add_command(approvals)
+    register_approvals(tasks.tasks)
 
 
 _register()

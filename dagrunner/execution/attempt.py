@@ -55,6 +55,9 @@ class TryStart:
     prev_success: PrevSuccess | None
     #: Earlier tries that ended in a sensor's "not yet" (Airflow's `task_reschedule_count`).
     reschedule_count: int = 0
+    #: A woken deferred instance: why ("resume", "escalate") and with what (`execution.deferral`).
+    next_method: str | None = None
+    next_kwargs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,8 @@ def begin(
             return recording.describe_refusal(conn, item)
         rows = recording.read_xcoms(conn, key.dag_id, key.run_id, upstream) if upstream else {}
         prev = recording.previous_success(conn, key.dag_id, item.run.logical_date)
-    return TryStart(started.max_tries, rows, upstream, PrevSuccess(*prev) if prev else None, started.reschedule_count)
+    return TryStart(started.max_tries, rows, upstream, PrevSuccess(*prev) if prev else None, started.reschedule_count,
+                    started.next_method, started.next_kwargs)  # fmt: skip
 
 
 def prepare(
@@ -114,6 +118,8 @@ def prepare(
         xcoms,
         is_mapped=lambda task_id: bool(getattr(dag.task_dict.get(task_id), "is_mapped", False)),
         reschedule_count=start.reschedule_count,
+        next_method=start.next_method,
+        next_kwargs=start.next_kwargs,
     )
     concrete, protected = resolve_task(task, item.key.map_index, ti.pull_for_render)
     ti.task = concrete

@@ -107,6 +107,8 @@ class TaskInstanceView:
         is_mapped: Callable[[str], bool] = lambda _task_id: False,
         task: RunnableTask | None = None,
         reschedule_count: int = 0,
+        next_method: str | None = None,
+        next_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.dag_id = key.dag_id
         self.run_id = key.run_id
@@ -116,6 +118,10 @@ class TaskInstanceView:
         self.max_tries = max_tries
         #: Earlier tries that ended in a sensor's "not yet" (`task_reschedule_count` in the context).
         self.reschedule_count = reschedule_count
+        #: Why a deferred instance was woken ("resume", "escalate"; None: not woken) and with what (the
+        #: answer): Airflow's deferral columns, as `execution.deferral` and the scheduler set them.
+        self.next_method = next_method
+        self.next_kwargs = dict(next_kwargs) if next_kwargs is not None else None
         self.task = task
         self.key = key
         #: What this try pushed (key -> value), stored with its outcome.

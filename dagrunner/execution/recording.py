@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from dagrunner.execution import deferral
 from dagrunner.execution.base import TaskKey, WorkItem, XComRows
 from dagrunner.execution.rescheduling import judge
 from dagrunner.execution.retries import RetryPolicy, next_try_at
@@ -132,6 +133,9 @@ class StartedTry:
     max_tries: int
     #: Tries of this instance that ended in a sensor's "not yet" (the context's `task_reschedule_count`).
     reschedule_count: int = 0
+    #: A woken deferred instance: why ("resume", "escalate") and with what (`execution.deferral`).
+    next_method: str | None = None
+    next_kwargs: dict[str, Any] | None = None
 
 
 def start_try(
@@ -158,13 +162,13 @@ def start_try(
     values = {"hostname": hostname, "pid": pid, "last_heartbeat": now}
     moved = transition(
         db, TASK, [ref], Change(TaskInstanceState.RUNNING, now, actor, reason, values=values), fence=fence,
-        returning=("max_tries", "queued_at", "reschedule_count"),
+        returning=("max_tries", "queued_at", "reschedule_count", "next_method", "next_kwargs"),
     )  # fmt: skip
     if not moved:
         return None
     row = moved[0].row
     open_try(db, row.id, ref, when=now, queued_at=row.queued_at, hostname=hostname, pid=pid, log_path=log_path)
-    return StartedTry(row.id, row.max_tries, row.reschedule_count)
+    return StartedTry(row.id, row.max_tries, row.reschedule_count, row.next_method, row.next_kwargs)
 
 
 def start_refusal(ti: Current | None, item: WorkItem) -> str | None:
@@ -211,6 +215,8 @@ def finish_try(
     error = outcome.error
     if state == TaskInstanceState.UP_FOR_RESCHEDULE:
         state, values, detail, error = _reschedule(db, item, outcome, now)
+    elif state == TaskInstanceState.DEFERRED:
+        values, detail = deferral.wait_values(db, item, outcome, now)
     elif state not in (TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED):
         current = _current(db, key)
         max_tries = current.max_tries if current is not None else 0
@@ -225,6 +231,8 @@ def finish_try(
     if not moved:
         return _fenced_out_finish(db, item, TryState(outcome.state), closing, actor=actor, now=now)
     ti_id = moved[0].row.id
+    if state == TaskInstanceState.DEFERRED:  # the request (or its escalation) is written with the wait
+        deferral.record_request(db, ti_id, item, outcome, actor=actor, now=now)
     if state in _BREAKER_COUNTED:  # the pool's circuit breaker counts it, in this transaction
         count_try_end(db, moved[0].row.pool, failed=state != TaskInstanceState.SUCCESS,
                       label=f"{key.label()} (try {item.try_number})", actor=actor, now=now)  # fmt: skip
@@ -282,6 +290,8 @@ def final_state(
         return TaskInstanceState.SKIPPED
     if outcome_state == "up_for_reschedule":  # a sensor's "not yet" (`tasks test`; finish_try judges timeouts)
         return TaskInstanceState.UP_FOR_RESCHEDULE
+    if outcome_state == "deferred":  # a human-in-the-loop task waits (`tasks test` shows it)
+        return TaskInstanceState.DEFERRED
     if not fail_fast and retry_allowed(try_number, max_tries, policy):
         return TaskInstanceState.UP_FOR_RETRY
     return TaskInstanceState.FAILED
@@ -485,6 +495,8 @@ def _finish_reason(
     if state == TaskInstanceState.UP_FOR_RESCHEDULE and detail:
         return (f"try {try_number} ended: {state}: the sensor's poke said not yet; next poke at "
                 f"{detail['next_try_at']} (reschedule {detail['reschedule_count']})")  # fmt: skip
+    if state == TaskInstanceState.DEFERRED and detail:
+        return f"try {try_number} ended: deferred: {detail['waiting_for']}"
     if state in (TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED) and not error:
         return f"try {try_number} ended: {state}"
     return f"try {try_number} ended: {state}: {error}" if error else f"try {try_number} ended: {state}"

@@ -11,6 +11,8 @@ How a try finishes:
 - `RescheduleTask` (a `reschedule` sensor's poke said not yet): `up_for_reschedule`, with the sensor's
   `RescheduleAsk`; the recording side decides on its clock whether that is a wait or a timeout
   (`execution.rescheduling`). Nothing the try pushed is kept: the poke that is done pushes its value.
+- `DeferTask` (a human-in-the-loop task waits for a person): `deferred`, carrying what to ask; the
+  recording side writes the request and the instance waits with no slot (`execution.deferral`).
 - `TaskTimeout` (execution_timeout), any other exception, even `SystemExit`: failed, retried if tries
   remain; the traceback goes to the log, a one-line summary naming the user's file:line to the outcome.
 - A value that is not JSON: failed with an XComError naming the task and the type.
@@ -32,6 +34,7 @@ from typing import Any, Literal
 
 from dagrunner.authoring.location import is_internal
 from dagrunner.errors import (
+    DeferTask,
     FailTask,
     RescheduleTask,
     SkipTask,
@@ -43,7 +46,7 @@ from dagrunner.execution.rescheduling import RescheduleAsk
 from dagrunner.execution.runnable import Callback, RunnableTask, is_branch, is_short_circuit
 from dagrunner.states import TaskInstanceState
 
-OutcomeState = Literal["success", "failed", "skipped", "up_for_reschedule"]
+OutcomeState = Literal["success", "failed", "skipped", "up_for_reschedule", "deferred"]
 RETURN_VALUE = "return_value"
 _SUMMARY_MAX = 1000
 
@@ -70,6 +73,8 @@ class TryOutcome:
     interrupted: bool = False
     #: A `reschedule` sensor's "not yet" (state `up_for_reschedule`): how long to wait, and its timeout.
     reschedule: RescheduleAsk | None = None
+    #: A human-in-the-loop task's wait (state `deferred`): the request to write (JSON).
+    defer: Mapping[str, Any] | None = None
 
     @classmethod
     def failed(
@@ -148,6 +153,9 @@ def _judge(
         print(f"[dagrunner] {exc}", file=sys.stderr)
         ask = RescheduleAsk(exc.poke_interval, exc.timeout, exc.soft_fail)
         return TryOutcome("up_for_reschedule", exit_code=0, callback_errors=callback_errors, reschedule=ask)
+    if isinstance(exc, DeferTask):
+        print(f"[dagrunner] {exc}", file=sys.stderr)
+        return TryOutcome("deferred", exit_code=0, callback_errors=callback_errors, defer=exc.request)
     if isinstance(exc, SkipTask):
         print(f"[dagrunner] task skipped itself: {masker.mask(str(exc))}", file=sys.stderr)
         error = summarize(exc, masker, with_type=False)

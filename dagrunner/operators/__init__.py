@@ -1,17 +1,25 @@
 """Public import path for the built-in operators: `from dagrunner.operators import BashOperator`."""
 
 from dagrunner.authoring.operators import (
+    ApprovalOperator,
     BashCommandError,
     BashOperator,
     BranchMixin,
     BranchPythonOperator,
     EmptyOperator,
+    HITLBranchOperator,
+    HITLEntryOperator,
+    HITLOperator,
     PythonOperator,
     ShortCircuitOperator,
     determine_kwargs,
 )
 
 __all__ = [
+    "ApprovalOperator",
+    "HITLBranchOperator",
+    "HITLEntryOperator",
+    "HITLOperator",
     "BashCommandError",
     "BashOperator",
     "BranchMixin",

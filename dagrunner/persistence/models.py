@@ -243,6 +243,10 @@ class TaskInstance(Base):
     #: When the wait began (a sensor's first poke, a deferral): a sensor's timeout counts from here across
     #: its tries. None when not waiting; cleared on clear.
     waiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: A deferred instance's resume (Airflow's deferral columns): what its next try does ("resume",
+    #: "escalate") and with what (a human's answer). None when not deferred; cleared on clear.
+    next_method: Mapped[str | None] = mapped_column(String(64))
+    next_kwargs: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
     dag_run: Mapped[DagRun] = relationship(back_populates="task_instances")
 
@@ -400,6 +404,52 @@ class CallbackRequest(Base):
             "job_id",
             sqlite_where=text("done_at IS NULL"),
             postgresql_where=text("done_at IS NULL"),
+        ),
+    )
+
+
+class HITLRequest(Base):
+    """What a human-in-the-loop task asks a person, and their answer (one row per task instance).
+
+    Written by the task's first try, which then ends (`deferred`, no slot). Answered once: by a person
+    (`tasks approve|reject|respond`), or by the timeout's `defaults` (responded_by "timeout"). Open
+    requests (`responded_at IS NULL`) are few, found through a partial index.
+    """
+
+    __tablename__ = "hitl_request"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ti_id: Mapped[int] = mapped_column(BigId, ForeignKey("task_instance.id", ondelete="CASCADE"), nullable=False)
+    dag_id: Mapped[str] = _id_column()
+    run_id: Mapped[str] = _id_column()
+    task_id: Mapped[str] = _id_column()
+    map_index: Mapped[int] = mapped_column(Integer, nullable=False, default=-1, server_default=text("-1"))
+    #: Rendered when the request was made; answers and comments are data, never rendered.
+    subject: Mapped[str] = mapped_column(Text, nullable=False)
+    body: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[list[str]] = mapped_column(Json, nullable=False)
+    defaults: Mapped[list[str] | None] = mapped_column(Json)
+    multiple: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    #: The form: name -> Param schema (`Param.schema()`), checked against each answer.
+    params: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
+    assigned_users: Mapped[list[str]] = mapped_column(Json, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    timeout_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    escalate_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: Airflow's shape: {"chosen_options": [...], "params_input": {...}, "responded_by": ..., "comment": ...}.
+    response: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    responded_by: Mapped[str | None] = mapped_column(String(1000))
+    responded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("ti_id"),
+        Index(
+            "ix_hitl_request_open",
+            "timeout_at",
+            sqlite_where=text("responded_at IS NULL"),
+            postgresql_where=text("responded_at IS NULL"),
         ),
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dagrunner.persistence.models import AuditLog, Dag, DagRun, Pool, TaskInstance, TaskTry
+from dagrunner.persistence.models import AuditLog, Dag, DagRun, HITLRequest, Pool, TaskInstance, TaskTry
 from dagrunner.persistence.queries import audit_rows, dag_rows, get_run, task_instances_for_run
 from dagrunner.states import OCCUPYING_SLOT, RUN_FINISHED, BreakerState, DagRunState, TaskInstanceState
 
@@ -375,3 +375,75 @@ def pool_views(session: Session) -> list[PoolView]:
             opened + timedelta(seconds=p.breaker_cooldown_s) if opened is not None else None,
         ))  # fmt: skip
     return views
+
+
+# --- approvals -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """One request a person has not answered yet, of a task instance that waits for it (`deferred`)."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    assigned_users: list[str]
+    since: datetime
+    subject: str
+    body: str | None
+    options: list[str]
+    multiple: bool
+    params: dict[str, Any]
+    timeout_at: datetime | None
+    escalate_at: datetime | None
+    escalated_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "map_index": self.map_index,
+            "assigned_users": self.assigned_users,
+            "since": _iso(self.since),
+            "subject": self.subject,
+            "body": self.body,
+            "options": self.options,
+            "multiple": self.multiple,
+            "params": self.params,
+            "timeout_at": _iso(self.timeout_at),
+            "escalate_at": _iso(self.escalate_at),
+            "escalated_at": _iso(self.escalated_at),
+        }
+
+
+def pending_approvals(session: Session, dag_id: str | None = None) -> list[ApprovalView]:
+    """Unanswered requests of deferred instances, oldest first (`dagrunner approvals list`)."""
+    query = (
+        select(HITLRequest)
+        .join(TaskInstance, TaskInstance.id == HITLRequest.ti_id)
+        .where(HITLRequest.responded_at.is_(None), TaskInstance.state == TaskInstanceState.DEFERRED)
+        .order_by(HITLRequest.created_at, HITLRequest.id)
+    )
+    if dag_id is not None:
+        query = query.where(HITLRequest.dag_id == dag_id)
+    return [
+        ApprovalView(
+            r.dag_id,
+            r.run_id,
+            r.task_id,
+            r.map_index,
+            list(r.assigned_users),
+            r.created_at,
+            r.subject,
+            r.body,
+            list(r.options),
+            r.multiple,
+            dict(r.params),
+            r.timeout_at,
+            r.escalate_at,
+            r.escalated_at,
+        )  # fmt: skip
+        for r in session.scalars(query)
+    ]

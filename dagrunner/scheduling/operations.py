@@ -16,6 +16,7 @@ from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence.audit import RUN, TASK, Change, record_event, transition
 from dagrunner.persistence.models import DagRun, DagRunType, TaskInstance
 from dagrunner.persistence.queries import get_run, slots_in_use
+from dagrunner.scheduling.approvals import approval_checks
 from dagrunner.scheduling.breakers import breaker_check
 from dagrunner.scheduling.compensation import explain_checks
 from dagrunner.scheduling.dagruns import create_run
@@ -107,6 +108,7 @@ def clear(
     for ti in todo:
         ti.max_tries = ti.try_number + dag.task(ti.task_id).retries  # a full set of retries again
         ti.next_try_at = None
+        ti.next_method = ti.next_kwargs = None  # a cleared approval asks again
     if todo:
         transition(session, TASK, todo, Change(TaskInstanceState.NONE, now, actor, "cleared"))
     runs = _runs_of(session, dag.dag_id, {ti.run_id for ti in todo})
@@ -155,6 +157,7 @@ def explain(session: Session, dag: SerializedDag, run: DagRun, ti: TaskInstance,
     if ti.task_id in dag.compensation_task_ids:  # an undo task: no trigger rule, its place in the rollback
         return [*checks, *explain_checks(dag, ti, tis, now), *_finished_check(ti)]
     checks += list(decision.checks)
+    checks += approval_checks(session, ti)
     checks += pool_checks(session, ti, now)
     if decision.new_state is not None:
         checks.append(Check("outcome", False, f"will become {decision.new_state.value}"))

@@ -35,6 +35,7 @@ from dagrunner.persistence.audit import RUN, TASK, Change, TIRow, load_ti_rows, 
 from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import DagRun, JobType
 from dagrunner.scheduling import dag_callbacks, deadlocks, jobs, run_timeouts
+from dagrunner.scheduling.approvals import Approvals
 from dagrunner.scheduling.bookkeeping import Bookkeeping, FinishedRuns, ReadyTry
 from dagrunner.scheduling.breakers import PoolGates, admit_probes, gate_pools
 from dagrunner.scheduling.compensation import compensate
@@ -151,6 +152,7 @@ class Scheduler:
         self._next_heartbeat: datetime | None = None
         self._queue_again_at: datetime | None = None
         self._stop = threading.Event()
+        self.approvals = Approvals(actor=actor, rescan_s=self.options.full_scan_s)  # approval timeouts
 
     # --- life cycle ----------------------------------------------------------------------------------
 
@@ -215,6 +217,7 @@ class Scheduler:
                 report.events = self._apply_events(session, now, dags, events)
                 if self.options.create_runs and not self.stopping:
                     report.created_runs = self._create_runs(session, dags, now)
+                self.bookkeeping.decide_again(self.approvals.tick(session, now))
                 items = self._schedule(session, dags, now, report)
                 self._maybe_heartbeat(session, now)
         except BaseException:
@@ -550,6 +553,7 @@ class Scheduler:
         at the DAG folder."""
         candidates = [now + timedelta(seconds=self.heartbeat_s)]
         candidates += [t for t in (self._next_heartbeat, self.dag_source.next_look, self._queue_again_at) if t]
+        candidates += [self.approvals.next_check] if self.approvals.next_check else []
         candidates += self.bookkeeping.next_wakeups(with_due_runs=self.options.create_runs)
         return max(now, min(candidates))
 

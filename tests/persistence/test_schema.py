@@ -38,6 +38,7 @@ EXPECTED_TABLES = {
     "scheduler_job",
     "backfill",
     "callback_request",
+    "hitl_request",
 }
 
 

@@ -2,6 +2,7 @@
 
 from dagrunner.authoring.operators.bash import BashCommandError, BashOperator
 from dagrunner.authoring.operators.empty import EmptyOperator
+from dagrunner.authoring.operators.hitl import ApprovalOperator, HITLBranchOperator, HITLEntryOperator, HITLOperator
 from dagrunner.authoring.operators.python import (
     BranchMixin,
     BranchPythonOperator,
@@ -11,6 +12,10 @@ from dagrunner.authoring.operators.python import (
 )
 
 __all__ = [
+    "ApprovalOperator",
+    "HITLBranchOperator",
+    "HITLEntryOperator",
+    "HITLOperator",
     "BashCommandError",
     "BashOperator",
     "BranchMixin",
