@@ -357,10 +357,7 @@ class Scheduler:
         if self._follow_dag_changes(session, dag, run, tis, now):
             return  # instances were added: decided whole next tick, with them
         if (timed_out := run_timeouts.overdue(dag, run, now)) is not None:
-            self._move_instances(
-                session, run_timeouts.unfinished(tis), TaskInstanceState.SKIPPED, timed_out.reason, now
-            )
-            self._finish_run(session, run, timed_out.state, now, report, dag=dag, ending=timed_out)
+            self._time_out(session, dag, run, tis, timed_out, now, report)
             return
         plan = plan_run(dag, tis, now=now, past_states=past_states_for(session, dag, run), focus=tasks)
         plan.next_timer = run_timeouts.earliest(plan.next_timer, run_timeouts.deadline(dag, run))
@@ -381,6 +378,26 @@ class Scheduler:
                 self.bookkeeping.decide_again([ref])
                 return
             self._finish_run(session, run, stuck.ending.state, now, report, dag=dag, ending=stuck.ending)
+
+    def _time_out(self, session: Session, dag: SerializedDag, run: DagRun, tis: list[TIRow], ending: dag_callbacks.RunEnding,
+                  now: datetime, report: TickReport) -> None:  # fmt: skip
+        """A run past its dagrun_timeout: skip what it had not finished and fail it, after rolling back the
+        steps that succeeded when its DAG has compensations (a timed-out run has failed for good, and its
+        compensations are not timed out: they are how it ends)."""
+        undo_tasks = dag.compensation_task_ids
+        unfinished = [ti for ti in run_timeouts.unfinished(tis) if ti.task_id not in undo_tasks]
+        self._move_instances(session, unfinished, TaskInstanceState.SKIPPED, ending.reason, now)
+        if undo_tasks:
+            plan = RunPlan(outcome=DagRunState.FAILED)
+            if compensate(session, dag, run, tis, plan, now=now, actor=self.actor):
+                self.bookkeeping.decide_again([(run.dag_id, run.run_id)])
+                return
+            if plan.outcome is None:  # the rollback goes on: queue the compensation that may run now
+                facts = _run_facts(run) if plan.ready else None
+                self.bookkeeping.planned((run.dag_id, run.run_id), None, plan, order=(run.logical_date, run.id),
+                                         facts=facts)  # fmt: skip
+                return
+        self._finish_run(session, run, ending.state, now, report, dag=dag, ending=ending)
 
     def _follow_dag_changes(
         self, session: Session, dag: SerializedDag, run: DagRun, tis: list[TIRow], now: datetime

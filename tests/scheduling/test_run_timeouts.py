@@ -129,3 +129,47 @@ def test_a_run_done_before_its_deadline_stays_successful(h: Harness) -> None:
     (run,) = h.runs("quick")
     assert run.state.value == "success"
     assert h.audit(event="task.state", new_state="skipped") == []
+
+
+#: `reserve` succeeds (undone by `release`), `charge` keeps failing and retries in an hour.
+TIMED_SAGA = """
+import pendulum
+from datetime import timedelta
+from dagrunner import DAG, task
+
+with DAG("timed_saga", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+         dagrun_timeout=timedelta(minutes=10)):
+    @task
+    def reserve():
+        return "resv-1"
+
+    @task
+    def release(compensation):
+        return f"released {compensation['result']}"
+
+    @task(retries=3, retry_delay=timedelta(hours=1))
+    def charge():
+        raise RuntimeError("the provider is down")
+
+    reserve().compensate_with(release()) >> charge()
+"""
+
+
+def test_a_timed_out_run_rolls_back_its_succeeded_steps_before_it_fails(h: Harness) -> None:
+    """A timed-out run has failed for good: its compensations run (they are not timed out), then it fails."""
+    h.write_dag("timed_saga.py", TIMED_SAGA)
+    h.start()
+    run_id = trigger(h, "timed_saga")
+    h.tick(START)
+    assert h.states("timed_saga", run_id) == {"reserve": "success", "charge": "up_for_retry"}
+    deadline = START + timedelta(minutes=10)
+    h.tick(deadline)
+    h.tick(deadline + timedelta(seconds=1))
+    (run,) = h.runs("timed_saga")
+    assert h.states("timed_saga", run_id) == {"reserve": "success", "charge": "skipped", "release": "success"}
+    assert run.state.value == "failed"
+    (started,) = h.audit(event="compensation.started")
+    assert started.task_id == "reserve"
+    assert [e.reason for e in h.audit(event="run.state", new_state="failed")] == [
+        "dagrun_timeout of 600s (0:10:00) exceeded"
+    ]
