@@ -167,3 +167,46 @@ def test_a_removed_instance_may_not_be_marked(h: Harness) -> None:
             plan_task_state(s, dag, run_id, "report", "success")
         plan = plan_task_state(s, dag, run_id, "load", "success", downstream=True)  # the removed one is left
     assert plan.lines() == ["load: none -> success", "report: left removed (removed may not become success)"]
+
+
+#: `reserve` succeeds (undone by `release`); `charge` keeps failing and retries in an hour.
+SAGA = """
+import pendulum
+from datetime import timedelta
+from dagrunner import DAG, task
+
+with DAG("saga", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    @task
+    def reserve():
+        return "resv-1"
+
+    @task
+    def release(compensation):
+        return f"released {compensation['result']}"
+
+    @task(retries=3, retry_delay=timedelta(hours=1))
+    def charge():
+        raise RuntimeError("the provider is down")
+
+    reserve().compensate_with(release()) >> charge()
+"""
+
+
+def test_marking_a_retrying_step_failed_fails_the_run_for_good_and_rolls_back_what_succeeded(h: Harness) -> None:
+    """An override that fails a step is a terminal failure like any other: the scheduler compensates."""
+    h.write_dag("saga.py", SAGA)
+    sched = h.start()
+    with session_scope(h.engine) as s:
+        run_id = trigger_run(s, sched.dag_source.dags()["saga"], actor="test", now=START).run_id
+    h.tick(START)
+    assert h.states("saga") == {"reserve": "success", "charge": "up_for_retry"}
+    dag = sched.dag_source.dags()["saga"]
+    with session_scope(h.engine) as s:
+        plan = plan_task_state(s, dag, run_id, "charge", "failed")
+        apply_task_state(s, dag, plan, reason="the provider is gone for good", actor=ALICE, now=START)
+    h.advance(sched.options.full_scan_s)  # another process's change is seen at the next full scan
+    h.advance(1)
+    assert h.states("saga") == {"reserve": "success", "charge": "failed", "release": "success"}
+    assert h.runs("saga")[0].state == "failed"
+    (started,) = h.audit(event="compensation.started")
+    assert started.task_id == "reserve"
