@@ -12,7 +12,7 @@ from dagrunner.states import DagRunState
 
 @click.group()
 def runs() -> None:
-    """Inspect DAG runs."""
+    """Inspect DAG runs, and mark one success or failed by hand."""
 
 
 @runs.command("list")

@@ -16,7 +16,7 @@ from dagrunner.loading.serialization import SerializedDag
 
 @click.group()
 def tasks() -> None:
-    """List and inspect the tasks of a DAG."""
+    """List, inspect, clear and mark the tasks of a DAG; answer the ones waiting for a person."""
 
 
 @tasks.command("list")
