@@ -45,7 +45,12 @@ def _waiting(db_url: str, task_id: str, *run_ids: str) -> bool:
 
 def _scheduler(root: Path, db_url: str) -> subprocess.Popen[str]:
     proc = start(root, db_url, "scheduler")
-    wait_until(lambda: scheduler_started(db_url), what="the scheduler's job row", timeout=60)
+    try:
+        wait_until(lambda: scheduler_started(db_url), what="the scheduler's job row", timeout=60)
+    except BaseException:
+        proc.kill()  # never leave a daemon behind a failed test
+        finish(proc, timeout=10)
+        raise
     return proc
 
 
