@@ -35,7 +35,7 @@ def build_scheduler(
 ) -> Scheduler:
     from dagrunner.cli.live import print_event
     from dagrunner.execution import make_executor
-    from dagrunner.execution.dag_callbacks import CallbackConfig
+    from dagrunner.execution.worker_config import WorkerConfig
     from dagrunner.scheduling.dag_source import FolderDagSource
     from dagrunner.scheduling.scheduler import Scheduler
 
@@ -53,7 +53,7 @@ def build_scheduler(
         options=options,
         on_event=print_event if on_event == "print" else on_event,  # type: ignore[arg-type]
         db_unreachable_timeout_s=settings.db_unreachable_timeout_sec,
-        callbacks=CallbackConfig.from_settings(settings, actor=cli.actor),
+        callbacks=WorkerConfig.from_settings(settings, actor=cli.actor),
     )
 
 

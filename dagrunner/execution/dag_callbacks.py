@@ -35,41 +35,16 @@ from dagrunner.execution.dag_cache import DagCache
 from dagrunner.execution.logs import open_log, output_to, write_line
 from dagrunner.execution.masking import SecretMasker
 from dagrunner.execution.runner import print_traceback, summarize
+from dagrunner.execution.worker_config import WorkerConfig
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
     from dagrunner.persistence.models import CallbackRequest, DagRun
-    from dagrunner.settings import Settings
 
 #: The callback kinds a request names: the DAG attributes that list the callbacks.
 KINDS = ("on_success_callback", "on_failure_callback")
-
-
-@dataclass(frozen=True)
-class CallbackConfig:
-    """What a callback process needs (picklable: it crosses to a forkserver child)."""
-
-    engine_url: str
-    busy_timeout: float
-    logs_folder: Path
-    dags_folder: Path | None
-    plugins_folder: Path | None
-    import_timeout_s: float
-    actor: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, actor: str) -> CallbackConfig:
-        return cls(
-            engine_url=settings.db_url,
-            busy_timeout=settings.sqlite_busy_timeout,
-            logs_folder=settings.logs_folder,
-            dags_folder=settings.dags_folder,
-            plugins_folder=settings.plugins_folder,
-            import_timeout_s=settings.dagbag_import_timeout,
-            actor=actor,
-        )
 
 
 @dataclass(frozen=True)
@@ -99,7 +74,7 @@ def callback_log_path(logs_folder: Path | str, dag_id: str, run_id: str, kind: s
 # --- the process -------------------------------------------------------------------------------------
 
 
-def run_request(config: CallbackConfig, request_id: int) -> None:
+def run_request(config: WorkerConfig, request_id: int) -> None:
     """Run one callback request to its end (the module docstring's steps). The target of the process."""
     from dagrunner.persistence.engine import make_engine
 
@@ -124,7 +99,7 @@ def run_request(config: CallbackConfig, request_id: int) -> None:
         engine.dispose()
 
 
-def call_dag_callbacks(config: CallbackConfig, facts: RequestFacts, masker: SecretMasker) -> list[str]:
+def call_dag_callbacks(config: WorkerConfig, facts: RequestFacts, masker: SecretMasker) -> list[str]:
     """Import the DAG and call each of its `facts.kind` callbacks; one line per callback that raised (or
     why none could be called: the file no longer imports, the DAG is gone)."""
     cache = DagCache(

@@ -61,17 +61,8 @@ class LocalExecutor(Executor):
     ) -> None:
         self.settings = settings
         self.parallelism = max(1, parallelism or settings.parallelism)
-        self.config = WorkerConfig(
-            engine_url=engine_url or settings.db_url,
-            busy_timeout=settings.sqlite_busy_timeout,
-            logs_folder=settings.logs_folder,
-            dags_folder=settings.dags_folder,
-            plugins_folder=settings.plugins_folder,
-            import_timeout_s=settings.dagbag_import_timeout,
-            actor=actor,
-            heartbeat_s=heartbeat_s,
-            lean_forker_after=lean_forker_after,
-            db_unreachable_timeout_s=settings.db_unreachable_timeout_sec,
+        self.config = WorkerConfig.from_settings(
+            settings, actor=actor, engine_url=engine_url, heartbeat_s=heartbeat_s, lean_forker_after=lean_forker_after
         )
         self._workers: list[_WorkerHandle] = []
         self._pending: deque[WorkItem] = deque()

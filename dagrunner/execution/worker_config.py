@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dagrunner.settings import Settings
 
 #: Seconds between heartbeats of a running try (the zombie threshold is minutes). Not a setting yet.
 HEARTBEAT_S = 5.0
@@ -37,3 +41,20 @@ class WorkerConfig:
     db_unreachable_timeout_s: float = 300.0
     environ: dict[str, str] = field(default_factory=dict)
     cwd: str = ""
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, actor: str, engine_url: str | None = None, **extra: Any
+    ) -> WorkerConfig:
+        """The config of a process that runs user code (a worker, a DAG callback process) under `settings`."""
+        return cls(
+            engine_url=engine_url or settings.db_url,
+            busy_timeout=settings.sqlite_busy_timeout,
+            logs_folder=settings.logs_folder,
+            dags_folder=settings.dags_folder,
+            plugins_folder=settings.plugins_folder,
+            import_timeout_s=settings.dagbag_import_timeout,
+            actor=actor,
+            db_unreachable_timeout_s=settings.db_unreachable_timeout_sec,
+            **extra,
+        )

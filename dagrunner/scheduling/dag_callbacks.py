@@ -9,7 +9,7 @@ context, logs, and marks the row done. `dispatch` also reaps: a process that die
 request, or ran past `timeout_s` (then killed), has its request marked done with that error.
 
 Nothing is lost to a scheduler kill: a pending request whose job is gone is taken over (`adopt`) by the
-next scheduler that starts, and run again: at least once. A scheduler without a `CallbackConfig` (None)
+next scheduler that starts, and run again: at least once. A scheduler without a `WorkerConfig` (None)
 still requests callbacks; the next scheduler that has one runs them once this one's job has ended.
 """
 
@@ -25,7 +25,8 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from dagrunner.execution.dag_callbacks import CallbackConfig, mark_request_done, run_request
+from dagrunner.execution.dag_callbacks import mark_request_done, run_request
+from dagrunner.execution.worker_config import WorkerConfig
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence import queries
 from dagrunner.persistence.audit import record_event
@@ -87,7 +88,7 @@ class DagCallbacks:
     """Runs this scheduler job's pending callback requests in processes of their own (module docstring)."""
 
     def __init__(
-        self, config: CallbackConfig | None, *, actor: str, max_running: int = MAX_RUNNING,
+        self, config: WorkerConfig | None, *, actor: str, max_running: int = MAX_RUNNING,
         timeout_s: float = CALLBACK_TIMEOUT_S,
     ) -> None:  # fmt: skip
         self.config = config

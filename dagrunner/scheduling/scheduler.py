@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from dagrunner.clock import Clock
 from dagrunner.execution.base import Executor, RunFacts, TaskKey, TryEvent, WorkItem
-from dagrunner.execution.dag_callbacks import CallbackConfig
+from dagrunner.execution.worker_config import WorkerConfig
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence import queries
 from dagrunner.persistence.audit import RUN, TASK, Change, TIRow, load_ti_rows, transition
@@ -129,7 +129,7 @@ class Scheduler:
         options: SchedulerOptions | None = None,
         on_event: Callable[[SchedulerEvent], None] | None = None,
         db_unreachable_timeout_s: float = 300.0,
-        callbacks: CallbackConfig | None = None,
+        callbacks: WorkerConfig | None = None,
     ) -> None:
         """How many tries run at once is the executor's business (its `slots_free`), not the scheduler's.
         `db_unreachable_timeout_s`: how long the loop retries ticks through a database outage.

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from dagrunner.clock import FakeClock
 from dagrunner.execution import make_executor
-from dagrunner.execution.dag_callbacks import CallbackConfig
+from dagrunner.execution.worker_config import WorkerConfig
 from dagrunner.loading.sync import load_dagbag
 from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import AuditLog, DagRun, TaskInstance, TaskTry
@@ -67,7 +67,7 @@ class Harness:
             actor="scheduler-test",
             options=options,
             on_event=self.events.append,
-            callbacks=CallbackConfig.from_settings(self.settings, actor="callback-test") if callbacks else None,
+            callbacks=WorkerConfig.from_settings(self.settings, actor="callback-test") if callbacks else None,
         )
         self.scheduler.start()
         return self.scheduler
