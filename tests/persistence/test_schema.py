@@ -39,6 +39,12 @@ EXPECTED_TABLES = {
     "backfill",
     "callback_request",
     "hitl_request",
+    # #12 part A
+    "asset",
+    "asset_alias",
+    "asset_event",
+    "asset_dag_queue",
+    "dag_run_asset_event",
 }
 
 
