@@ -16,9 +16,12 @@ KNOWN_CONTEXT_KEYS: frozenset[str] = frozenset(
         "data_interval_start",
         "ds",
         "ds_nodash",
+        "inlet_events",  # assets (#12): the inlets' events, newest last
+        "inlets",
         "logical_date",
         "macros",
         "map_index",
+        "outlet_events",  # assets (#12): set an outlet's event extra, add events through an alias
         "params",
         "prev_data_interval_end_success",
         "prev_data_interval_start_success",
@@ -29,6 +32,7 @@ KNOWN_CONTEXT_KEYS: frozenset[str] = frozenset(
         "task_reschedule_count",
         "templates_dict",
         "ti",
+        "triggering_asset_events",  # assets (#12): what triggered an asset-triggered run ({} otherwise)
         "ts",
         "ts_nodash",
         "ts_nodash_with_tz",

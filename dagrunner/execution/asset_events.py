@@ -4,7 +4,8 @@ One function, `record_asset_event`, is the way every event enters: a task's outl
 transaction that records the try's success), a broker message (the watchers), `dagrunner assets emit`,
 a dead letter's replay. It
 
-1. finds the asset by name, then by URI (an event for a name no DAG declares: `UnknownAssetError`);
+1. finds the asset by name, then by URI (an event for a name no DAG declares: `UnknownAssetError`;
+   an asset added through an alias is registered on the fly, as in Airflow);
 2. inserts the `asset_event` row; a `dedupe_key` seen before records nothing and returns None (a
    redelivered message), safe under concurrency: the unique index decides, inside a savepoint;
 3. audits it (`asset.event`: part C's outbox publishes from that row);
@@ -74,7 +75,7 @@ def record_asset_event(
     """Record one event of `asset_name` (a name or a URI) and the runs it causes (module docstring).
     Nothing is committed: the caller's transaction holds it all. `alias`: the AssetAlias it was added
     through (`outlet_events[alias].add(...)`)."""
-    asset = _find_asset(session, asset_name)
+    asset = _find_asset(session, asset_name, register=alias is not None, actor=actor, when=when)
     event = AssetEvent(
         asset_id=asset.id,
         alias=alias,
@@ -109,10 +110,19 @@ def record_asset_event(
     return RecordedAssetEvent(event.id, asset.name, tuple(created))
 
 
-def _find_asset(session: Session, name: str) -> Asset:
+def _find_asset(session: Session, name: str, *, register: bool, actor: str, when: datetime) -> Asset:
+    """The asset named (or with URI) `name`. Through an alias an unknown one is registered, as Airflow
+    does: an alias exists to name assets only known at run time."""
     asset = session.scalars(select(Asset).where(Asset.name == name, Asset.is_active)).first()
     if asset is None:
         asset = session.scalars(select(Asset).where(Asset.uri == name, Asset.is_active)).first()
+    if asset is None and register and session.scalars(select(Asset.id).where(Asset.name == name)).first() is None:
+        asset = Asset(name=name, uri=name, group="asset", extra={}, consumers=[], producers=[], readers=[],
+                      watchers=[], is_active=True, updated_at=when)  # fmt: skip
+        session.add(asset)
+        session.flush()
+        record_event(session, "asset.registered", actor=actor, when=when, reason="added through an alias",
+                     detail={"asset": name})  # fmt: skip
     if asset is None:
         raise UnknownAssetError(
             f"no DAG declares an asset named {name!r} (nor one with that URI); declare it in a DAG file, e.g. "

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagrunner.clock import Clock, SystemClock, utcnow
 from dagrunner.errors import DagRunnerError
+from dagrunner.execution.asset_context import AssetEventsRead
 from dagrunner.execution.base import WorkItem, XComRows
 from dagrunner.execution.context import PrevSuccess, TaskInstanceView, XComSource, build_context, resolve_task
 from dagrunner.execution.dag_cache import DagCache
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
 HOSTNAME = socket.gethostname()
+ASSET_TRIGGERED = "asset_triggered"  # DagRunType.ASSET_TRIGGERED, without importing the models here
 SYSTEM_CLOCK: Clock = SystemClock()
 
 XComLoader = Callable[[list[str]], XComRows]
@@ -58,6 +60,8 @@ class TryStart:
     #: A woken deferred instance: why ("resume", "escalate") and with what (`execution.deferral`).
     next_method: str | None = None
     next_kwargs: dict[str, Any] | None = None
+    #: Asset events the try reads (#12): only for an asset-triggered run or a task with inlets.
+    asset_events: AssetEventsRead | None = None
 
 
 @dataclass(frozen=True)
@@ -101,8 +105,20 @@ def begin(
             return recording.describe_refusal(conn, item)
         rows = recording.read_xcoms(conn, key.dag_id, key.run_id, upstream) if upstream else {}
         prev = recording.previous_success(conn, key.dag_id, item.run.logical_date)
+        assets = _read_asset_events(conn, item)
     return TryStart(started.max_tries, rows, upstream, PrevSuccess(*prev) if prev else None, started.reschedule_count,
-                    started.next_method, started.next_kwargs)  # fmt: skip
+                    started.next_method, started.next_kwargs, assets)  # fmt: skip
+
+
+def _read_asset_events(conn: Connection, item: WorkItem) -> AssetEventsRead | None:
+    """The events an asset-triggered run was triggered by and the task's inlets' events; None (and no
+    query) for every other try."""
+    triggered = item.run.run_type == ASSET_TRIGGERED
+    if not triggered and not item.inlets:
+        return None
+    from dagrunner.execution import asset_reads
+
+    return asset_reads.read_for_try(conn, item.key.dag_id, item.key.run_id, triggered=triggered, inlets=item.inlets)
 
 
 def prepare(
@@ -123,7 +139,8 @@ def prepare(
     )
     concrete, protected = resolve_task(task, item.key.map_index, ti.pull_for_render)
     ti.task = concrete
-    context = build_context(task=concrete, ti=ti, run=item.run, prev_success=start.prev_success, masker=masker)
+    context = build_context(task=concrete, ti=ti, run=item.run, prev_success=start.prev_success, masker=masker,
+                            asset_events=start.asset_events)  # fmt: skip
     return Prepared(concrete, context, protected, timeout_seconds(task))
 
 

@@ -55,6 +55,8 @@ class WorkItem:
     pool_slots: int = 1
     #: The scheduler job (or backfill / dags-test process) that queued it; recording is fenced on it.
     queued_by_job_id: int | None = None
+    #: The names of the assets the task reads (`inlets`): its try reads their events when it starts.
+    inlets: tuple[str, ...] = ()
 
 
 #: (task_id, map_index, key) -> value: XComs as a try reads them (pre-fetched by its worker, or loaded).

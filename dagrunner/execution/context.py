@@ -28,6 +28,7 @@ import dateutil
 import pendulum
 
 from dagrunner.errors import ExecutionError, VariableNotFoundError
+from dagrunner.execution.asset_context import AssetEventsRead, asset_context
 from dagrunner.execution.base import RunFacts, TaskKey, XComRows
 from dagrunner.execution.masking import VAR_ENV_PREFIX, SecretMasker, is_sensitive
 from dagrunner.execution.runnable import is_mapped
@@ -259,6 +260,7 @@ def build_context(
     prev_success: PrevSuccess | None,
     masker: SecretMasker,
     environ: Mapping[str, str] | None = None,
+    asset_events: AssetEventsRead | None = None,
 ) -> dict[str, Any]:
     """The context dict for one try of `task` (the concrete per-try copy) as `ti`."""
     dag = task.dag
@@ -306,6 +308,7 @@ def build_context(
         "map_index": key.map_index,
         "task_reschedule_count": ti.reschedule_count,
         "compensation": compensation_context(task, ti),
+        **asset_context(getattr(task, "inlets", []), asset_events),
     }
 
 

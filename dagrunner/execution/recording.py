@@ -242,7 +242,32 @@ def finish_try(
         skip_downstream(db, key, outcome.skip_task_ids, actor=actor, now=now)
     for callback_error in outcome.callback_errors:
         record_callback_error(db, item, callback_error, actor=actor, now=now)
+    if state == TaskInstanceState.SUCCESS and outcome.asset_events:  # no cost for a task without outlets
+        _record_outlet_events(db, item, outcome, actor=actor, now=now)
     return state
+
+
+def _record_outlet_events(db: Executable, item: WorkItem, outcome: TryOutcome, *, actor: str, now: datetime) -> None:
+    """The asset events of a successful try, and the runs they cause, in the transaction of its success.
+    An outlet no DAG declares any more (the file changed since) is logged and audited, not an error: the
+    task did succeed."""
+    from dagrunner.errors import UnknownAssetError
+    from dagrunner.execution.asset_events import record_asset_event
+
+    key = item.key
+    source = {"kind": "task", "dag_id": key.dag_id, "run_id": key.run_id, "task_id": key.task_id,
+              "map_index": key.map_index, "try_number": item.try_number}  # fmt: skip
+    session = db if isinstance(db, Session) else Session(bind=db)
+    for event in outcome.asset_events:
+        try:
+            record_asset_event(session, event.asset, extra=event.extra, source=source, actor=actor, when=now,
+                               alias=event.alias)  # fmt: skip
+        except UnknownAssetError as exc:
+            log.warning("%s: asset event not recorded: %s", key.label(), exc)
+            record_event(session, "asset.event_refused", actor=actor, when=now, dag_id=key.dag_id,
+                         run_id=key.run_id, task_id=key.task_id, map_index=key.map_index, reason=str(exc),
+                         detail={"asset": event.asset})  # fmt: skip
+    session.flush()
 
 
 def _fenced_out_finish(

@@ -41,6 +41,7 @@ from dagrunner.errors import (
     TaskTimeout,
     XComError,
 )
+from dagrunner.execution.asset_context import OutletAssetEvent, OutletEventAccessors
 from dagrunner.execution.masking import SecretMasker
 from dagrunner.execution.rescheduling import RescheduleAsk
 from dagrunner.execution.runnable import Callback, RunnableTask, is_branch, is_short_circuit
@@ -75,6 +76,8 @@ class TryOutcome:
     reschedule: RescheduleAsk | None = None
     #: A human-in-the-loop task's wait (state `deferred`): the request to write (JSON).
     defer: Mapping[str, Any] | None = None
+    #: The asset events a successful try of a task with outlets records (#12; empty for every other try).
+    asset_events: tuple[OutletAssetEvent, ...] = ()
 
     @classmethod
     def failed(
@@ -136,7 +139,17 @@ def run_task(
         xcoms=xcoms,
         skip_task_ids=tuple(sorted(skip_ids)),
         callback_errors=tuple(callback_errors),
+        asset_events=_outlet_events(task, context),
     )
+
+
+def _outlet_events(task: RunnableTask, context: Mapping[str, Any]) -> tuple[OutletAssetEvent, ...]:
+    """The events the task's outlets record; nothing is looked at for a task without outlets."""
+    outlets = getattr(task, "outlets", None)
+    if not outlets:
+        return ()
+    accessors: OutletEventAccessors = context["outlet_events"]
+    return accessors.events_for(outlets)
 
 
 def _judge(

@@ -611,4 +611,10 @@ def _work_item(facts: RunFacts, dag: SerializedDag, ti: TIRow) -> WorkItem:
         priority=ti.priority_weight,
         pool_slots=ti.pool_slots,
         queued_by_job_id=ti.queued_by_job_id,
+        inlets=_inlet_names(dag, ti.task_id),
     )
+
+
+def _inlet_names(dag: SerializedDag, task_id: str) -> tuple[str, ...]:
+    spec = dag.task_dict.get(task_id)
+    return tuple(node["name"] for node in spec.inlets if node.get("type") == "asset") if spec is not None else ()
