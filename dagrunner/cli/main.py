@@ -91,6 +91,7 @@ def _register() -> None:
     from dagrunner.cli import config, dags, db, pools, runs, tasks
     from dagrunner.cli.approvals import approvals
     from dagrunner.cli.approvals import register as register_approvals
+    from dagrunner.cli.assets import assets
     from dagrunner.cli.audit import audit
     from dagrunner.cli.backfill import backfill
     from dagrunner.cli.overrides import register as register_overrides
@@ -107,6 +108,7 @@ def _register() -> None:
     cli.add_command(pools.pools)
     register_overrides(tasks.tasks, runs.runs)
     cli.add_command(approvals)
+    cli.add_command(assets)
     register_approvals(tasks.tasks)
 
 
