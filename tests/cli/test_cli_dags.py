@@ -12,7 +12,10 @@ from dagrunner.persistence.engine import make_engine, session_scope
 from dagrunner.persistence.queries import audit_rows, dag_rows
 
 ZOO = Path(__file__).resolve().parents[1] / "fixtures" / "zoo"
-EXAMPLES = {"etl_daily_sales", "taskflow_branching", "bash_templating", "order_processing", "loan_approval"}
+EXAMPLES = {
+    "etl_daily_sales", "taskflow_branching", "bash_templating", "order_processing", "loan_approval",
+    "asset_producer", "asset_consumer",
+}  # fmt: skip
 
 
 def test_dags_list_shows_the_examples(run_cli) -> None:
