@@ -87,13 +87,20 @@ def count(session: Session, *, status: DeadLetterStatus | None = DeadLetterStatu
 
 def _waiting(row: DeadLetter, doing: str) -> None:
     if row.status != DeadLetterStatus.DEAD:
-        raise PersistenceError(f"dead letter {row.id} was {row.status.value} already (by {row.resolved_by}); cannot {doing} it")
+        raise PersistenceError(
+            f"dead letter {row.id} was {row.status.value} already (by {row.resolved_by}); cannot {doing} it"
+        )
 
 
 def replayed(session: Session, row: DeadLetter, asset_event_id: int | None, *, actor: str, when: datetime) -> None:
     """A replay used the message: it is an asset event now (or was one already: a duplicate id)."""
     _waiting(row, "replay")
-    row.status, row.updated_at, row.resolved_by, row.asset_event_id = DeadLetterStatus.REPLAYED, when, actor, asset_event_id
+    row.status, row.updated_at, row.resolved_by, row.asset_event_id = (
+        DeadLetterStatus.REPLAYED,
+        when,
+        actor,
+        asset_event_id,
+    )
     session.flush()
     record_event(session, REPLAYED, actor=actor, when=when, reason="replayed: the message became an asset event"
                  if asset_event_id is not None else "replayed: an asset event with this message id existed already",

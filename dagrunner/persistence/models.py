@@ -72,6 +72,7 @@ class JobType(StrEnum):
     SCHEDULER = "scheduler"
     BACKFILL = "backfill"
     DAGS_TEST = "dags_test"  # `dagrunner dags test`: runs one run in the foreground
+    TRIGGERER = "triggerer"  # `dagrunner triggerer`: asset watchers and the outbox relay (#12)
 
 
 class Base(DeclarativeBase):

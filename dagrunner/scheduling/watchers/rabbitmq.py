@@ -4,6 +4,7 @@ delivery is a redelivery), so `event_max_attempts` applies. `pika` is imported h
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -108,7 +109,5 @@ class RabbitMQConsumer:
     def close(self) -> None:
         conn, self._conn, self._channel, self._messages = self._conn, None, None, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a dead connection: nothing to do
                 conn.close()
-            except Exception:  # noqa: BLE001, S110 - closing a dead connection: nothing to do
-                pass

@@ -4,6 +4,7 @@ delivery count from the pending-entries list. `redis` is imported here only, in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -94,10 +95,8 @@ class RedisStreamConsumer:
 
     def close(self) -> None:
         if self._client is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a dead connection: nothing to do
                 self._client.close()
-            except Exception:  # noqa: BLE001, S110 - closing a dead connection: nothing to do
-                pass
             self._client = None
 
 
