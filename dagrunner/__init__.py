@@ -30,11 +30,21 @@ _EXPORTS = {
     "XComArg": "dagrunner.authoring.xcom_arg",
     "Param": "dagrunner.authoring.params",
     "SkipTask": "dagrunner.errors",
+    "Asset": "dagrunner.timetables.assets",
+    "AssetAlias": "dagrunner.timetables.assets",
+    "AssetAll": "dagrunner.timetables.assets",
+    "AssetAny": "dagrunner.timetables.assets",
+    "AssetWatcher": "dagrunner.timetables.assets",
     "FailTask": "dagrunner.errors",
 }
 
 __all__ = [
     "DAG",
+    "Asset",
+    "AssetAlias",
+    "AssetAll",
+    "AssetAny",
+    "AssetWatcher",
     "BaseNotifier",
     "BaseOperator",
     "FailTask",
@@ -66,6 +76,7 @@ if TYPE_CHECKING:
     from dagrunner.authoring.trigger_rule import TriggerRule, WeightRule
     from dagrunner.authoring.xcom_arg import XComArg
     from dagrunner.errors import FailTask, SkipTask
+    from dagrunner.timetables.assets import Asset, AssetAlias, AssetAll, AssetAny, AssetWatcher
 
 
 def __getattr__(name: str) -> Any:

@@ -148,6 +148,14 @@ class XComError(ExecutionError):
     """A task returned a value that cannot be stored as XCom (not JSON-serializable)."""
 
 
+class AssetError(ExecutionError):
+    """An asset event cannot be recorded as asked (#12 part A)."""
+
+
+class UnknownAssetError(AssetError):
+    """An event for an asset name (or URI) that no DAG declares in a schedule, an outlet or an inlet."""
+
+
 # --- persistence -------------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ templated fields. Subclasses declare `template_fields` and implement `execute(co
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -31,7 +31,8 @@ from dagrunner.authoring.location import Location, user_location
 from dagrunner.authoring.task_group import TaskGroup
 from dagrunner.authoring.trigger_rule import TriggerRule, WeightRule
 from dagrunner.authoring.xcom_arg import XComArg, iter_xcom_args
-from dagrunner.errors import AuthoringError, InvalidArgumentError
+from dagrunner.errors import AuthoringError, InvalidArgumentError, InvalidScheduleError
+from dagrunner.timetables.assets import Asset, AssetAlias, task_assets
 
 if TYPE_CHECKING:
     import jinja2
@@ -139,6 +140,8 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         on_skipped_callback: Callback | list[Callback] | None = None,
         doc_md: str | None = None,
         params: dict[str, Any] | None = None,
+        outlets: Iterable[Any] | None = None,
+        inlets: Iterable[Any] | None = None,
         dag: DAG | None = None,
         task_group: TaskGroup | None = None,
     ) -> None:
@@ -171,6 +174,9 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         self.on_skipped_callback = check.callbacks("on_skipped_callback", on_skipped_callback)
         self.doc_md = check.optional_string("doc_md", doc_md)
         self.params: dict[str, Any] = check.params("params", params)
+        #: Assets (or aliases) this task updates when it succeeds, and the ones it reads (#12).
+        self.outlets: list[Asset | AssetAlias] = _assets(check, "outlets", outlets)
+        self.inlets: list[Asset | AssetAlias] = _assets(check, "inlets", inlets)
         self._scopes: list[set[str]] = []  # open `with self.as_teardown(...)` blocks
 
     # --- what subclasses implement ------------------------------------------------------------------
@@ -328,3 +334,12 @@ def _trigger_rule(check: ArgChecker, value: Any) -> TriggerRule:
     if isinstance(value, str) and value in TriggerRule._value2member_map_:
         return TriggerRule(value)
     check.fail("trigger_rule", value, "one of " + ", ".join(TriggerRule))
+
+
+def _assets(check: ArgChecker, name: str, value: Iterable[Any] | None) -> list[Asset | AssetAlias]:
+    if value is not None and not isinstance(value, list | tuple):
+        value = [value]  # Airflow accepts a single asset too
+    try:
+        return task_assets(value, name)
+    except InvalidScheduleError as exc:
+        check.fail(name, value, f"a list of Asset or AssetAlias objects ({exc})")

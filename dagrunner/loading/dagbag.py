@@ -18,7 +18,7 @@ from typing import Any
 from dagrunner.errors import DagNotFoundError
 from dagrunner.loading.discovery import DagFileScanner, Stamp
 from dagrunner.loading.isolated_import import FileImport, ImportFailure, file_hash, import_files
-from dagrunner.loading.serialization import SerializedDag
+from dagrunner.loading.serialization import SerializedDag, declared_assets
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,10 @@ class DagBag:
         self._serialized: dict[str, SerializedDag] = {}
         self._owner: dict[str, str] = {}  # dag_id -> the one file it belongs to
         self._duplicates: dict[str, list[ImportFailure]] = {}  # path -> duplicate-id errors
+        #: Assets (#12): name -> (owning file, uri) and uri -> (owning file, name); (path, dag_id) refused.
+        self._asset_names: dict[str, tuple[str, str]] = {}
+        self._asset_uris: dict[str, tuple[str, str]] = {}
+        self._asset_refused: set[tuple[str, str]] = set()
 
     # --- refresh -------------------------------------------------------------------------------------
 
@@ -90,6 +94,7 @@ class DagBag:
         for parsed in files:
             self.files[parsed.path] = parsed
         self._settle_duplicates(self._owners())
+        self._settle_assets()
         self._serialized.clear()
 
     def refresh(self, now: datetime | None = None) -> RefreshReport:
@@ -123,6 +128,7 @@ class DagBag:
                 report.parsed.append(result.path)
         if report.changed:  # rebuilding every SerializedDag is the costly part: only when a file changed
             self._settle_duplicates(self._owners())
+            self._settle_assets()
             self._serialized.clear()
         return report
 
@@ -167,6 +173,37 @@ class DagBag:
                     )
                     self._duplicates.setdefault(path, []).append(failure)
 
+    def _settle_assets(self) -> None:
+        """An asset name means one URI (and a URI one name) across the folder. The file that declared it
+        first (before this refresh, else in path order) keeps it; a DAG of another file that disagrees is
+        left out, with an import error on its file naming the other file and both values."""
+        names = {n: v for n, v in self._asset_names.items() if v[0] in self.files}
+        uris = {u: v for u, v in self._asset_uris.items() if v[0] in self.files}
+        claims = [
+            (path, data["dag_id"], node)
+            for path in sorted(self.files)
+            for data in self.files[path].dags
+            if self._owner.get(data["dag_id"]) == path
+            for _, node in declared_assets(data)
+            if node.get("type") == "asset"
+        ]
+        still = {(p, n["name"], n["uri"]) for p, _, n in claims}
+        names = {n: v for n, v in names.items() if (v[0], n, v[1]) in still}  # forget what its file dropped
+        uris = {u: v for u, v in uris.items() if (v[0], v[1], u) in still}
+        self._asset_refused = set()
+        for path, dag_id, node in claims:
+            name, uri = node["name"], node["uri"]
+            problem = _asset_conflict(names.get(name), uris.get(uri), name, uri)
+            if problem is None:
+                names.setdefault(name, (path, uri))
+                uris.setdefault(uri, (path, name))
+            elif (path, dag_id) not in self._asset_refused:
+                self._asset_refused.add((path, dag_id))
+                line = _line_of(self.files[path], dag_id)
+                failure = ImportFailure("asset", f"DAG '{dag_id}': {problem}", line)
+                self._duplicates.setdefault(path, []).append(failure)
+        self._asset_names, self._asset_uris = names, uris
+
     # --- views ---------------------------------------------------------------------------------------
 
     @property
@@ -174,7 +211,8 @@ class DagBag:
         if not self._serialized:
             for parsed in sorted(self.files.values(), key=lambda p: p.path):
                 for data in parsed.dags:
-                    if self._owner.get(data["dag_id"]) == parsed.path:
+                    refused = (parsed.path, data["dag_id"]) in self._asset_refused
+                    if self._owner.get(data["dag_id"]) == parsed.path and not refused:
                         self._serialized[data["dag_id"]] = SerializedDag.from_dict(data)
         return self._serialized
 
@@ -207,4 +245,19 @@ def _line_of(parsed: ParsedFile, dag_id: str) -> int | None:
     for data in parsed.dags:
         if data["dag_id"] == dag_id:
             return data.get("fileloc_line")
+    return None
+
+
+def _asset_conflict(by_name: tuple[str, str] | None, by_uri: tuple[str, str] | None, name: str, uri: str) -> str | None:
+    """Why (name, uri) disagrees with what another file declared, or None."""
+    if by_name is not None and by_name[1] != uri:
+        return (
+            f"asset {name!r} has uri {uri!r} here but {by_name[1]!r} in {by_name[0]}; an asset name means one "
+            "uri across the DAG folder, so use the same uri or another name"
+        )
+    if by_uri is not None and by_uri[1] != name:
+        return (
+            f"asset uri {uri!r} is named {name!r} here but {by_uri[1]!r} in {by_uri[0]}; a uri has one name "
+            "across the DAG folder, so use the same name or another uri"
+        )
     return None

@@ -36,6 +36,7 @@ from dagrunner.errors import InvalidArgumentError, LoadingError, TaskNotFoundErr
 
 if TYPE_CHECKING:
     from dagrunner.timetables import Timetable
+    from dagrunner.timetables.assets import BaseAsset
 
 FORMAT_VERSION = 1
 
@@ -112,6 +113,9 @@ class TaskSpec:
     #: instance only when its run fails). Defaulted, so DAGs serialized before them still load.
     compensated_by: str | None = None
     compensates: str | None = None
+    #: Assets (#12): the serialized Asset / AssetAlias dicts this task updates on success, and reads.
+    outlets: tuple[Mapping[str, Any], ...] = ()
+    inlets: tuple[Mapping[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -122,7 +126,14 @@ class TaskSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskSpec:
         values = _take(data, cls, f"task {data.get('task_id')!r}")
-        for name in ("upstream_task_ids", "downstream_task_ids", "template_fields", "setup_task_ids"):
+        for name in (
+            "upstream_task_ids",
+            "downstream_task_ids",
+            "template_fields",
+            "setup_task_ids",
+            "outlets",
+            "inlets",
+        ):
             if name in values:
                 values[name] = tuple(values[name])
         values["trigger_rule"] = TriggerRule(values["trigger_rule"])
@@ -311,6 +322,14 @@ class SerializedDag:
 
         return deserialize_timetable(dict(self.timetable_data))
 
+    @property
+    def asset_condition(self) -> BaseAsset | None:
+        """The asset condition the DAG is scheduled on, or None when its schedule is not about assets."""
+        from dagrunner.timetables.assets import AssetTriggeredTimetable
+
+        timetable = self.timetable
+        return timetable.condition if isinstance(timetable, AssetTriggeredTimetable) else None
+
     @cached_property
     def group_roots(self) -> dict[str, list[str]]:
         """Group id -> its roots (tasks with no upstream inside the group), for branch choices."""
@@ -337,6 +356,28 @@ class SerializedDag:
             condition=condition,
             ignore_downstream_trigger_rules=spec.ignore_downstream_trigger_rules,
         )
+
+
+def declared_assets(data: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(how, serialized asset or alias) for every asset and alias a serialized DAG dict names: how is
+    "consumer" (its schedule), "producer:<task_id>" (an outlet) or "reader:<task_id>" (an inlet)."""
+
+    def walk(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+        if node.get("type") in ("any", "all"):
+            for child in node.get("objects", []):
+                yield from walk(child)
+        else:
+            yield node
+
+    condition = (data.get("timetable") or {}).get("condition")
+    if condition:
+        for node in walk(condition):
+            yield "consumer", node
+    for spec in data.get("tasks", []):
+        for node in spec.get("outlets", ()):
+            yield f"producer:{spec['task_id']}", node
+        for node in spec.get("inlets", ()):
+            yield f"reader:{spec['task_id']}", node
 
 
 def serialize_dag(dag: DAG) -> dict[str, Any]:
@@ -402,6 +443,8 @@ def _task_spec(task: BaseOperator, priority: int, setups_of: Mapping[str, tuple[
         setup_task_ids=setups_of.get(task.task_id, ()),
         compensated_by=task.compensated_by,
         compensates=task.compensates,
+        outlets=tuple(asset.serialize() for asset in shared("outlets") or ()),
+        inlets=tuple(asset.serialize() for asset in shared("inlets") or ()),
     )
 
 

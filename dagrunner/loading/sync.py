@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -16,9 +17,10 @@ from sqlalchemy.orm import Session
 from dagrunner import __version__
 from dagrunner.loading.dagbag import DagBag, ParsedFile, RefreshReport
 from dagrunner.loading.isolated_import import ImportFailure
+from dagrunner.loading.serialization import declared_assets
 from dagrunner.persistence.audit import record_event
 from dagrunner.persistence.engine import session_scope
-from dagrunner.persistence.models import Dag, DagFile
+from dagrunner.persistence.models import Asset, AssetAlias, Dag, DagFile
 from dagrunner.settings import Settings
 
 PARSER_ACTOR = "dag-parser"
@@ -127,3 +129,55 @@ def _sync_dag_rows(session: Session, bag: DagBag, *, actor: str, now: datetime) 
     for dag_id, row in existing.items():
         if dag_id not in bag.dags and row.is_active and row.fileloc.startswith(str(bag.dags_folder)):
             row.is_active = False
+    _sync_asset_rows(session, bag, now=now)
+
+
+def _sync_asset_rows(session: Session, bag: DagBag, *, now: datetime) -> None:
+    """One `asset` / `asset_alias` row per asset and alias the loaded DAGs name, saying which DAGs consume
+    it (schedule), which tasks produce it (outlets) and read it (inlets). Rows no DAG names any more are
+    kept (their events stay) but marked inactive. The bag has already refused DAGs whose asset names and
+    URIs disagree with another file's (an import error on their file), so names and URIs are consistent."""
+    assets: dict[str, dict[str, Any]] = {}
+    aliases: dict[str, dict[str, Any]] = {}
+    for dag_id, dag in bag.dags.items():
+        for how, node in declared_assets(dag.to_dict()):
+            kind = node.get("type")
+            entry = (assets if kind == "asset" else aliases).setdefault(
+                node["name"], {"node": node, "fileloc": dag.fileloc, "consumers": set(), "producers": set(),
+                               "readers": set()}
+            )  # fmt: skip
+            role, _, task_id = how.partition(":")
+            entry[f"{role}s"].add(f"{dag_id}.{task_id}" if task_id else dag_id)
+            if kind == "asset" and node.get("watchers") and not entry["node"].get("watchers"):
+                entry["node"] = node  # the declaration with watchers describes the asset best
+    existing = {row.name: row for row in session.scalars(select(Asset))}
+    for name, entry in assets.items():
+        node = entry["node"]
+        row = existing.get(name)
+        if row is None:
+            other = session.scalars(select(Asset).where(Asset.uri == node["uri"])).first()
+            if other is not None:  # the uri's old name is no longer declared: it takes the new one
+                other.uri = f"{other.uri}#renamed-{other.id}"
+                session.flush()
+            row = Asset(name=name, uri=node["uri"], fileloc=entry["fileloc"])
+            session.add(row)
+        row.uri = node["uri"]
+        row.group = node.get("group", "asset")
+        row.extra = dict(node.get("extra") or {})
+        row.watchers = list(node.get("watchers") or [])
+        row.consumers, row.producers, row.readers = (sorted(entry[k]) for k in ("consumers", "producers", "readers"))
+        row.is_active = True
+        row.updated_at = now
+    for name, row in existing.items():
+        if name not in assets and row.is_active:
+            row.is_active, row.consumers, row.producers, row.readers = False, [], [], []
+            row.updated_at = now
+    known = {row.name: row for row in session.scalars(select(AssetAlias))}
+    for name, entry in aliases.items():
+        alias = known.get(name) or AssetAlias(name=name)
+        session.add(alias)
+        alias.consumers, alias.producers = sorted(entry["consumers"]), sorted(entry["producers"])
+        alias.is_active, alias.updated_at = True, now
+    for name, alias in known.items():
+        if name not in aliases and alias.is_active:
+            alias.is_active, alias.consumers, alias.producers, alias.updated_at = False, [], [], now

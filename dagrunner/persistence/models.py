@@ -60,11 +60,12 @@ class DagRunType(StrEnum):
     SCHEDULED = "scheduled"
     MANUAL = "manual"
     BACKFILL = "backfill"
-    ASSET = "asset"
+    ASSET_TRIGGERED = "asset_triggered"  # an asset event made its condition true (#12)
 
 
 #: Run types whose (dag_id, logical_date) must be unique: the timetable yields each date once, and a
-#: backfill re-uses an existing run instead of adding a second one. Manual and asset runs may share a date.
+#: backfill re-uses an existing run instead of adding a second one. Manual and asset-triggered runs may share
+#: a date.
 UNIQUE_DATE_RUN_TYPES = (DagRunType.SCHEDULED, DagRunType.BACKFILL)
 
 
@@ -500,6 +501,97 @@ class DeadLetter(Base):
     asset_event_id: Mapped[int | None] = mapped_column(BigId)
 
     __table_args__ = (Index("ix_dead_letter_status_id", "status", "id"),)
+
+
+# --- Part A of #12: assets -------------------------------------------------------------------------------
+
+
+class Asset(Base):
+    """An asset some DAG names (in a schedule, an outlet or an inlet), registered when DAG files are synced.
+
+    `name` and `uri` are each unique (Airflow 3: a name or a URI alone names the asset). `consumers`,
+    `producers` and `readers` say who uses it how: dag ids, and "dag_id.task_id" for tasks.
+    """
+
+    __tablename__ = "asset"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(1500), nullable=False, unique=True)
+    uri: Mapped[str] = mapped_column(String(1500), nullable=False, unique=True)
+    group: Mapped[str] = mapped_column(String(1500), nullable=False, default="asset")
+    extra: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False, default=dict)
+    #: The DAG file that declared it first: a file that disagrees on its uri gets the import error.
+    fileloc: Mapped[str | None] = mapped_column(Text)
+    consumers: Mapped[list[str]] = mapped_column(Json, nullable=False, default=list)
+    producers: Mapped[list[str]] = mapped_column(Json, nullable=False, default=list)
+    readers: Mapped[list[str]] = mapped_column(Json, nullable=False, default=list)
+    #: `{"name": ..., "trigger": {...}}` per AssetWatcher (the trigger's serialize(), if it has one).
+    watchers: Mapped[list[dict[str, Any]]] = mapped_column(Json, nullable=False, default=list)
+    #: False once no DAG names it any more (its events stay).
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AssetAlias(Base):
+    """An `AssetAlias(name)` a DAG names: a schedule on it runs when a task adds an event through it."""
+
+    __tablename__ = "asset_alias"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(1500), nullable=False, unique=True)
+    consumers: Mapped[list[str]] = mapped_column(Json, nullable=False, default=list)
+    producers: Mapped[list[str]] = mapped_column(Json, nullable=False, default=list)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AssetEvent(Base):
+    """One update of an asset: from a task's outlet, a watcher's message, the CLI or a replay.
+
+    `dedupe_key` (a broker message id) is unique: a redelivered message records nothing new.
+    """
+
+    __tablename__ = "asset_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    asset_id: Mapped[int] = mapped_column(BigId, ForeignKey("asset.id", ondelete="CASCADE"), nullable=False)
+    #: The alias it was added through (`outlet_events[alias].add(...)`), if any.
+    alias: Mapped[str | None] = mapped_column(String(1500))
+    extra: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False, default=dict)
+    #: {"kind": "task" | "watcher" | "cli" | "replay", ...} (execution.asset_events).
+    source: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False, default=dict)
+    source_dag_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    source_run_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    source_task_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    source_map_index: Mapped[int] = mapped_column(Integer, nullable=False, default=-1, server_default=text("-1"))
+    dedupe_key: Mapped[str | None] = mapped_column(String(1000), unique=True)
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    created_by: Mapped[str | None] = mapped_column(String(1000))
+
+    __table_args__ = (Index("ix_asset_event_asset_id_id", "asset_id", "id"),)
+
+
+class AssetDagQueue(Base):
+    """An event waiting for a DAG whose asset condition mentions its asset, until a run consumes it
+    (Airflow's AssetDagRunQueue). One row per (asset, DAG): the newest event."""
+
+    __tablename__ = "asset_dag_queue"
+
+    asset_id: Mapped[int] = mapped_column(BigId, ForeignKey("asset.id", ondelete="CASCADE"), primary_key=True)
+    dag_id: Mapped[str] = _id_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("asset_event.id", ondelete="CASCADE"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class DagRunAssetEvent(Base):
+    """The events that triggered an asset-triggered run (`triggering_asset_events`)."""
+
+    __tablename__ = "dag_run_asset_event"
+
+    run_pk: Mapped[int] = mapped_column(BigId, ForeignKey("dag_run.id", ondelete="CASCADE"), primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("asset_event.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 #: The tables dagrunner owns; `schema.reset_db` drops exactly these (plus alembic_version).

@@ -8,6 +8,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 
 from dagrunner.errors import InvalidScheduleError
+from dagrunner.timetables.assets import AssetTriggeredTimetable, as_condition
 from dagrunner.timetables.base import Timetable
 from dagrunner.timetables.cron import PRESETS
 from dagrunner.timetables.periodic import (
@@ -28,6 +29,7 @@ _BY_KIND: dict[str, Any] = {
         DeltaDataIntervalTimetable,
         OnceTimetable,
         NullTimetable,
+        AssetTriggeredTimetable,
     )
 }
 
@@ -45,6 +47,9 @@ def make_timetable(schedule: object, *, timezone: str, create_cron_data_interval
         return schedule if schedule.timezone_is_set else schedule.with_timezone(timezone)
     if schedule is None:
         return NullTimetable(timezone)
+    condition = as_condition(schedule)
+    if condition is not None:  # an asset, an alias, a condition of them, or a list (all of them)
+        return AssetTriggeredTimetable(condition, timezone)
     if isinstance(schedule, str):
         if schedule.strip().lower() == "@once":
             return OnceTimetable(timezone)
@@ -55,8 +60,8 @@ def make_timetable(schedule: object, *, timezone: str, create_cron_data_interval
         return delta_family(schedule, timezone)
     raise InvalidScheduleError(
         f"schedule {schedule!r} ({type(schedule).__name__}) is not understood: use a cron string such as "
-        f"'0 6 * * *', a preset ({', '.join(PRESETS)}), '@once', None, a timedelta, a relativedelta "
-        "or a Timetable"
+        f"'0 6 * * *', a preset ({', '.join(PRESETS)}), '@once', None, a timedelta, a relativedelta, "
+        "a Timetable, or assets (Asset('x'), [a, b], a | b)"
     )
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from dagrunner.errors import InvalidRunIdError
 
-RUN_TYPES = ("scheduled", "manual", "backfill", "asset")
+RUN_TYPES = ("scheduled", "manual", "backfill", "asset_triggered")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.~:+-]+$")
 MAX_RUN_ID_LENGTH = 250  # Airflow's column width: ids port both ways
 

@@ -40,6 +40,12 @@ EXPECTED_TABLES = {
     "callback_request",
     "hitl_request",
     "dead_letter",  # #12 part B
+    # #12 part A
+    "asset",
+    "asset_alias",
+    "asset_event",
+    "asset_dag_queue",
+    "dag_run_asset_event",
 }
 
 

@@ -210,7 +210,7 @@ class TestRunIds:
             ("scheduled", datetime(2026, 1, 5, tzinfo=UTC), "scheduled__2026-01-05T00:00:00+00:00"),
             ("manual", pendulum.datetime(2026, 1, 5, 1, tz=AMS), "manual__2026-01-05T00:00:00+00:00"),
             ("backfill", datetime(2026, 1, 5, 0, 0, 0, 1500, tzinfo=UTC), "backfill__2026-01-05T00:00:00.001500+00:00"),
-            ("asset", datetime(2026, 7, 1, 12, 30, 15, tzinfo=timezone(timedelta(hours=-4))), "asset__2026-07-01T16:30:15+00:00"),
+            ("asset_triggered", datetime(2026, 7, 1, 12, 30, 15, tzinfo=timezone(timedelta(hours=-4))), "asset_triggered__2026-07-01T16:30:15+00:00"),
         ],
     )  # fmt: skip
     def test_make_run_id(self, run_type: str, when: datetime, expected: str) -> None:

@@ -1,7 +1,7 @@
 """Add `dead_letter`: broker messages an asset watcher could not use, kept to replay (#12 item 2).
 
 Revision ID: 0011_dead_letters
-Revises: 0009_hitl
+Revises: 0010_assets (re-chained after merging i12-assets; the brief had 0009_hitl)
 Create Date: 2026-12-20
 
 One row per message that was not JSON, too large, rejected by the watcher's validation, for an unknown
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0011_dead_letters"
-down_revision: str | None = "0009_hitl"
+down_revision: str | None = "0010_assets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
