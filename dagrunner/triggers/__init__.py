@@ -1,7 +1,7 @@
 """Message triggers for asset watchers: where a watcher reads the messages that become asset events.
 
     from dagrunner import Asset, AssetWatcher
-    from dagrunner.triggers import RedisStreamTrigger
+    from dagrunner.authoring.triggers import RedisStreamTrigger
 
     orders = Asset("orders", watchers=[AssetWatcher("orders_stream",
                    trigger=RedisStreamTrigger("redis://127.0.0.1:6379/0", stream="orders"))])
@@ -15,6 +15,6 @@ secrets (the URL's password is masked) and without the callables' code.
 
 from __future__ import annotations
 
-from dagrunner.triggers.message_triggers import MessageTrigger, RabbitMQTrigger, RedisStreamTrigger
+from dagrunner.authoring.triggers import MessageTrigger, RabbitMQTrigger, RedisStreamTrigger
 
 __all__ = ["MessageTrigger", "RabbitMQTrigger", "RedisStreamTrigger"]

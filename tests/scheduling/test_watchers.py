@@ -82,14 +82,14 @@ def test_redis_messages_become_one_event_each_and_malformed_ones_dead_letters(
         wait_until(lambda: pending(names.stream) == 0 and pending(names.ghost_stream) == 0, what="all acked")
     finally:
         host.stop()
-    reasons = dead_reasons(engine)
-    assert "not UTF-8" in reasons[0] and "not valid JSON" in reasons[1] and "over the limit" in reasons[2]
-    assert "rejected by validate: ValueError: no order_id" in reasons[3] and "not an object" in reasons[4]
-    assert reasons[5].startswith("unknown asset")
+    reasons = dead_reasons(engine)  # two watcher threads: in no fixed order between them
+    expected = ["not UTF-8", "not valid JSON", "over the limit", "rejected by validate: ValueError: no order_id",
+                "not an object", "unknown asset: no DAG declares an asset named 'ghost_"]  # fmt: skip
+    assert sorted(sum(e in r for r in reasons) for e in expected) == [1] * 6, reasons
     with session_scope(engine, readonly=True) as s:
         audited = s.execute(text("SELECT count(*) FROM audit_log WHERE event = 'dead_letter.created'")).scalar_one()
-        payload = s.execute(text("SELECT payload FROM dead_letter ORDER BY id LIMIT 1")).scalar_one()
-    assert audited == 6 and bytes(payload) == bad[0]
+        payloads = {bytes(p) for (p,) in s.execute(text("SELECT payload FROM dead_letter"))}
+    assert audited == 6 and set(bad) <= payloads
 
 
 def test_rabbitmq_messages_acked_after_commit_and_dead_letters_go_to_the_exchange(

@@ -22,7 +22,7 @@ from dagrunner.execution.dag_cache import DagCache, module_name
 from dagrunner.persistence.models import DagFile
 from dagrunner.scheduling.watchers.handler import WatcherSpec
 from dagrunner.settings import Settings
-from dagrunner.triggers import MessageTrigger
+from dagrunner.authoring.triggers import MessageTrigger
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from dagrunner.execution.asset_events import record_asset_event
 from dagrunner.persistence import dead_letters
 from dagrunner.persistence.engine import session_scope
 from dagrunner.scheduling.watchers.messages import Delivery, Rejected, decode, message_key, validate
-from dagrunner.triggers import MessageTrigger
+from dagrunner.authoring.triggers import MessageTrigger
 
 log = logging.getLogger(__name__)
 

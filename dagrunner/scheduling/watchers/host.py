@@ -22,7 +22,7 @@ from dagrunner.persistence.engine import session_scope
 from dagrunner.scheduling.watchers.consumer import BrokerUnavailable, Consumer
 from dagrunner.scheduling.watchers.handler import Handled, MessageHandler, WatcherSpec
 from dagrunner.settings import Settings
-from dagrunner.triggers import RabbitMQTrigger, RedisStreamTrigger
+from dagrunner.authoring.triggers import RabbitMQTrigger, RedisStreamTrigger
 
 log = logging.getLogger(__name__)
 CONNECTED = "watcher.connected"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagrunner.triggers import MessageTrigger
+from dagrunner.authoring.triggers import MessageTrigger
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 from dagrunner.scheduling.watchers.consumer import BrokerUnavailable, OnHandled
 from dagrunner.scheduling.watchers.handler import MessageHandler, WatcherSpec
 from dagrunner.scheduling.watchers.messages import Delivery
-from dagrunner.triggers import RedisStreamTrigger
+from dagrunner.authoring.triggers import RedisStreamTrigger
 
 log = logging.getLogger(__name__)
 BATCH = 100
