@@ -61,7 +61,7 @@ class RedisStreamConsumer:
                     self._handle(entry_id, fields, attempt=1)
                     handled += 1
         except redis.ResponseError as exc:
-            if "NOGROUP" in str(exc):  # the stream or group was deleted: connect() creates them again
+            if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):  # stream/group deleted: connect() recreates them
                 raise BrokerUnavailable(f"the consumer group is gone ({exc})") from None
             raise
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
