@@ -13,7 +13,7 @@ from dagrunner.persistence.engine import make_engine, session_scope
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
-WATCHED_DAG = '''
+WATCHED_DAG = """
 import pendulum
 from dagrunner import DAG, Asset, AssetWatcher, task
 from dagrunner.triggers import RabbitMQTrigger, RedisStreamTrigger
@@ -40,7 +40,7 @@ with DAG("on_orders_{suffix}", schedule=[orders], start_date=pendulum.datetime(2
         return "ok"
 
     handle()
-'''
+"""
 
 
 class Names:

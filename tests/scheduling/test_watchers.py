@@ -4,6 +4,7 @@ a broker down at start consumed from once it is up. The triggerer process itself
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -152,10 +153,8 @@ class _LateProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.close()
-                except OSError:
-                    pass
 
     def close(self) -> None:
         if self._server is not None:

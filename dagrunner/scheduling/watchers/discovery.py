@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dagrunner.authoring.triggers import MessageTrigger
 from dagrunner.execution.dag_cache import DagCache, module_name
 from dagrunner.persistence.models import DagFile
 from dagrunner.scheduling.watchers.handler import WatcherSpec
 from dagrunner.settings import Settings
-from dagrunner.authoring.triggers import MessageTrigger
 
 log = logging.getLogger(__name__)
 

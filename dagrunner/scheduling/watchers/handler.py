@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from dagrunner.authoring.triggers import MessageTrigger
 from dagrunner.clock import Clock
 from dagrunner.errors import UnknownAssetError
 from dagrunner.execution.asset_events import record_asset_event
 from dagrunner.persistence import dead_letters
 from dagrunner.persistence.engine import session_scope
 from dagrunner.scheduling.watchers.messages import Delivery, Rejected, decode, message_key, validate
-from dagrunner.authoring.triggers import MessageTrigger
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from dagrunner.authoring.triggers import RabbitMQTrigger, RedisStreamTrigger
 from dagrunner.clock import Clock
 from dagrunner.persistence.audit import record_event
 from dagrunner.persistence.engine import session_scope
 from dagrunner.scheduling.watchers.consumer import BrokerUnavailable, Consumer
 from dagrunner.scheduling.watchers.handler import Handled, MessageHandler, WatcherSpec
 from dagrunner.settings import Settings
-from dagrunner.authoring.triggers import RabbitMQTrigger, RedisStreamTrigger
 
 log = logging.getLogger(__name__)
 CONNECTED = "watcher.connected"

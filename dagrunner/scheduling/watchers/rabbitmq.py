@@ -9,11 +9,11 @@ import logging
 import threading
 from typing import Any
 
+from dagrunner.authoring.triggers import RabbitMQTrigger
 from dagrunner.persistence.dead_letters import Letter
 from dagrunner.scheduling.watchers.consumer import BrokerUnavailable, OnHandled
 from dagrunner.scheduling.watchers.handler import MessageHandler, WatcherSpec
 from dagrunner.scheduling.watchers.messages import Delivery
-from dagrunner.authoring.triggers import RabbitMQTrigger
 
 log = logging.getLogger(__name__)
 RETRY_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)

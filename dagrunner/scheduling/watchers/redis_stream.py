@@ -11,10 +11,10 @@ import os
 import socket
 from typing import Any
 
+from dagrunner.authoring.triggers import RedisStreamTrigger
 from dagrunner.scheduling.watchers.consumer import BrokerUnavailable, OnHandled
 from dagrunner.scheduling.watchers.handler import MessageHandler, WatcherSpec
 from dagrunner.scheduling.watchers.messages import Delivery
-from dagrunner.authoring.triggers import RedisStreamTrigger
 
 log = logging.getLogger(__name__)
 BATCH = 100
