@@ -50,6 +50,10 @@ class Settings:
     db_unreachable_timeout_sec: float = 300.0
     #: Pools from the `[pools.NAME]` tables of dagrunner.toml, applied when the scheduler starts.
     pools: tuple[PoolSpec, ...] = ()
+    # Asset watchers (#12 part B): a triggerer child of the scheduler, the largest message, tries per message.
+    triggerer_in_scheduler: bool = True
+    event_max_message_bytes: int = 1048576
+    event_max_attempts: int = 5
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     # --- construction ----------------------------------------------------------------------------
@@ -276,6 +280,10 @@ _FIELD_TYPES: dict[str, type] = {
     "scheduler_heartbeat_sec": float,
     "zombie_threshold_sec": float,
     "db_unreachable_timeout_sec": float,
+    # Asset watchers (#12 part B)
+    "triggerer_in_scheduler": bool,
+    "event_max_message_bytes": int,
+    "event_max_attempts": int,
 }
 
 
@@ -309,6 +317,8 @@ _INVARIANTS: tuple[Callable[[Settings], str | None], ...] = (
     _at_least("parallelism", 1, "it is how many tries run at once"),
     _at_least("default_pool_slots", 1, "with no slots no task of the default pool ever runs (pause DAGs instead)"),
     _at_least("dagbag_import_memory_mb", 64, "a DAG file's import needs room for Python and dagrunner"),
+    _at_least("event_max_message_bytes", 1, "a watcher's message cannot be smaller than one byte"),
+    _at_least("event_max_attempts", 1, "a message is tried at least once before it is dead-lettered"),
 )
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -94,8 +94,10 @@ def _register() -> None:
     from dagrunner.cli.assets import assets
     from dagrunner.cli.audit import audit
     from dagrunner.cli.backfill import backfill
+    from dagrunner.cli.events import events
     from dagrunner.cli.overrides import register as register_overrides
     from dagrunner.cli.scheduler import scheduler
+    from dagrunner.cli.triggerer import triggerer
 
     cli.add_command(scheduler)
     cli.add_command(backfill)
@@ -110,6 +112,8 @@ def _register() -> None:
     cli.add_command(approvals)
     cli.add_command(assets)
     register_approvals(tasks.tasks)
+    cli.add_command(events)  # #12 part B
+    cli.add_command(triggerer)  # #12 part B
 
 
 _register()

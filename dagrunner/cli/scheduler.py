@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the scheduling stack loads only when a command needs it (fa
     from dagrunner.scheduling.dag_source import DagSource
     from dagrunner.scheduling.scheduler import Scheduler, SchedulerEvent, SchedulerOptions
     from dagrunner.scheduling.single_scheduler import SchedulerLock
+    from dagrunner.scheduling.triggerer_child import TriggererChild
 
 executor_option = click.option(
     "--executor",
@@ -84,11 +85,34 @@ def scheduler(
         f"dagrunner scheduler: dags {settings.dags_folder}, executor {settings.executor}, "
         f"parallelism {settings.parallelism}, db {cli.db_label}"
     )
-    with StopOnSignals(sched, on_signal=lambda name: render.info(f"{name}: stopping (grace {grace_s:g}s)")):
-        finished = run_loop(sched, StopWhen(once=once, num_runs=num_runs), grace_s=grace_s)
+    child = _start_triggerer(cli, sched)
+    try:
+        with StopOnSignals(sched, on_signal=lambda name: render.info(f"{name}: stopping (grace {grace_s:g}s)")):
+            finished = run_loop(sched, StopWhen(once=once, num_runs=num_runs), grace_s=grace_s)
+    finally:
+        if child is not None:
+            child.stop()
     render.info(f"scheduler stopped; {len(finished)} run(s) finished in this session")
     if lock is not None:
         lock.release()
+
+
+def _start_triggerer(cli: CliContext, sched: Scheduler) -> TriggererChild | None:
+    """The asset watchers and outbox relay as a child process (`dagrunner triggerer`), unless the setting
+    `triggerer_in_scheduler` is false; runs it creates wake this scheduler at once (`nudge`)."""
+    import os
+
+    from dagrunner.scheduling.triggerer_child import TriggererChild
+
+    settings = cli.settings
+    if not settings.triggerer_in_scheduler:
+        render.info("triggerer_in_scheduler is false: run `dagrunner triggerer` for asset watchers and the outbox")
+        return None
+    env = {**os.environ, "DAGRUNNER_HOME": str(settings.home), "DAGRUNNER_DB_URL": settings.db_url,
+           "DAGRUNNER_DAGS_FOLDER": str(settings.dags_folder)}  # fmt: skip
+    child = TriggererChild(env, sched.nudge)
+    child.start()
+    return child
 
 
 def apply_config_pools(cli: CliContext) -> None:

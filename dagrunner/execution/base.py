@@ -111,6 +111,10 @@ class Executor(ABC):
     def kill(self, key: TaskKey, reason: str) -> None:
         """Stop a running try (its whole process tree); it finishes as failed with `reason`."""
 
+    def wake(self) -> None:  # noqa: B027 - optional: an executor that never waits has nothing to cut short
+        """Make a waiting (or the next) `events(timeout)` return at once, with whatever it has. Thread-safe:
+        `Scheduler.nudge()` calls it when another process created runs the scheduler should start now."""
+
     @abstractmethod
     def shutdown(self, grace_s: float) -> list[tuple[TaskKey, int]]:
         """Stop taking work, wait up to `grace_s` for running tries, then stop the rest.

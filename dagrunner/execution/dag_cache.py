@@ -54,6 +54,11 @@ class DagCache:
             raise ExecutionError(f"DAG file {fileloc} does not define DAG {dag_id!r} (any more); it defines: {defined}")
         return dag
 
+    def dags_in(self, fileloc: str) -> dict[str, DAG]:
+        """Every DAG the file defines (imported when not cached or changed); its module is then
+        `sys.modules[module_name(abspath)]`."""
+        return self._entry(fileloc).dags
+
     def get_task(self, fileloc: str, dag_id: str, task_id: str) -> BaseOperator:
         return self.get_dag(fileloc, dag_id).get_task(task_id)
 

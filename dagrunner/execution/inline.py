@@ -10,7 +10,7 @@ the local executor is for.
 from __future__ import annotations
 
 import os
-import time
+import threading
 
 from sqlalchemy import Engine
 
@@ -50,6 +50,7 @@ class InlineExecutor(Executor):
             import_timeout_s=settings.dagbag_import_timeout,
         )
         self._events: list[TryEvent] = []
+        self._woken = threading.Event()
 
     def start(self) -> None:
         """Nothing to start: tries run inside `submit`."""
@@ -59,9 +60,10 @@ class InlineExecutor(Executor):
 
     def events(self, timeout: float | None = 0.0) -> list[TryEvent]:
         """What `submit` produced. Nothing runs between calls, so with none pending this just sleeps
-        `timeout` seconds (the scheduler's idle wait); None returns at once, as nothing could wake it."""
+        `timeout` seconds (the scheduler's idle wait), cut short by `wake()`; None returns at once."""
         if not self._events and timeout:
-            time.sleep(timeout)
+            self._woken.wait(timeout)
+        self._woken.clear()
         events, self._events = self._events, []
         return events
 
@@ -75,6 +77,9 @@ class InlineExecutor(Executor):
 
     def kill(self, key: TaskKey, reason: str) -> None:
         """Nothing runs outside `submit`, so there is nothing to kill."""
+
+    def wake(self) -> None:
+        self._woken.set()
 
     def shutdown(self, grace_s: float) -> list[tuple[TaskKey, int]]:  # noqa: ARG002 - the Executor interface
         return []

@@ -70,6 +70,11 @@ class LocalExecutor(Executor):
         self._started = False
         self._stopping = False
         self._ctx: Any = None
+        # wake(): a byte on this self-pipe ends the wait in `events()` (read end in every `wait()` list).
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._woken = False
 
     # --- life cycle ------------------------------------------------------------------------------------
 
@@ -123,6 +128,13 @@ class LocalExecutor(Executor):
                 worker.process.join(timeout=5.0)
             worker.conn.close()
         self._workers.clear()
+
+    def __del__(self) -> None:
+        # Not in shutdown(): another thread may still wake() us, and a closed fd's number can be reused.
+        for fd in (getattr(self, "_wake_r", None), getattr(self, "_wake_w", None)):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     # --- work --------------------------------------------------------------------------------------------
 
@@ -186,8 +198,15 @@ class LocalExecutor(Executor):
             if remaining is not None and remaining <= 0:
                 break
             self._collect(remaining)
+            if self._woken:
+                break
+        self._woken = False
         events, self._events = self._events, []
         return events
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # full: a wake-up is pending already
+            os.write(self._wake_w, b"!")
 
     def _collect(self, timeout: float | None) -> None:
         """Read every message that is ready (waiting up to `timeout` for the first), handle deaths."""
@@ -197,9 +216,12 @@ class LocalExecutor(Executor):
         for worker in self._workers:
             by_object[worker.conn] = worker
             by_object[worker.process.sentinel] = worker
-        ready = wait(list(by_object), timeout=timeout)
+        ready = wait([*by_object, self._wake_r], timeout=timeout)
         dead: list[_WorkerHandle] = []
         for obj in ready:
+            if obj == self._wake_r:
+                self._drain_wake()
+                continue
             worker = by_object[obj]
             if obj is worker.conn:
                 if not self._read(worker):
@@ -209,6 +231,12 @@ class LocalExecutor(Executor):
         for worker in dead:
             self._replace(worker)
         self._dispatch()
+
+    def _drain_wake(self) -> None:
+        self._woken = True
+        with contextlib.suppress(BlockingIOError, OSError):
+            while os.read(self._wake_r, 512):
+                pass
 
     def _read(self, worker: _WorkerHandle) -> bool:
         """Handle all messages waiting on the worker's pipe; False when the pipe is closed (it died)."""

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -72,6 +73,7 @@ class JobType(StrEnum):
     SCHEDULER = "scheduler"
     BACKFILL = "backfill"
     DAGS_TEST = "dags_test"  # `dagrunner dags test`: runs one run in the foreground
+    TRIGGERER = "triggerer"  # `dagrunner triggerer`: asset watchers and the outbox relay (#12)
 
 
 class Base(DeclarativeBase):
@@ -453,6 +455,52 @@ class HITLRequest(Base):
             postgresql_where=text("responded_at IS NULL"),
         ),
     )
+
+
+# --- Part B of issue #12: messages from brokers that could not become asset events ---------------------
+
+
+class DeadLetterStatus(StrEnum):
+    """A dead letter waits (`dead`) until a person replays it (`replayed`: it became an asset event) or
+    discards it (`discarded`: kept for the audit)."""
+
+    DEAD = "dead"
+    REPLAYED = "replayed"
+    DISCARDED = "discarded"
+
+
+class DeadLetter(Base):
+    """A broker message an asset watcher could not use (not JSON, too large, rejected by its validation,
+    an unknown asset, or it kept failing): its raw bytes and headers, kept so it can be replayed.
+
+    Written in the transaction after which the message is acked (`persistence.dead_letters`). Waiting
+    ones (`status = 'dead'`) are found through an index on (status, id).
+    """
+
+    __tablename__ = "dead_letter"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    watcher: Mapped[str] = mapped_column(String(ID_LEN), nullable=False)
+    asset: Mapped[str] = mapped_column(String(1500), nullable=False)
+    #: The broker URL with its password masked, and the stream or queue (`stream orders`, `queue orders`).
+    broker: Mapped[str] = mapped_column(Text, nullable=False)
+    source: Mapped[str] = mapped_column(String(1000), nullable=False)
+    #: The broker's id of the message (Redis entry id, RabbitMQ message_id or delivery tag).
+    message_id: Mapped[str | None] = mapped_column(String(1000))
+    payload: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    headers: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default=text("1"))
+    status: Mapped[DeadLetterStatus] = mapped_column(
+        StrEnumType(DeadLetterStatus), nullable=False, default=DeadLetterStatus.DEAD
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    resolved_by: Mapped[str | None] = mapped_column(String(1000))
+    #: The asset event a successful replay recorded.
+    asset_event_id: Mapped[int | None] = mapped_column(BigId)
+
+    __table_args__ = (Index("ix_dead_letter_status_id", "status", "id"),)
 
 
 # --- Part A of #12: assets -------------------------------------------------------------------------------

@@ -171,6 +171,11 @@ class Scheduler:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def nudge(self) -> None:
+        """Another process created runs (a message became an asset event): end the current wait at once,
+        so the next tick's `_notice_new_runs` finds them and their first tasks start now. Thread-safe."""
+        self.executor.wake()
+
     def pause(self, seconds: float) -> None:
         """Wait `seconds` (cut short by a stop request) without taking executor events: the loop's wait
         between retries of a tick that a database outage failed."""

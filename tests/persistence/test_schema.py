@@ -39,6 +39,7 @@ EXPECTED_TABLES = {
     "backfill",
     "callback_request",
     "hitl_request",
+    "dead_letter",  # #12 part B
     # #12 part A
     "asset",
     "asset_alias",

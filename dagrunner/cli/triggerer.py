@@ -1,0 +1,68 @@
+"""`dagrunner triggerer`: asset watchers and the outbox relay in one process, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from dagrunner.cli import render
+from dagrunner.cli.context import CliContext, pass_cli
+from dagrunner.clock import SystemClock
+
+
+@click.command()
+@click.option("--report-fd", type=int, hidden=True, help="A pipe to tell a parent scheduler of created runs.")
+@pass_cli
+def triggerer(cli: CliContext, report_fd: int | None) -> None:
+    """Run the asset watchers and the outbox relay until SIGINT/SIGTERM.
+
+    Watchers turn broker messages (Redis streams, RabbitMQ queues) into asset events and the runs they
+    trigger; messages that cannot be used go to `dagrunner events dead-letters`. `dagrunner scheduler`
+    runs one as a child process unless `triggerer_in_scheduler` is false; run it alone for a larger
+    deployment (any number of them may run: the database de-duplicates messages).
+    """
+    from dagrunner.scheduling.triggerer_child import report_runs_created
+    from dagrunner.scheduling.watchers.triggerer import Triggerer
+
+    _log_to_stderr()
+    settings = cli.settings
+    trig = Triggerer(
+        cli.engine, settings, actor=cli.actor, clock=SystemClock(),
+        on_runs_created=report_runs_created(report_fd) if report_fd is not None else None,
+        relay_factory=_relay_factory(cli),
+    )  # fmt: skip
+
+    def stop(signum: int, _frame: object) -> None:
+        render.info(f"triggerer: {signal.Signals(signum).name}: stopping")
+        trig.request_stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    render.info(f"dagrunner triggerer: dags {settings.dags_folder}, db {cli.db_label}")
+    trig.run()
+    render.info("triggerer stopped")
+
+
+def _relay_factory(cli: CliContext) -> Callable[[], Any] | None:
+    """The outbox relay (#12 part C) when this dagrunner has it; None (no relay) otherwise."""
+    try:
+        from dagrunner.scheduling.outbox_relay import Relay  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return lambda: Relay(cli.engine, cli.settings, actor=cli.actor, clock=SystemClock())
+
+
+def _log_to_stderr() -> None:
+    """The watchers' and relay's log lines (INFO and up), prefixed, on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("triggerer: %(levelname)s %(message)s"))
+    for name in ("dagrunner.scheduling.watchers", "dagrunner.scheduling.outbox_relay"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
