@@ -39,18 +39,27 @@ def _short(value: str, limit: int = 40) -> str:
 @click.option("--dag", "dag_id", help="Only this DAG.")
 @click.option("--run", "run_id", help="Only this run.")
 @click.option("--since", help="Only newer records: 30m, 12h, 1d, 2w or an ISO date.")
+@click.option(
+    "--event", help="Only this event (task.state), or every event it begins with when it ends in a dot (watcher.)."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="At most this many (newest).")
 @json_option("a list of audit records")
 @pass_cli
 def audit(
-    cli: CliContext, dag_id: str | None, run_id: str | None, since: str | None, limit: int, as_json: bool
+    cli: CliContext,
+    dag_id: str | None,
+    run_id: str | None,
+    since: str | None,
+    event: str | None,
+    limit: int,
+    as_json: bool,
 ) -> None:
     """The audit trail: every state change and event, oldest first."""
     from dagrunner.persistence.views import audit_trail
 
     since_dt = parse_since(since) if since else None
     with cli.read_session() as session:
-        rows = audit_trail(session, dag_id=dag_id, run_id=run_id, since=since_dt, limit=limit)
+        rows = audit_trail(session, dag_id=dag_id, run_id=run_id, since=since_dt, limit=limit, event=event)
     if as_json:
         render.print_json([r.to_json() for r in rows])
         return

@@ -75,9 +75,15 @@ def audit_rows(
     run_id: str | None = None,
     since: datetime | None = None,
     limit: int | None = None,
+    event: str | None = None,
 ) -> list[AuditLog]:
-    """Audit rows in the order they were written; with `limit`, the most recent `limit` of them."""
+    """Audit rows in the order they were written; with `limit`, the most recent `limit` of them. `event`: that
+    event, or with a trailing dot every event it starts (`watcher.`)."""
     query = select(AuditLog)
+    if event is not None:
+        query = query.where(
+            AuditLog.event.startswith(event, autoescape=True) if event.endswith(".") else AuditLog.event == event
+        )
     if dag_id is not None:
         query = query.where(AuditLog.dag_id == dag_id)
     if run_id is not None:

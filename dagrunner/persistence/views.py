@@ -310,9 +310,11 @@ def audit_trail(
     run_id: str | None = None,
     since: datetime | None = None,
     limit: int | None = None,
+    event: str | None = None,
 ) -> list[AuditView]:
     """Audit records oldest first; with `limit`, the newest `limit` of them."""
-    return [AuditView.of(row) for row in audit_rows(session, dag_id=dag_id, run_id=run_id, since=since, limit=limit)]
+    rows = audit_rows(session, dag_id=dag_id, run_id=run_id, since=since, limit=limit, event=event)
+    return [AuditView.of(row) for row in rows]
 
 
 # --- pools -------------------------------------------------------------------------------------------------

@@ -64,6 +64,11 @@ def test_pause_and_unpause_are_audited(run_cli, project: Path) -> None:
     assert sum(1 for e in events if e[0] == "dag.paused") == 1  # the no-op pause wrote nothing
     assert paused["etl_daily_sales"] is False
     engine.dispose()
+    exact = json.loads(run_cli("audit", "--event", "dag.paused", "--json").output)
+    assert [(r["event"], r["dag_id"]) for r in exact] == [("dag.paused", "etl_daily_sales")]
+    family = {r["event"] for r in json.loads(run_cli("audit", "--event", "dag.", "--json").output)}
+    assert {"dag.paused", "dag.unpaused"} <= family and all(e.startswith("dag.") for e in family)
+    assert json.loads(run_cli("audit", "--event", "dag", "--json").output) == []  # no dot: the exact name only
 
 
 def test_show_draws_layers_and_dot(run_cli) -> None:
