@@ -56,6 +56,7 @@ class Sizes:
     w5_ticks: int = 200
     w6_dags: int = 1000
     w6_tasks: int = 10
+    w7_messages: int = 30
     #: Bounds on waiting for work to finish (seconds); a workload that takes longer fails loudly.
     run_timeout_s: float = 180.0
     backfill_timeout_s: float = 300.0
@@ -76,6 +77,7 @@ QUICK = Sizes(
     w5_runs=200,
     w5_ticks=20,
     w6_dags=20,
+    w7_messages=5,
     run_timeout_s=120.0,
     backfill_timeout_s=120.0,
     w6_timeout_s=120.0,

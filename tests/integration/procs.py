@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy import select
@@ -25,19 +26,21 @@ def project(root: Path, *, examples: bool = True) -> Path:
     return root
 
 
-def env_for(root: Path, db_url: str) -> dict[str, str]:
+def env_for(root: Path, db_url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment without its DAGRUNNER_* settings, pointed at `root` and `db_url`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGRUNNER_")}
     env.update(DAGRUNNER_HOME=str(root), DAGRUNNER_DB_URL=db_url, ETL_DATA_DIR=str(root / "data"))
+    env.update(extra or {})
     return env
 
 
-def start(root: Path, db_url: str, *args: str) -> subprocess.Popen[str]:
+def start(root: Path, db_url: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
     """Start `dagrunner ARGS`; its output goes to a file (a pipe nobody reads would block it)."""
     log = root / f"proc-{len(list(root.glob('proc-*.log')))}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dagrunner", *args],
-            cwd=root, env=env_for(root, db_url), stdout=out, stderr=subprocess.STDOUT, text=True,
+            cwd=root, env=env_for(root, db_url, env), stdout=out, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
     proc.log_path = log  # type: ignore[attr-defined]
     return proc
@@ -54,10 +57,12 @@ def finish(proc: subprocess.Popen[str], timeout: float = 90) -> str:
     return proc.log_path.read_text()  # type: ignore[attr-defined]
 
 
-def run(root: Path, db_url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    root: Path, db_url: str, *args: str, timeout: float = 120, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dagrunner", *args],
-        cwd=root, env=env_for(root, db_url), capture_output=True, text=True, timeout=timeout,
+        cwd=root, env=env_for(root, db_url, env), capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
 
