@@ -39,6 +39,8 @@ EXPECTED_TABLES = {
     "backfill",
     "callback_request",
     "hitl_request",
+    "outbox",  # issue #12 part C
+    "outbox_sink",
 }
 
 
