@@ -118,7 +118,7 @@ class Relay:
         sink has. Returns the seconds until it wants to step again."""
         if self._closed:
             raise RuntimeError("Relay.step() after close()")
-        settled = self._settle()
+        settled = self.settle()
         outcomes = list(self._pool.map(lambda sink: self._turn(sink, settled), self.sinks))
         self._prune(settled)
         now = self.clock.now()
@@ -145,8 +145,9 @@ class Relay:
 
     # --- what is settled -------------------------------------------------------------------------------
 
-    def _settle(self) -> int | None:
-        """The id through which rows may go out (None: no bound). See `persistence.outbox`."""
+    def settle(self) -> int | None:
+        """The id through which rows may go out now (None: no bound), moved on when it can be (see
+        `persistence.outbox`). `step()` calls it; a test may call it until what it wrote is settled."""
         if self._settled is None:
             return None
         with session_scope(self.engine) as session:
