@@ -16,7 +16,7 @@ from dagrunner.scheduling.operations import trigger_run
 from dagrunner.states import DagRunState
 
 from .harness import START, Harness
-from .outbox_helpers import outbox_rows, published_audit
+from outbox_helpers import outbox_rows, published_audit
 
 SMALL = """
 import pendulum

@@ -23,7 +23,7 @@ from dagrunner.scheduling.outbox_relay import Relay
 from dagrunner.settings import Settings, SinkSpec, sink_specs
 
 from .harness import START, Harness
-from .outbox_helpers import Receiver, audit_events, outbox_rows, published_audit, webhook_receiver
+from outbox_helpers import Receiver, audit_events, outbox_rows, published_audit, webhook_receiver
 
 THREE = """
 import pendulum
