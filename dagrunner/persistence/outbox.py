@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Table, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -91,7 +91,9 @@ def _row(a: Mapping[str, Any]) -> dict[str, Any]:
         if event == "task.state":
             kind = f"task_instance.{TASK_VERBS.get(new, new)}"
             data.update(task_id=task_id, map_index=map_index, try_number=a["try_number"])
-            subject = f"{dag_id}/{run_id}/{task_id}" + (f"/{map_index}" if map_index is not None and map_index >= 0 else "")
+            subject = f"{dag_id}/{run_id}/{task_id}" + (
+                f"/{map_index}" if map_index is not None and map_index >= 0 else ""
+            )
         else:
             kind, subject = f"dag_run.{RUN_VERBS.get(new, new)}", f"{dag_id}/{run_id}"
         data.update(old_state=old, new_state=new, reason=a["reason"])
@@ -160,7 +162,8 @@ class Probe:
 
 def settle_probe(db: Db) -> Probe:
     """The highest outbox id visible now and what must end before every lower id is known."""
-    if db.get_bind().dialect.name != "postgresql":
+    bind = db.get_bind() if isinstance(db, Session) else db
+    if bind.dialect.name != "postgresql":
         return Probe(int(db.execute(select(func.coalesce(func.max(OUTBOX_T.c.id), 0))).scalar_one()), None)
     row = db.execute(text(
         "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, "
@@ -203,7 +206,9 @@ def take_lease(db: Db, name: str, owner: str, now: datetime, lease: timedelta) -
 
 
 def release_lease(db: Db, name: str, owner: str) -> None:
-    db.execute(update(SINK_T).where(SINK_T.c.name == name, SINK_T.c.owner == owner).values(owner=None, lease_until=None))
+    db.execute(
+        update(SINK_T).where(SINK_T.c.name == name, SINK_T.c.owner == owner).values(owner=None, lease_until=None)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,10 +299,12 @@ def sink_lags(db: Db, names: Sequence[str]) -> list[SinkLag]:
         count, oldest = db.execute(
             select(func.count(), func.min(OUTBOX_T.c.created_at)).where(OUTBOX_T.c.id > after)
         ).one()
+        if state is None:
+            out.append(SinkLag(name, int(count), oldest, None, 0, None, 0, None, None, None))
+            continue
         out.append(SinkLag(
-            name, int(count), oldest, state and state.last_delivered_at, state.delivered_count if state else 0,
-            state and state.failing_since, state.attempts if state else 0, state and state.last_error,
-            state and state.next_retry_at, state and state.owner,
+            name, int(count), oldest, state.last_delivered_at, state.delivered_count, state.failing_since,
+            state.attempts, state.last_error, state.next_retry_at, state.owner,
         ))  # fmt: skip
     return out
 
@@ -306,5 +313,3 @@ def outbox_size(db: Db) -> tuple[int, datetime | None]:
     """Rows in the outbox and the oldest one's time."""
     count, oldest = db.execute(select(func.count(), func.min(OUTBOX_T.c.created_at))).one()
     return int(count), oldest
-
-

@@ -8,6 +8,7 @@ their kind is first used, so a deployment without such a sink does not need them
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import hmac
@@ -138,10 +139,8 @@ class RedisStreamSink:
     def close(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection: nothing to report
                 client.close()
-            except Exception:  # noqa: BLE001, S110 - closing a broken connection; nothing to report
-                pass
 
 
 class RabbitMQSink:
@@ -187,7 +186,5 @@ class RabbitMQSink:
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection: nothing to report
                 connection.close()
-            except Exception:  # noqa: BLE001, S110 - closing a broken connection; nothing to report
-                pass

@@ -92,7 +92,9 @@ class Relay:
         self.engine, self.settings, self.actor, self.clock = engine, settings, actor, clock
         self.source: str = settings.events_source
         self.owner = f"{actor} (pid {os.getpid()}, relay {uuid.uuid4().hex[:8]})"[:1000]
-        self.sinks: list[Sink] = sinks if sinks is not None else [make_sink(s, self.source) for s in settings.event_sinks]
+        self.sinks: list[Sink] = (
+            sinks if sinks is not None else [make_sink(s, self.source) for s in settings.event_sinks]
+        )
         if listeners is None:
             listeners = []
             if settings.events_listeners:
@@ -200,7 +202,7 @@ class Relay:
             ):
                 return _Outcome()  # the lease was lost meanwhile: the new holder goes on
             if state.failing_since is not None and (sent or through > state.delivered_through):
-                self._audit(session, "outbox.delivery_recovered", sink, None,
+                self._audit(session, "outbox.delivery_recovered", None,
                             {"sink": sink.name, "failing_since": state.failing_since.isoformat()})  # fmt: skip
             if failed is not None and error is not None:
                 return self._failed(session, sink, state, failed, error, recovered=sent > 0)
@@ -218,17 +220,17 @@ class Relay:
         detail = {"sink": sink.name, "event_id": event.event_id, "type": event.type, "subject": event.subject,
                   "error": error, "attempts": attempts}  # fmt: skip
         if isinstance(sink, _Listeners) and attempts >= LISTENER_MAX_ATTEMPTS:
-            self._audit(session, "listener.failed", sink, error, {**detail, "skipped": True}, event)
+            self._audit(session, "listener.failed", error, {**detail, "skipped": True}, event)
             ob.advance(session, sink.name, self.owner, through=event.id, delivered=0, now=now)
             return _Outcome(more=True)
         delay = min(sink.spec.max_backoff, BACKOFF_BASE_S * 2 ** (attempts - 1)) * random.uniform(0.8, 1.0)  # noqa: S311
         retry_at = now + timedelta(seconds=delay)
         ob.record_failure(session, sink.name, self.owner, error=error, now=now, retry_at=retry_at)
         if (state.failing_since is None or recovered) and not isinstance(sink, _Listeners):
-            self._audit(session, "outbox.delivery_failed", sink, error, detail, event)
+            self._audit(session, "outbox.delivery_failed", error, detail, event)
         return _Outcome(retry_at=retry_at)
 
-    def _audit(self, session: Session, name: str, sink: Sink, reason: str | None, detail: dict[str, Any],
+    def _audit(self, session: Session, name: str, reason: str | None, detail: dict[str, Any],
                event: ob.OutboxEvent | None = None) -> None:  # fmt: skip
         task = event.data.get("task_id") if event is not None else None
         record_event(session, name, actor=self.actor, when=self.clock.now(), reason=reason, detail=detail,

@@ -8,6 +8,7 @@ triggerer hosts it), and a real HTTP receiver per database.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 import threading
@@ -16,13 +17,13 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from outbox_helpers import audit_events, outbox_rows, published_audit, webhook_receiver
 from polling import wait_until
 
 from dagrunner.clock import SystemClock
 from dagrunner.persistence.engine import make_engine
 from dagrunner.scheduling.outbox_relay import Relay, run_relay
 from dagrunner.settings import Settings, SinkSpec
-from outbox_helpers import audit_events, outbox_rows, published_audit, webhook_receiver
 
 from .procs import finish, start
 
@@ -66,10 +67,8 @@ def free_port() -> int:
 
 def test_a_webhook_down_for_30s_gets_every_event_afterwards(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     urls = {"sqlite": f"sqlite:///{tmp_path / 'sqlite' / 'state' / 'dagrunner.db'}"}
-    try:
+    with contextlib.suppress(pytest.skip.Exception):  # PostgreSQL not configured here: SQLite alone
         urls["postgres"] = str(request.getfixturevalue("pg_url"))
-    except pytest.skip.Exception:
-        pass  # PostgreSQL not configured here: SQLite alone
     ports = {name: free_port() for name in urls}
     began = time.monotonic()
     with ExitStack() as stack:
@@ -92,7 +91,7 @@ def test_a_webhook_down_for_30s_gets_every_event_afterwards(tmp_path: Path, requ
             thread = threading.Thread(target=run_relay, args=(relay, stop), daemon=True)
             thread.start()
             relays.append(thread)
-        for name, proc in procs.items():
+        for proc in procs.values():
             out = finish(proc, timeout=DOWN_S)
             assert proc.returncode == 0, out
         time.sleep(max(0.0, began + DOWN_S / 2 - time.monotonic()))  # the outage: a real 30 s, not a clock

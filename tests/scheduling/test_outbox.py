@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from outbox_helpers import outbox_rows, published_audit
 from sqlalchemy import func, select
 
 from dagrunner.persistence.audit import RUN, Change, record_event, transition
@@ -16,7 +17,6 @@ from dagrunner.scheduling.operations import trigger_run
 from dagrunner.states import DagRunState
 
 from .harness import START, Harness
-from outbox_helpers import outbox_rows, published_audit
 
 SMALL = """
 import pendulum

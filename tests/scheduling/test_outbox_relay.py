@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from outbox_helpers import audit_events, outbox_rows, published_audit, webhook_receiver
 from polling import wait_until
 from sqlalchemy import Engine
 
@@ -23,7 +24,6 @@ from dagrunner.scheduling.outbox_relay import Relay
 from dagrunner.settings import Settings, SinkSpec, sink_specs
 
 from .harness import START, Harness
-from outbox_helpers import Receiver, audit_events, outbox_rows, published_audit, webhook_receiver
 
 THREE = """
 import pendulum
