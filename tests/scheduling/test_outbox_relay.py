@@ -69,10 +69,16 @@ def settled(relay: Relay) -> None:
     transactions in flight anywhere on the server to end)."""
     rows = outbox_rows(relay.engine)
     last = rows[-1].id if rows else 0
-    wait_until(lambda: (relay.settle() or last) >= last, what="the outbox settled", timeout=10)
+
+    def done() -> bool:
+        through = relay.settle()
+        return through is None or through >= last
+
+    wait_until(done, what="the outbox settled", timeout=10)
 
 
 def drain(relay: Relay, steps: int = 50) -> None:
+    settled(relay)
     for _ in range(steps):
         relay.step()
         if not outbox_rows(relay.engine):
@@ -320,6 +326,7 @@ def test_listener_plugin_hooks_are_called_in_order_and_a_raising_hook_is_skipped
     (plugins / "helpers.py").write_text("raise RuntimeError('not a listener: never imported')\n")
     run_three(h)
     relay = Relay(h.engine, with_sinks(h.settings, listeners=True), actor="relay-test", clock=h.clock)
+    settled(relay)
     for _ in range(10):
         relay.step()
         h.clock.advance(10)
