@@ -7,8 +7,10 @@ points at the same project.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -54,6 +56,10 @@ class Settings:
     triggerer_in_scheduler: bool = True
     event_max_message_bytes: int = 1048576
     event_max_attempts: int = 5
+    # Published events (issue #12 part C): sinks from `[events.sinks.NAME]`, the CloudEvent `source`, listeners.
+    event_sinks: tuple[SinkSpec, ...] = ()
+    events_source: str = ""
+    events_listeners: bool = True
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     # --- construction ----------------------------------------------------------------------------
@@ -83,6 +89,7 @@ class Settings:
             if pools is not None:
                 raw["pools"] = pool_specs(pools, str(toml_path))
                 sources["pools"] = str(toml_path)
+            _events_from_toml(section, data, raw, sources, str(toml_path))
             for key, value in section.items():
                 if key not in _FIELD_TYPES:
                     raise ConfigError(
@@ -95,6 +102,9 @@ class Settings:
             if env_name in env:
                 raw[key] = env[env_name]
                 sources[key] = f"env {env_name}"
+        if ENV_PREFIX + "EVENTS_SINKS" in env:
+            raw["event_sinks"] = sink_specs_from_json(env[ENV_PREFIX + "EVENTS_SINKS"], "env DAGRUNNER_EVENTS_SINKS")
+            sources["event_sinks"] = "env DAGRUNNER_EVENTS_SINKS"
         for key, value in (overrides or {}).items():
             if value is not None:
                 if key not in _FIELD_TYPES:
@@ -107,7 +117,7 @@ class Settings:
     def _build(cls, home: Path, raw: dict[str, Any], sources: dict[str, str]) -> Settings:
         values: dict[str, Any] = {}
         for key, value in raw.items():
-            values[key] = value if key == "pools" else _coerce(key, value, sources.get(key, "default"))
+            values[key] = value if key in ("pools", "event_sinks") else _coerce(key, value, sources.get(key, "default"))
 
         def path_of(key: str, default: Path) -> Path:
             p = Path(values[key]) if key in values else default
@@ -119,6 +129,8 @@ class Settings:
         values["state_folder"] = state
         values["logs_folder"] = path_of("logs_folder", state / "logs")
         values.setdefault("db_url", f"sqlite:///{state / 'dagrunner.db'}")
+        if not values.get("events_source"):
+            values["events_source"] = f"dagrunner://{socket.gethostname()}/"
         if values.get("executor", "local") not in ("inline", "local", "celery"):
             raise ConfigError(
                 f"executor {values['executor']!r} (from {sources.get('executor')}) is not one of inline, local, celery"
@@ -151,6 +163,8 @@ class Settings:
             text = mask_url(value) if f.name == "db_url" else str(value)
             if f.name == "pools":
                 text = "; ".join(spec.describe() for spec in self.pools) or "-"
+            if f.name == "event_sinks":
+                text = "; ".join(spec.describe() for spec in self.event_sinks) or "-"
             rows.append((f.name, text, self.sources.get(f.name, "default")))
         return rows
 
@@ -284,7 +298,152 @@ _FIELD_TYPES: dict[str, type] = {
     "triggerer_in_scheduler": bool,
     "event_max_message_bytes": int,
     "event_max_attempts": int,
+    "events_source": str,
+    "events_listeners": bool,
 }
+
+
+# --- event sinks from the config file (issue #12 part C) ------------------------------------------------------
+
+SINK_TYPES = ("webhook", "redis_stream", "rabbitmq")
+_SINK_TARGET = {"webhook": "url", "redis_stream": "stream", "rabbitmq": "exchange"}
+_SINK_KEYS = ("type", "url", "url_env", "stream", "maxlen", "exchange", "secret_env", "timeout", "dags", "types",
+              "max_backoff")  # fmt: skip
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """Where published events go (`[events.sinks.NAME]`): a webhook, a Redis stream or a RabbitMQ exchange.
+
+    `url` is the webhook's URL or the broker's (`url_env`: the name of an env var holding it, for a URL with
+    a password); `secret_env` names the env var holding a webhook's HMAC secret. `dags` and `types` are
+    glob lists (empty: all). A secret never lives in this object, only the names of variables holding one.
+    """
+
+    name: str
+    type: str
+    url: str | None = None
+    url_env: str | None = None
+    stream: str | None = None
+    maxlen: int | None = None
+    exchange: str | None = None
+    secret_env: str | None = None
+    timeout: float = 10.0
+    dags: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    max_backoff: float = 60.0
+
+    def describe(self) -> str:
+        target = getattr(self, _SINK_TARGET[self.type])
+        where = mask_url(self.url) if self.url else (f"${self.url_env}" if self.url_env else "default")
+        return f"{self.name}: {self.type} {target} at {where}"
+
+    def resolved_url(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The URL, read from `url_env` when it names a variable (ConfigError when that variable is unset)."""
+        if self.url_env is None:
+            return self.url
+        env = os.environ if environ is None else environ
+        if self.url_env not in env:
+            raise ConfigError(f"event sink {self.name!r}: url_env names {self.url_env}, which is not set")
+        return env[self.url_env]
+
+
+def _events_from_toml(section: Any, data: dict[str, Any], raw: dict[str, Any], sources: dict[str, str],
+                      where: str) -> None:  # fmt: skip
+    """Take the `[events]` table (source, listeners, sinks.NAME) out of the parsed file into `raw`."""
+    events = section.pop("events", None) if isinstance(section, dict) else None
+    events = data.pop("events", None) if events is None else events
+    if events is None:
+        return
+    if not isinstance(events, dict):
+        raise ConfigError(f"{where}: `events` must be a table ([events] with source, listeners, [events.sinks.NAME])")
+    unknown = sorted(set(events) - {"source", "listeners", "sinks"})
+    if unknown:
+        raise ConfigError(f"{where}: [events]: unknown key(s) {', '.join(unknown)}; known: listeners, sinks, source")
+    for key, field_name in (("source", "events_source"), ("listeners", "events_listeners")):
+        if key in events:
+            raw[field_name] = events[key]
+            sources[field_name] = where
+    if "sinks" in events:
+        raw["event_sinks"] = sink_specs(events["sinks"], where)
+        sources["event_sinks"] = where
+
+
+def sink_specs_from_json(text: str, source: str) -> tuple[SinkSpec, ...]:
+    """`DAGRUNNER_EVENTS_SINKS`: a JSON object of sink name -> the keys of an `[events.sinks.NAME]` table."""
+    try:
+        table = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: not valid JSON ({exc}); give an object of sink name -> settings") from None
+    return sink_specs(table, source)
+
+
+def sink_specs(table: object, source: str) -> tuple[SinkSpec, ...]:
+    """The `[events.sinks.NAME]` tables as SinkSpecs; ConfigError naming the sink, the key and the source."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: events sinks must be a table of sinks ([events.sinks.NAME] with type = ...)")
+    specs = []
+    for name, body in table.items():
+        try:
+            specs.append(_sink_spec(name, body))
+        except ValueError as exc:
+            raise ConfigError(f"{source}: event sink {name!r}: {exc}") from None
+    return tuple(specs)
+
+
+def _sink_spec(name: str, body: object) -> SinkSpec:
+    if not isinstance(name, str) or not _POOL_NAME.match(name) or name.startswith("@"):
+        raise ValueError("a sink name is 1-256 letters, digits or _ . : ~ + -")
+    if not isinstance(body, dict):
+        raise ValueError("must be a table with type = webhook | redis_stream | rabbitmq")
+    unknown = sorted(set(body) - set(_SINK_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_SINK_KEYS))}")
+    kind = body.get("type")
+    if kind not in SINK_TYPES:
+        raise ValueError(f"type {kind!r} is not one of {', '.join(SINK_TYPES)}")
+    text_keys = ("url", "url_env", "stream", "exchange", "secret_env")
+    for key in text_keys:
+        if key in body and (not isinstance(body[key], str) or not body[key]):
+            raise ValueError(f"{key} must be a non-empty string, not {body[key]!r}")
+    for key in ("url_env", "secret_env"):
+        if key in body and not _ENV_NAME.match(body[key]):
+            raise ValueError(f"{key} must be the NAME of an environment variable, not {body[key]!r}")
+    target = _SINK_TARGET[kind]
+    if target not in body:
+        raise ValueError(f"a {kind} sink needs {target} = ...")
+    if kind == "webhook" and "url" not in body and "url_env" not in body:
+        raise ValueError("a webhook sink needs url = ... (or url_env = the variable holding it)")
+    if kind == "webhook" and "url" in body and not body["url"].startswith(("http://", "https://")):
+        raise ValueError(f"url {body['url']!r} must start with http:// or https://")
+    if "url" in body and "url_env" in body:
+        raise ValueError("give url or url_env, not both")
+    if "secret_env" in body and kind != "webhook":
+        raise ValueError("secret_env signs webhook bodies; only a webhook sink takes it")
+    globs = {key: _globs(key, body.get(key, [])) for key in ("dags", "types")}
+    maxlen = body.get("maxlen")
+    return SinkSpec(
+        name, kind, body.get("url"), body.get("url_env"), body.get("stream"),
+        None if maxlen is None else check_positive("maxlen", maxlen), body.get("exchange"), body.get("secret_env"),
+        _duration_of("timeout", body.get("timeout", 10.0)), globs["dags"], globs["types"],
+        _duration_of("max_backoff", body.get("max_backoff", 60.0)),
+    )  # fmt: skip
+
+
+def _duration_of(key: str, value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{key}: {exc}") from None
+
+
+def _globs(key: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{key} must be a list of glob patterns, not {value!r}")
+    return tuple(value)
 
 
 def _zombie_after_heartbeats(s: Settings) -> str | None:

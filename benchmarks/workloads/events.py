@@ -22,7 +22,7 @@ from benchmarks.project import project_with_db
 from benchmarks.spec import Metric, Sizes, Target
 from benchmarks.stats import median, percentile
 from benchmarks.workloads.base import Details, Figures, Workload, start_idle_scheduler, wait_idle
-from dagrunner.persistence.models import TaskTry
+from dagrunner.persistence.models import DagRun, TaskTry
 
 REDIS_URL = os.environ.get("DAGRUNNER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -86,6 +86,9 @@ class EventLatency(Workload):
                                    check=sched.check_alive)  # fmt: skip
                         wait_idle(sched)
                         latencies = [_one(client, stream, probe, i, sizes, sched.check_alive) for i in range(messages)]
+                        wait_until(lambda: probe.count(DagRun, DagRun.state == "success") >= messages,
+                                   timeout=sizes.run_timeout_s, what=f"the {messages} runs to succeed",
+                                   check=sched.check_alive)  # fmt: skip
                     finally:
                         sched.stop()
                     probe.assert_all_succeeded(runs=messages, task_instances=messages)

@@ -10,12 +10,16 @@ import click
 from dagrunner.cli import render
 from dagrunner.cli.context import CliContext, pass_cli
 from dagrunner.cli.options import json_option
+from dagrunner.cli.outbox import outbox
 from dagrunner.clock import SystemClock
 
 
 @click.group()
 def events() -> None:
-    """Events in and out: dead-lettered broker messages (and, with the outbox, published events)."""
+    """Events in and out: dead-lettered broker messages, and the outbox of published events."""
+
+
+events.add_command(outbox)
 
 
 @events.group("dead-letters")

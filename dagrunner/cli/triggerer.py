@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any
 
 import click
 
@@ -26,6 +24,7 @@ def triggerer(cli: CliContext, report_fd: int | None) -> None:
     runs one as a child process unless `triggerer_in_scheduler` is false; run it alone for a larger
     deployment (any number of them may run: the database de-duplicates messages).
     """
+    from dagrunner.scheduling.outbox_relay import Relay
     from dagrunner.scheduling.triggerer_child import report_runs_created
     from dagrunner.scheduling.watchers.triggerer import Triggerer
 
@@ -34,7 +33,7 @@ def triggerer(cli: CliContext, report_fd: int | None) -> None:
     trig = Triggerer(
         cli.engine, settings, actor=cli.actor, clock=SystemClock(),
         on_runs_created=report_runs_created(report_fd) if report_fd is not None else None,
-        relay_factory=_relay_factory(cli),
+        relay_factory=lambda: Relay(cli.engine, settings, actor=cli.actor, clock=SystemClock()),
     )  # fmt: skip
 
     def stop(signum: int, _frame: object) -> None:
@@ -46,15 +45,6 @@ def triggerer(cli: CliContext, report_fd: int | None) -> None:
     render.info(f"dagrunner triggerer: dags {settings.dags_folder}, db {cli.db_label}")
     trig.run()
     render.info("triggerer stopped")
-
-
-def _relay_factory(cli: CliContext) -> Callable[[], Any] | None:
-    """The outbox relay (#12 part C) when this dagrunner has it; None (no relay) otherwise."""
-    try:
-        from dagrunner.scheduling.outbox_relay import Relay  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    return lambda: Relay(cli.engine, cli.settings, actor=cli.actor, clock=SystemClock())
 
 
 def _log_to_stderr() -> None:

@@ -44,6 +44,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from dagrunner.errors import IllegalTransitionError, NotFoundError
 from dagrunner.labels import task_label
 from dagrunner.persistence.models import AuditLog, Backfill, Dag, DagRun, Pool, SchedulerJob, TaskInstance, TaskTry
+from dagrunner.persistence.outbox import INSERT_OUTBOX, outbox_rows
 from dagrunner.settings import mask_url
 from dagrunner.states import (
     BACKFILL_TRANSITIONS,
@@ -68,6 +69,16 @@ Db = Session | Connection
 _ACTOR_MAX = 1000  # audit_log.actor column length
 _AUDIT_T = cast(Table, AuditLog.__table__)
 _INSERT_AUDIT = insert(_AUDIT_T)
+
+
+def _insert_audit(db: Db, rows: list[dict[str, Any]]) -> None:
+    """Insert audit rows, and the outbox rows of the published events among them (`persistence.outbox`):
+    every audit row goes through here, so an event is published exactly when it is audited, in the same
+    transaction, at the cost of one more multi-row INSERT when any is published."""
+    db.execute(_INSERT_AUDIT, rows)
+    published = outbox_rows(rows)
+    if published:
+        db.execute(INSERT_OUTBOX, published)
 
 
 # --- what a change is ----------------------------------------------------------------------------------
@@ -339,7 +350,7 @@ def transition(
                 audit.append(planned.audit[i])
                 moved.append(Moved(subjects[i], row))
     if audit:
-        db.execute(_INSERT_AUDIT, audit)
+        _insert_audit(db, audit)
     for subject, row in moved:
         _reflect(subject, planned.values, queue_job)
         if close_try is not None:
@@ -471,7 +482,7 @@ def close_try_alone(
     if not _close(db, ti_id, ref.try_number, state, when, close):
         return False
     row = _audit_row("try.closed", when, actor, reason, _task_names(ref), old=TryState.RUNNING, new=state)
-    db.execute(_INSERT_AUDIT, [row])
+    _insert_audit(db, [row])
     return True
 
 
@@ -491,7 +502,7 @@ def expand_placeholder(db: Db, ti: TIRow, *, length: int, inputs: str, actor: st
         return False
     ti.map_index = 0
     row = _audit_row("task.expanded", when, actor, None, _task_names(ti), detail={"length": length, "inputs": inputs})
-    db.execute(_INSERT_AUDIT, [row])
+    _insert_audit(db, [row])
     return True
 
 
@@ -512,7 +523,7 @@ def record_created(session: Session, objs: Iterable[DagRun | TaskInstance], *, a
         for obj in objs
     ]
     if rows:
-        session.execute(_INSERT_AUDIT, rows)
+        _insert_audit(session, rows)
 
 
 def record_event(
@@ -531,7 +542,7 @@ def record_event(
 ) -> None:
     """Audit something that is not a state change: a backfill started, a callback failed, a clear asked."""
     names = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index, "try_number": try_number}
-    db.execute(_INSERT_AUDIT, [_audit_row(event, when, actor, reason, names, detail=detail)])
+    _insert_audit(db, [_audit_row(event, when, actor, reason, names, detail=detail)])
 
 
 def set_paused(session: Session, dag_id: str, paused: bool, *, actor: str, when: datetime) -> bool:
@@ -546,7 +557,7 @@ def set_paused(session: Session, dag_id: str, paused: bool, *, actor: str, when:
     dag.is_paused = paused
     session.flush()
     names = {**_NO_NAMES, "dag_id": dag_id}
-    session.execute(_INSERT_AUDIT, [_audit_row(f"dag.{new}", when, actor, None, names, old=old, new=new)])
+    _insert_audit(session, [_audit_row(f"dag.{new}", when, actor, None, names, old=old, new=new)])
     return True
 
 

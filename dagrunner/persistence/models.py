@@ -594,6 +594,55 @@ class DagRunAssetEvent(Base):
     )
 
 
+# --- part C of issue #12: the transactional outbox of published run, task and asset events -----------------
+
+
+class Outbox(Base):
+    """One published event (a CloudEvent to be), written by `persistence.audit` in the transaction of the
+    audit row it mirrors, and deleted by the relay once every configured sink and the listeners have it.
+
+    `id` orders delivery (hence per run); on SQLite AUTOINCREMENT keeps a pruned id from being handed out
+    again. `event_id` (a UUID) is the CloudEvent `id`: the same on every redelivery.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    #: The CloudEvent type without its `dagrunner.` prefix: `task_instance.succeeded`, `dag_run.queued`, ...
+    type: Mapped[str] = mapped_column(String(64), nullable=False)
+    subject: Mapped[str] = mapped_column(String(1000), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    dag_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    run_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    data: Mapped[dict[str, Any]] = mapped_column(Json, nullable=False)
+
+    __table_args__ = {"sqlite_autoincrement": True}
+
+
+class OutboxSink(Base):
+    """Delivery state of one sink (or `@listeners`): how far it got, who delivers to it, how it is failing.
+
+    `delivered_through` is the last outbox id it has (or skipped by its filters). One relay at a time holds
+    the lease (`owner`, `lease_until`, taken by a conditional UPDATE), so two relays never deliver to one
+    sink at once. `failing_since` is set for the length of a failure episode.
+    """
+
+    __tablename__ = "outbox_sink"
+
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    delivered_through: Mapped[int] = mapped_column(BigId, nullable=False, default=0, server_default=text("0"))
+    delivered_count: Mapped[int] = mapped_column(BigId, nullable=False, default=0, server_default=text("0"))
+    last_delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    owner: Mapped[str | None] = mapped_column(String(1000))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 #: The tables dagrunner owns; `schema.reset_db` drops exactly these (plus alembic_version).
 TABLE_NAMES: frozenset[str] = frozenset(Base.metadata.tables)
 

@@ -46,6 +46,8 @@ EXPECTED_TABLES = {
     "asset_event",
     "asset_dag_queue",
     "dag_run_asset_event",
+    "outbox",  # issue #12 part C
+    "outbox_sink",
 }
 
 
