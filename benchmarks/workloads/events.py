@@ -116,7 +116,7 @@ def _one(client: object, stream: str, probe: DbProbe, i: int, sizes: Sizes, chec
     """Publish message `i` and wait for its run's first try to start; the latency in ms."""
     before = probe.count(TaskTry)
     published = time.time()
-    client.xadd(stream, {"payload": json.dumps({"i": i})})  # type: ignore[attr-defined]
+    client.xadd(stream, {"data": json.dumps({"i": i})})  # type: ignore[attr-defined]
     started = wait_until(
         lambda: _first_start(probe, before), timeout=sizes.run_timeout_s, interval=0.002,
         what=f"message {i}'s run to start", check=check,  # type: ignore[arg-type]
