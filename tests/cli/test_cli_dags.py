@@ -14,7 +14,7 @@ from dagrunner.persistence.queries import audit_rows, dag_rows
 ZOO = Path(__file__).resolve().parents[1] / "fixtures" / "zoo"
 EXAMPLES = {
     "etl_daily_sales", "taskflow_branching", "bash_templating", "order_processing", "loan_approval",
-    "asset_producer", "asset_consumer",
+    "asset_producer", "asset_consumer", "order_shipping", "order_analytics",
 }  # fmt: skip
 
 
