@@ -25,7 +25,7 @@ def triggerer(cli: CliContext, report_fd: int | None) -> None:
     deployment (any number of them may run: the database de-duplicates messages).
     """
     from dagrunner.scheduling.outbox_relay import Relay
-    from dagrunner.scheduling.triggerer_child import report_runs_created
+    from dagrunner.scheduling.triggerer_child import report_runs_created, stop_when_orphaned
     from dagrunner.scheduling.watchers.triggerer import Triggerer
 
     _log_to_stderr()
@@ -42,6 +42,8 @@ def triggerer(cli: CliContext, report_fd: int | None) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
+    if report_fd is not None:  # a scheduler's child: it ends with its scheduler, however that ends
+        stop_when_orphaned(trig.request_stop)
     render.info(f"dagrunner triggerer: dags {settings.dags_folder}, db {cli.db_label}")
     trig.run()
     render.info("triggerer stopped")

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,23 @@ class TriggererChild:
                 process.wait(5.0)
         if self._thread is not None:
             self._thread.join(5.0)
+
+
+def stop_when_orphaned(on_orphaned: Callable[[], None], *, every_s: float = 0.5) -> threading.Thread:
+    """The child's side of the life line: when the scheduler that started it dies (kill -9 included), the
+    child is re-parented, and `on_orphaned` stops it, so no triggerer outlives its scheduler (the next
+    scheduler starts its own). Polls the parent pid from a daemon thread."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        log.warning("the scheduler that started this triggerer (pid %s) is gone: stopping", parent)
+        on_orphaned()
+
+    thread = threading.Thread(target=watch, name="triggerer-life-line", daemon=True)
+    thread.start()
+    return thread
 
 
 def report_runs_created(fd: int) -> Callable[[tuple[tuple[str, str], ...]], None]:

@@ -119,3 +119,44 @@ def test_the_scheduler_runs_a_triggerer_child_whose_runs_start_at_once(
         out = finish(proc, 60)
     assert proc.returncode == 0, out
     assert _jobs(db_url, "triggerer") == ["success"], out  # the child stopped with the scheduler
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of the processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_triggerer_child_ends_when_its_scheduler_is_killed(tmp_path: Path, db_url: str, names: Names) -> None:
+    """kill -9 of the scheduler leaves no triggerer behind: the child sees it was orphaned and stops cleanly."""
+    root = _parsed(tmp_path, db_url, names)
+    proc = start(root, db_url, "scheduler")
+    try:
+        wait_until(lambda: _jobs(db_url, "triggerer") == ["running"], what="the triggerer child registered")
+        children = [
+            pid for pid in _children(proc.pid) if b"dagrunner\x00triggerer" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(children) == 1, children
+        proc.kill()
+        proc.wait(10)
+        wait_until(lambda: not _alive(children[0]), what="the orphaned triggerer to exit", timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        finish(proc, 10)
+    assert _jobs(db_url, "triggerer") == ["success"]  # it stopped on its own, and said so
