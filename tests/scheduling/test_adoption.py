@@ -88,7 +88,9 @@ def _dead_job_with_work(h: Harness, *, run_id: str = "r1", host: str = "elsewher
 
 def _instance(h: Harness, task_id: str, run_id: str = "r1") -> TaskInstance:
     with session_scope(h.engine, readonly=True) as s:
-        return s.scalars(select(TaskInstance).where(TaskInstance.run_id == run_id, TaskInstance.task_id == task_id)).one()
+        return s.scalars(
+            select(TaskInstance).where(TaskInstance.run_id == run_id, TaskInstance.task_id == task_id)
+        ).one()
 
 
 def _job_state(engine: Engine, job_id: int) -> JobState:
