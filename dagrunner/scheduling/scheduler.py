@@ -156,6 +156,7 @@ class Scheduler:
         self.bookkeeping = Bookkeeping(full_scan_s=self.options.full_scan_s, full_scan_runs=self.options.full_scan_runs)
         self._next_zombie_check: datetime | None = None
         self._next_adopt_check: datetime | None = None
+        self._tick_failed = False
         self._next_heartbeat: datetime | None = None
         self._queue_again_at: datetime | None = None
         self._stop = threading.Event()
@@ -234,7 +235,11 @@ class Scheduler:
                 self._maybe_heartbeat(session, now)
         except BaseException:
             self.bookkeeping.rolled_back(events)
+            self._tick_failed = True
             raise
+        if self._tick_failed:  # after an outage every job's heartbeat is old: give the others time to beat
+            self._tick_failed = False
+            self._next_adopt_check = now + timedelta(seconds=self.adopt_after_s)
         for ref in report.finished_runs:  # counted once committed: a rolled-back finish is decided again
             self.finished_runs.add(ref)
         for item in items:
