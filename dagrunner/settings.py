@@ -60,6 +60,8 @@ class Settings:
     event_sinks: tuple[SinkSpec, ...] = ()
     events_source: str = ""
     events_listeners: bool = True
+    # Several schedulers (#13 part F): a job silent this long is declared dead and its work adopted.
+    scheduler_adopt_after_sec: float = 30.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     # --- construction ----------------------------------------------------------------------------
@@ -300,6 +302,8 @@ _FIELD_TYPES: dict[str, type] = {
     "event_max_attempts": int,
     "events_source": str,
     "events_listeners": bool,
+    # Several schedulers (#13 part F)
+    "scheduler_adopt_after_sec": float,
 }
 
 
@@ -459,6 +463,18 @@ def _zombie_after_heartbeats(s: Settings) -> str | None:
     )
 
 
+def _adopt_after_heartbeats(s: Settings) -> str | None:
+    """Another scheduler adopts a job's work once its heartbeat is `scheduler_adopt_after_sec` old: below
+    two heartbeats a live scheduler (one slow tick) would be declared dead and lose its queued work."""
+    if s.scheduler_adopt_after_sec >= 2 * s.scheduler_heartbeat_sec:
+        return None
+    return (
+        f"{s.described('scheduler_adopt_after_sec')} must be at least twice "
+        f"{s.described('scheduler_heartbeat_sec')}, or live schedulers are taken for dead: raise it to "
+        f"{2 * s.scheduler_heartbeat_sec:g} or more (default 30), or lower scheduler_heartbeat_sec (default 5)"
+    )
+
+
 def _at_least(name: str, least: int, why: str) -> Callable[[Settings], str | None]:
     def check(s: Settings) -> str | None:
         if getattr(s, name) >= least:
@@ -473,6 +489,7 @@ def _at_least(name: str, least: int, why: str) -> Callable[[Settings], str | Non
 #: values and sources, and what to change. Checked by `Settings.load`, so every command refuses to start.
 _INVARIANTS: tuple[Callable[[Settings], str | None], ...] = (
     _zombie_after_heartbeats,
+    _adopt_after_heartbeats,
     _at_least("parallelism", 1, "it is how many tries run at once"),
     _at_least("default_pool_slots", 1, "with no slots no task of the default pool ever runs (pause DAGs instead)"),
     _at_least("dagbag_import_memory_mb", 64, "a DAG file's import needs room for Python and dagrunner"),

@@ -95,6 +95,7 @@ def _register() -> None:
     from dagrunner.cli.audit import audit
     from dagrunner.cli.backfill import backfill
     from dagrunner.cli.events import events
+    from dagrunner.cli.jobs import jobs
     from dagrunner.cli.overrides import register as register_overrides
     from dagrunner.cli.scheduler import scheduler
     from dagrunner.cli.triggerer import triggerer
@@ -114,6 +115,7 @@ def _register() -> None:
     register_approvals(tasks.tasks)
     cli.add_command(events)  # #12 part B
     cli.add_command(triggerer)  # #12 part B
+    cli.add_command(jobs)  # #13 part F
 
 
 _register()

@@ -51,6 +51,7 @@ def build_scheduler(
         actor=cli.actor,
         zombie_threshold_s=settings.zombie_threshold_sec,
         heartbeat_s=settings.scheduler_heartbeat_sec,
+        adopt_after_s=settings.scheduler_adopt_after_sec,
         options=options,
         on_event=print_event if on_event == "print" else on_event,  # type: ignore[arg-type]
         db_unreachable_timeout_s=settings.db_unreachable_timeout_sec,

@@ -214,6 +214,35 @@ def running_jobs(session: Session) -> list[SchedulerJob]:
     return list(session.scalars(select(SchedulerJob).where(SchedulerJob.state == JobState.RUNNING)))
 
 
+def lock_running_jobs(session: Session, job_ids: Collection[int]) -> list[SchedulerJob]:
+    """Those of `job_ids` still running, locked until this transaction ends; on PostgreSQL skipping the ones
+    another scheduler holds (it is adopting them), so a dead job is adopted by one scheduler only."""
+    if not job_ids:
+        return []
+    query = select(SchedulerJob).where(SchedulerJob.id.in_(sorted(job_ids)), SchedulerJob.state == JobState.RUNNING)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query.order_by(SchedulerJob.id)))
+
+
+def instances_claimed_by(session: Session, job_id: int) -> list[TaskInstance]:
+    """The instances queued or running under one job's queueing (its tries)."""
+    query = select(TaskInstance).where(
+        TaskInstance.state.in_((TaskInstanceState.QUEUED, TaskInstanceState.RUNNING)),
+        TaskInstance.queued_by_job_id == job_id,
+    )
+    return list(session.scalars(query))
+
+
+def job_rows(session: Session, *, ended_since: datetime | None) -> list[SchedulerJob]:
+    """Jobs for `jobs list`, newest first: the running ones and those that ended at or after `ended_since`
+    (None: every job ever)."""
+    query = select(SchedulerJob)
+    if ended_since is not None:
+        query = query.where((SchedulerJob.state == JobState.RUNNING) | (SchedulerJob.ended_at >= ended_since))
+    return list(session.scalars(query.order_by(SchedulerJob.id.desc())))
+
+
 def claimed_instances(session: Session) -> list[TaskInstance]:
     """Every instance queued or running: work some job has taken on."""
     return list(
@@ -295,3 +324,16 @@ def try_lock_queueing(session: Session) -> bool:
     if session.get_bind().dialect.name != "postgresql":
         return True
     return bool(session.scalar(select(func.pg_try_advisory_xact_lock(QUEUEING_LOCK_KEY))))
+
+
+def lock_dags_for_run_creation(session: Session, dag_ids: Collection[str]) -> set[str]:
+    """Those of `dag_ids` whose runs this transaction may create: on PostgreSQL their `dag` rows are locked
+    (`FOR UPDATE SKIP LOCKED`) until it ends, skipping the ones another scheduler is creating runs for (it holds them), so two
+    schedulers never compute and insert the same runs at once. Without the lock the loser's insert would
+    wait on the unique index for the winner's whole tick, then fail and go on to the date past it, beyond
+    max_active_runs. SQLite: all of them (writers are serialized already)."""
+    if session.get_bind().dialect.name != "postgresql" or not dag_ids:
+        return set(dag_ids)
+    query = select(Dag.dag_id).where(Dag.dag_id.in_(sorted(dag_ids))).order_by(Dag.dag_id)
+    locked = set(session.scalars(query.with_for_update(skip_locked=True)))
+    return locked | (set(dag_ids) - set(session.scalars(query)))  # a DAG with no row yet: nothing to lock

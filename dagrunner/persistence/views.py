@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dagrunner.persistence.models import AuditLog, Dag, DagRun, HITLRequest, Pool, TaskInstance, TaskTry
-from dagrunner.persistence.queries import audit_rows, dag_rows, get_run, task_instances_for_run
+from dagrunner.persistence.queries import audit_rows, dag_rows, get_run, job_rows, task_instances_for_run
 from dagrunner.states import OCCUPYING_SLOT, RUN_FINISHED, BreakerState, DagRunState, TaskInstanceState
 
 
@@ -448,4 +448,56 @@ def pending_approvals(session: Session, dag_id: str | None = None) -> list[Appro
             r.escalated_at,
         )  # fmt: skip
         for r in session.scalars(query)
+    ]
+
+
+#: `jobs list` without --all shows jobs that ended this recently, besides the running ones.
+RECENTLY_ENDED = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One process that registered itself (`dagrunner jobs list`): a scheduler, triggerer, backfill, ..."""
+
+    id: int
+    job_type: str
+    host: str
+    pid: int
+    state: str
+    started_at: datetime
+    latest_heartbeat: datetime
+    heartbeat_age_s: float | None  # None once the job has ended
+    ended_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape of a job::
+
+        {"id": int, "type": "scheduler|triggerer|backfill|dags_test|...", "host": str, "pid": int,
+         "state": "running|success|failed", "started_at": ISO datetime, "latest_heartbeat": ISO datetime,
+         "heartbeat_age_s": float | null (seconds since the last heartbeat, while running),
+         "ended_at": ISO datetime | null}
+        """
+        return {
+            "id": self.id, "type": self.job_type, "host": self.host, "pid": self.pid, "state": self.state,
+            "started_at": _iso(self.started_at), "latest_heartbeat": _iso(self.latest_heartbeat),
+            "heartbeat_age_s": self.heartbeat_age_s, "ended_at": _iso(self.ended_at),
+        }  # fmt: skip
+
+
+def job_views(session: Session, now: datetime, *, include_all: bool = False) -> list[JobView]:
+    """Running jobs and those ended within `RECENTLY_ENDED` of `now` (every job with `include_all`), newest first."""
+    rows = job_rows(session, ended_since=None if include_all else now - RECENTLY_ENDED)
+    return [
+        JobView(
+            id=job.id,
+            job_type=job.job_type.value,
+            host=job.host,
+            pid=job.pid,
+            state=job.state.value,
+            started_at=job.started_at,
+            latest_heartbeat=job.latest_heartbeat,
+            heartbeat_age_s=round((now - job.latest_heartbeat).total_seconds(), 1) if job.ended_at is None else None,
+            ended_at=job.ended_at,
+        )  # fmt: skip
+        for job in rows
     ]

@@ -103,6 +103,10 @@ class Bookkeeping:
         self._events[:0] = list(events)
         self._next_full_scan = None
 
+    def rescan(self) -> None:
+        """The next tick is a full scan (what this memory holds may be stale)."""
+        self._next_full_scan = None
+
     def try_changed(self, ref: RunRef, tasks: Iterable[str] | None) -> None:
         """A try of `ref` started, ended or was lost: decide `tasks` again (None: the whole run), and
         the DAG's runs waiting for depends_on_past (rule 4)."""

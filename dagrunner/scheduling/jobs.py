@@ -32,8 +32,14 @@ def register_job(session: Session, job_type: JobType, now: datetime, *, actor: s
     return job
 
 
-def heartbeat(session: Session, job_id: int, now: datetime) -> None:
-    session.execute(update(SchedulerJob).where(SchedulerJob.id == job_id).values(latest_heartbeat=now))
+def heartbeat(session: Session, job_id: int, now: datetime) -> bool:
+    """Stamp the job's heartbeat; False when it is no longer running (another scheduler declared it dead)."""
+    result = session.execute(
+        update(SchedulerJob)
+        .where(SchedulerJob.id == job_id, SchedulerJob.state == JobState.RUNNING)
+        .values(latest_heartbeat=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def end_job(

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from dagrunner.clock import Clock
@@ -47,7 +48,7 @@ from dagrunner.scheduling.expansion import expand_mapped
 from dagrunner.scheduling.focus import RunRef
 from dagrunner.scheduling.history import past_states_for
 from dagrunner.scheduling.readiness import Candidate, Limits, allocate
-from dagrunner.scheduling.recovery import fail_lost_tries, recover_orphans
+from dagrunner.scheduling.recovery import adopt_dead_jobs, fail_lost_tries, recover_orphans
 from dagrunner.states import FINISHED, DagRunState, TaskInstanceState
 
 __all__ = ["ReadyTry", "RunRef", "Scheduler", "SchedulerEvent", "SchedulerOptions", "TickReport"]
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 MAX_IDLE_WAIT_S = 1.0
 #: When another scheduler holds the queueing lock (PostgreSQL), try queueing again this much later.
 QUEUEING_LOCK_RETRY_S = 0.05
+#: PostgreSQL's deadlock_detected: it rolled our transaction back, so it may simply be tried again.
+PG_DEADLOCK = "40P01"
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class Scheduler:
         actor: str,
         zombie_threshold_s: float = 300.0,
         heartbeat_s: float = 5.0,
+        adopt_after_s: float = 30.0,
         options: SchedulerOptions | None = None,
         on_event: Callable[[SchedulerEvent], None] | None = None,
         db_unreachable_timeout_s: float = 300.0,
@@ -133,7 +137,8 @@ class Scheduler:
     ) -> None:
         """How many tries run at once is the executor's business (its `slots_free`), not the scheduler's.
         `db_unreachable_timeout_s`: how long the loop retries ticks through a database outage.
-        `callbacks`: how to run DAG-level callbacks (None: requested, but left to another scheduler)."""
+        `callbacks`: how to run DAG-level callbacks (None: requested, but left to another scheduler).
+        `adopt_after_s`: another job silent this long is declared dead and its work adopted (`recovery`)."""
         self.engine = engine
         self.executor = executor
         self.dag_source = dag_source
@@ -141,6 +146,7 @@ class Scheduler:
         self.actor = actor
         self.zombie_threshold_s = zombie_threshold_s
         self.heartbeat_s = heartbeat_s
+        self.adopt_after_s = adopt_after_s
         self.options = options or SchedulerOptions()
         self.on_event = on_event or (lambda _event: None)
         self.db_unreachable_timeout_s = db_unreachable_timeout_s
@@ -149,6 +155,8 @@ class Scheduler:
         self.finished_runs = FinishedRuns()
         self.bookkeeping = Bookkeeping(full_scan_s=self.options.full_scan_s, full_scan_runs=self.options.full_scan_runs)
         self._next_zombie_check: datetime | None = None
+        self._next_adopt_check: datetime | None = None
+        self._tick_failed = False
         self._next_heartbeat: datetime | None = None
         self._queue_again_at: datetime | None = None
         self._stop = threading.Event()
@@ -227,13 +235,18 @@ class Scheduler:
                 self._maybe_heartbeat(session, now)
         except BaseException:
             self.bookkeeping.rolled_back(events)
+            self._tick_failed = True
             raise
+        if self._tick_failed:  # after an outage every job's heartbeat is old: give the others time to beat
+            self._tick_failed = False
+            self._next_adopt_check = now + timedelta(seconds=self.adopt_after_s)
         for ref in report.finished_runs:  # counted once committed: a rolled-back finish is decided again
             self.finished_runs.add(ref)
         for item in items:
             self.executor.submit(item)
         self.dag_callbacks.dispatch(self.engine, self.job_id, now)
         self._maybe_check_zombies(dags, now)
+        self._maybe_adopt(dags, now)
         return report
 
     def _apply_events(
@@ -267,6 +280,10 @@ class Scheduler:
         # A bounded batch per tick: one long write transaction would hold SQLite's lock against the
         # workers; the rest stay due and the next tick (at once) takes the next batch.
         due = dict(sorted(due.items())[: self.options.max_dags_per_tick])
+        mine = queries.lock_dags_for_run_creation(session, due)
+        if len(mine) < len(due):  # another scheduler is creating runs of the others: they stay due
+            self._queue_again_at = now + timedelta(seconds=QUEUEING_LOCK_RETRY_S)
+            due = {dag_id: dag for dag_id, dag in due.items() if dag_id in mine}
         created = create_due_runs(session, due, now=now, actor=self.actor)
         self.bookkeeping.recompute_due(due)
         # max_active_runs reached: wait until one of their runs finishes
@@ -548,9 +565,44 @@ class Scheduler:
     # --- housekeeping --------------------------------------------------------------------------------
 
     def _maybe_heartbeat(self, session: Session, now: datetime) -> None:
-        if self.job_id is not None and (self._next_heartbeat is None or now >= self._next_heartbeat):
-            jobs.heartbeat(session, self.job_id, now)
-            self._next_heartbeat = now + timedelta(seconds=self.heartbeat_s)
+        if self.job_id is None or (self._next_heartbeat is not None and now < self._next_heartbeat):
+            return
+        self._next_heartbeat = now + timedelta(seconds=self.heartbeat_s)
+        if not jobs.heartbeat(session, self.job_id, now):
+            self._rejoin(session, now)
+
+    def _rejoin(self, session: Session, now: datetime) -> None:
+        """Another scheduler declared this job dead (it was silent past `adopt_after_s`: a stall, a long
+        outage) and took over its queued tries, which are fenced against us now. Go on as a new job rather
+        than stop: the tries our executor runs record their own outcomes, and a full scan follows."""
+        old = self.job_id
+        self.job_id = jobs.register_job(session, self.options.job_type, now, actor=self.actor).id
+        log.warning("scheduler job %s was declared dead by another scheduler; continuing as job %s", old, self.job_id)
+        self.bookkeeping.rescan()  # what it remembers may be stale: decide everything again
+
+    def _maybe_adopt(self, dags: Mapping[str, SerializedDag], now: datetime) -> None:
+        """Every heartbeat: take over the work of schedulers (and other jobs) found dead, in one transaction.
+        Daemons only: a backfill or `dags test` is short-lived and would leave adopted callbacks behind."""
+        if self.options.job_type != JobType.SCHEDULER or self.job_id is None:
+            return
+        if self._next_adopt_check is not None and now < self._next_adopt_check:
+            return
+        self._next_adopt_check = now + timedelta(seconds=self.heartbeat_s)
+        try:
+            with session_scope(self.engine) as session:
+                adopted = adopt_dead_jobs(session, now=now, my_job_id=self.job_id, adopt_after_s=self.adopt_after_s,
+                                          zombie_threshold_s=self.zombie_threshold_s, actor=self.actor, dags=dags)  # fmt: skip
+                if adopted:
+                    self.dag_callbacks.adopt(session, self.job_id, now)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != PG_DEADLOCK:
+                raise
+            log.info("adoption rolled back (deadlock with another scheduler's tick); trying again next heartbeat")
+            return
+        for adoption in adopted:
+            log.warning("adopted the work of dead %s job %s (pid %s on %s): %s", adoption.job_type,
+                        adoption.job_id, adoption.pid, adoption.host, adoption.settled.counts)  # fmt: skip
+            self.bookkeeping.decide_again(adoption.settled.runs)
 
     def _maybe_check_zombies(self, dags: Mapping[str, SerializedDag], now: datetime) -> None:
         if self._next_zombie_check is None or now >= self._next_zombie_check:

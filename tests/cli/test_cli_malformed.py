@@ -51,6 +51,7 @@ def test_logs_of_an_unknown_dag_or_task_says_so(run_cli) -> None:
 def test_contradictory_settings_are_refused_at_start(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DAGRUNNER_SCHEDULER_HEARTBEAT_SEC", "600")
     monkeypatch.setenv("DAGRUNNER_ZOMBIE_THRESHOLD_SEC", "5")
+    monkeypatch.setenv("DAGRUNNER_SCHEDULER_ADOPT_AFTER_SEC", "1200")  # its own rule (#13 F) holds: one line
     _one_line(run_cli("dags", "list"), "zombie_threshold_sec=5.0 (from env DAGRUNNER_ZOMBIE_THRESHOLD_SEC)",
               "scheduler_heartbeat_sec=600.0", "raise zombie_threshold_sec to 1200")  # fmt: skip
 
