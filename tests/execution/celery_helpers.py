@@ -72,9 +72,16 @@ def worker_env(settings: Settings, *, log_port: int = 0, **extra: str) -> dict[s
 
 @contextmanager
 def running_worker(
-    settings: Settings, *, queues: str | None = None, concurrency: int = 2, log_port: int = 0, **env: str
+    settings: Settings,
+    *,
+    queues: str | None = None,
+    concurrency: int = 2,
+    log_port: int = 0,
+    warm_stop: bool = True,
+    **env: str,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A `dagrunner worker` subprocess for the test; stopped (warm, then SIGKILL) afterwards."""
+    """A `dagrunner worker` subprocess for the test; stopped afterwards (warm, then SIGKILL; or SIGKILL at
+    once when `warm_stop` is false and the test has nothing left running)."""
     args = [sys.executable, "-m", "dagrunner", "worker", "--concurrency", str(concurrency)]
     if queues:
         args += ["--queues", queues]
@@ -85,17 +92,17 @@ def running_worker(
     try:
         yield process
     finally:
-        stop_worker(process)
+        stop_worker(process, timeout=15.0 if warm_stop else 0.0)
         if os.environ.get("DAGRUNNER_TEST_SHOW_WORKER_LOG"):
             print(log.read_text())
 
 
 def stop_worker(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     """SIGTERM (Celery's warm shutdown), then SIGKILL to its whole group (forkserver, warm workers, forkers)."""
-    if process.poll() is None:
+    if process.poll() is None and timeout > 0:
         process.send_signal(signal.SIGTERM)
         with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout)
+            process.wait(timeout=15.0)
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=timeout)
+    process.wait(timeout=15.0)

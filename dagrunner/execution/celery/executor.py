@@ -118,7 +118,7 @@ class CeleryExecutor(Executor):
         self._started = True
         self._consumer = threading.Thread(target=self._consume, name="celery-events", daemon=True)
         self._consumer.start()
-        self._consumer_ready.wait(5.0)  # the event queue exists before the first try is sent
+        self._consumer_ready.wait(2.0)  # the event queue exists before the first try is sent
 
     def shutdown(self, grace_s: float) -> list[tuple[TaskKey, int]]:
         """No new work; wait up to `grace_s` for the tries that run on workers to end. Nothing is killed
@@ -208,6 +208,9 @@ class CeleryExecutor(Executor):
         that takes its message later is fenced out)."""
         with self._cond:
             flights = [f for (k, _), f in self._flight.items() if k == key]
+        if any(not f.started for f in flights):
+            with contextlib.suppress(Exception):  # which of them started: the DB knows (unknown: not started)
+                self._poll(self.clock.now(), [])
         for flight in flights:
             self._publish_kill(flight.item, reason)
             if not flight.started:
