@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -38,12 +39,22 @@ def cli() -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="JSON file (default benchmarks/results/<timestamp>.json).")  # fmt: skip
 @click.option("--quick", is_flag=True, help="Small sizes, to check the harness (see benchmarks/README.md).")
-def run(workloads: tuple[str, ...], db: str, repeat: int, out: Path | None, quick: bool) -> None:
+@click.option("--executor", type=click.Choice(["local", "celery"]), default="local", show_default=True,
+              help="W1/W2: the scheduler's executor (celery: Redis at $DAGRUNNER_BENCH_BROKER_URL).")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="W1/W2 with --executor celery: how many `dagrunner worker` processes.")  # fmt: skip
+@click.option("--worker-concurrency", type=click.IntRange(min=1), default=4, show_default=True,
+              help="W1/W2 with --executor celery: slots of each worker.")  # fmt: skip
+@click.option("--task-sleep-ms", type=click.IntRange(min=0), default=0, show_default=True,
+              help="W1/W2: each task sleeps this long (0: no-op tasks).")  # fmt: skip
+def run(workloads: tuple[str, ...], db: str, repeat: int, out: Path | None, quick: bool, executor: str,
+        workers: int, worker_concurrency: int, task_sleep_ms: int) -> None:  # fmt: skip
     """Run WORKLOADS (default: all of W1..W6) on each database, --repeat times each."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # clean up (schedulers, databases) as on Ctrl-C
     names = [w.upper() for w in workloads] or sorted(WORKLOADS)
     dbs = list(DB_KINDS) if db == "both" else [db]
-    sizes = QUICK if quick else FULL
+    sizes = dataclasses.replace(QUICK if quick else FULL, executor=executor, workers=workers,
+                                worker_concurrency=worker_concurrency, task_sleep_ms=task_sleep_ms)  # fmt: skip
     started = datetime.now(UTC)
     out = out or REPO / "benchmarks" / "results" / f"{started:%Y%m%dT%H%M%SZ}.json"
     document = {

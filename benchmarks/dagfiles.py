@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 HEADER = """\
+import os
+import time
+
 import pendulum
 from dagrunner import DAG
 from dagrunner.operators import PythonOperator
 
+SLEEP_S = float(os.environ.get("BENCH_TASK_SLEEP_S") or 0)  # --task-sleep-ms: tasks that take time
+
 
 def noop():
+    if SLEEP_S:
+        time.sleep(SLEEP_S)
     return None
 
 """

@@ -124,6 +124,29 @@ class SchedulerProcess:
                 os.kill(pid, signal.SIGKILL)
 
 
+class WorkerProcess:
+    """`dagrunner worker` (the celery executor's) running in the background, in a process group of its own."""
+
+    def __init__(self, project: Project, index: int, concurrency: int) -> None:
+        self.log = project.root / f"worker-{index}.log"
+        with self.log.open("w") as out:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "dagrunner", "worker", "--concurrency", str(concurrency),
+                 "--hostname", f"bench{index}@%h"],
+                cwd=project.root, env=project.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def kill(self) -> None:
+        """SIGTERM (tries in hand finish), then SIGKILL to its whole group (forkserver, warm workers)."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+
 @contextmanager
 def project_with_db(db_kind: str, keep_on_error: bool = True) -> Iterator[Project]:
     """A fresh project folder with a fresh, empty database; both removed afterwards.

@@ -57,6 +57,12 @@ class Sizes:
     w6_dags: int = 1000
     w6_tasks: int = 10
     w7_messages: int = 30
+    #: W1/W2: the executor (`--executor`); with celery, how many `dagrunner worker`s of how many slots each.
+    executor: str = "local"
+    workers: int = 1
+    worker_concurrency: int = 4
+    #: W1/W2: how long each task sleeps (`--task-sleep-ms`; 0: no-op tasks).
+    task_sleep_ms: int = 0
     #: Bounds on waiting for work to finish (seconds); a workload that takes longer fails loudly.
     run_timeout_s: float = 180.0
     backfill_timeout_s: float = 300.0

@@ -62,6 +62,12 @@ class Settings:
     events_listeners: bool = True
     # Several schedulers (#13 part F): a job silent this long is declared dead and its work adopted.
     scheduler_adopt_after_sec: float = 30.0
+    # Celery executor and `dagrunner worker` (#13 part E): the broker, the queue of tasks without `queue=`,
+    # how long a try sent to the broker may wait unstarted, and the port a worker serves its try logs on.
+    celery_broker_url: str = ""
+    celery_default_queue: str = "default"
+    queued_timeout_sec: float = 600.0
+    worker_log_server_port: int = 8793
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     # --- construction ----------------------------------------------------------------------------
@@ -162,7 +168,7 @@ class Settings:
             if f.name == "sources":
                 continue
             value = getattr(self, f.name)
-            text = mask_url(value) if f.name == "db_url" else str(value)
+            text = mask_url(value) if f.name in ("db_url", "celery_broker_url") and value else str(value)
             if f.name == "pools":
                 text = "; ".join(spec.describe() for spec in self.pools) or "-"
             if f.name == "event_sinks":
@@ -304,6 +310,11 @@ _FIELD_TYPES: dict[str, type] = {
     "events_listeners": bool,
     # Several schedulers (#13 part F)
     "scheduler_adopt_after_sec": float,
+    # Celery executor and workers (#13 part E)
+    "celery_broker_url": str,
+    "celery_default_queue": str,
+    "queued_timeout_sec": float,
+    "worker_log_server_port": int,
 }
 
 

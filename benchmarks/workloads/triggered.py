@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from benchmarks.dagfiles import chain_dag, wide_dag
 from benchmarks.errors import CommandFailed, CorrectnessError
 from benchmarks.probe import DbProbe, wait_until
-from benchmarks.project import Project, project_with_db
+from benchmarks.project import Project, WorkerProcess, project_with_db
 from benchmarks.spec import Metric, Sizes, Target
 from benchmarks.stats import median, percentile
 from benchmarks.workloads.base import Details, Figures, Workload, seconds, start_idle_scheduler
@@ -48,8 +50,12 @@ def trigger_and_wait(project: Project, sizes: Sizes, dag_id: str, tasks: int) ->
     """Start an idle scheduler, trigger `dag_id`, wait for the run to finish, stop the scheduler, check."""
     project.cli("db", "init")
     probe = DbProbe(project.db_url)
+    workers = start_workers(project, sizes)
     try:
-        sched = start_idle_scheduler(project, probe, dags=1, args=("--parallelism", str(sizes.parallelism)))
+        args: tuple[str, ...] = ("--parallelism", str(sizes.parallelism))
+        if sizes.executor == "celery":
+            args += ("--executor", "celery")
+        sched = start_idle_scheduler(project, probe, dags=1, args=args)
         try:
             before = time.monotonic()
             out = project.cli("dags", "trigger", dag_id, "--json")
@@ -72,7 +78,23 @@ def trigger_and_wait(project: Project, sizes: Sizes, dag_id: str, tasks: int) ->
         queued_at, _, run_end = probe.run_row(dag_id, run_id)
         return TriggeredRun(run_id, returned - before, done - returned, queued_at, run_end, probe.tries(dag_id, run_id))
     finally:
+        for worker in workers:
+            worker.kill()
         probe.close()
+
+
+def start_workers(project: Project, sizes: Sizes) -> list[WorkerProcess]:
+    """With --executor celery: a queue of this repetition's own and `sizes.workers` workers serving it."""
+    if sizes.task_sleep_ms:
+        project.env["BENCH_TASK_SLEEP_S"] = str(sizes.task_sleep_ms / 1000)
+    if sizes.executor != "celery":
+        return []
+    project.env["DAGRUNNER_CELERY_BROKER_URL"] = os.environ.get(
+        "DAGRUNNER_BENCH_BROKER_URL", "redis://127.0.0.1:6379/0"
+    )
+    project.env["DAGRUNNER_CELERY_DEFAULT_QUEUE"] = f"bench-{uuid.uuid4().hex[:10]}"
+    project.env["DAGRUNNER_WORKER_LOG_SERVER_PORT"] = "0"
+    return [WorkerProcess(project, i, sizes.worker_concurrency) for i in range(sizes.workers)]
 
 
 def _finished(state: str | None) -> str | None:

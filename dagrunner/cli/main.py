@@ -99,6 +99,7 @@ def _register() -> None:
     from dagrunner.cli.overrides import register as register_overrides
     from dagrunner.cli.scheduler import scheduler
     from dagrunner.cli.triggerer import triggerer
+    from dagrunner.cli.worker import worker
 
     cli.add_command(scheduler)
     cli.add_command(backfill)
@@ -116,6 +117,7 @@ def _register() -> None:
     cli.add_command(events)  # #12 part B
     cli.add_command(triggerer)  # #12 part B
     cli.add_command(jobs)  # #13 part F
+    cli.add_command(worker)  # #13 part E
 
 
 _register()

@@ -19,8 +19,9 @@ if TYPE_CHECKING:  # the scheduling stack loads only when a command needs it (fa
 
 executor_option = click.option(
     "--executor",
-    type=click.Choice(["inline", "local"]),
-    help="Where tasks run: local (warm worker processes, the default) or inline (this process, for debugging).",
+    type=click.Choice(["inline", "local", "celery"]),
+    help="Where tasks run: local (warm worker processes, the default), inline (this process, for debugging) or "
+    "celery (Celery queues served by `dagrunner worker` processes; docs/celery.md).",
 )
 parallelism_option = click.option(
     "--parallelism", type=click.IntRange(min=1), help="Most tries running at once (default: CPUs, at least 2)."

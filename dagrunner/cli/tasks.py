@@ -127,7 +127,16 @@ def logs(cli: CliContext, dag_id: str, task_id: str, run_id: str, try_number: in
     from dagrunner.execution.logs import read_log
 
     key = TaskKey(dag_id, run_id, task_id, map_index)
-    text = read_log(cli.settings.logs_folder, key, attempt.try_number)
+    try:
+        text = read_log(cli.settings.logs_folder, key, attempt.try_number)
+    except NotFoundError:
+        import socket
+
+        if not attempt.hostname or attempt.hostname == socket.gethostname():
+            raise
+        from dagrunner.execution.celery.logserver import fetch_log  # a Celery worker on another host ran it
+
+        text = fetch_log(attempt.hostname, cli.settings.worker_log_server_port, key, attempt.try_number)
     render.console.print(f"[dim]--- try {attempt.try_number}: {attempt.log_path}[/]", markup=True)
     click.echo(text, nl=not text.endswith("\n"))
 

@@ -2,7 +2,7 @@
 
 - `inline`: in the calling process (debugging, `dags test`);
 - `local`: warm worker processes, each with a forker that forks one process per try (the default);
-- `celery`: not available yet.
+- `celery`: tries sent to Celery queues, run by `dagrunner worker` processes on any host (`execution.celery`).
 
 The runner (`runner.run_task`) is the one place user code runs; `recording` is every database write
 about a try, made by the side that runs it.
@@ -39,5 +39,7 @@ def make_executor(name: str, settings: Settings, *, actor: str, clock: Clock | N
 
         return LocalExecutor(settings, settings.db_url, actor=actor, parallelism=settings.parallelism)
     if name == "celery":
-        raise ExecutionError("the celery executor is not available yet; use --executor local (the default) or inline")
+        from dagrunner.execution.celery.executor import CeleryExecutor
+
+        return CeleryExecutor(settings, actor=actor, parallelism=settings.parallelism, clock=clock)
     raise ExecutionError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTOR_NAMES)}")

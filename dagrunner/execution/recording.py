@@ -437,6 +437,18 @@ def return_unstarted_try(
     return bool(transition(db, TASK, [ti], change, fence={"try_number": ti.try_number}))
 
 
+def return_queued_try(db: Executable, key: TaskKey, try_number: int, *, reason: str, now: datetime, actor: str) -> bool:
+    """`return_unstarted_try` for a try sent to a broker that no worker started in time (the Celery
+    executor's `queued_timeout_sec`). Fenced on `queued` at `try_number`: a try that started meanwhile is
+    left alone. False when fenced out."""
+    current = _current(db, key)
+    if _fence(current, key, try_number, (TaskInstanceState.QUEUED,)) is not None:
+        return False
+    assert current is not None
+    ref = TaskRef(key.dag_id, key.run_id, key.task_id, key.map_index, TaskInstanceState.QUEUED, try_number)
+    return return_unstarted_try(db, ref, current.max_tries, reason=reason, now=now, actor=actor)
+
+
 def heartbeat(db: Executable, key: TaskKey, try_number: int, now: datetime) -> bool:
     """Stamp `last_heartbeat` of a running try (not a state change, so not audited); False if not running."""
     result = db.execute(_HEARTBEAT, {**_key_params(key), "b_try": try_number, "b_now": now})

@@ -74,6 +74,7 @@ class JobType(StrEnum):
     BACKFILL = "backfill"
     DAGS_TEST = "dags_test"  # `dagrunner dags test`: runs one run in the foreground
     TRIGGERER = "triggerer"  # `dagrunner triggerer`: asset watchers and the outbox relay (#12)
+    WORKER = "worker"  # `dagrunner worker`: a Celery worker running tries (#13)
 
 
 class Base(DeclarativeBase):
@@ -373,6 +374,8 @@ class SchedulerJob(Base):
     latest_heartbeat: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     state: Mapped[JobState] = mapped_column(StrEnumType(JobState), nullable=False, default=JobState.RUNNING)
+    #: A `worker` job's Celery queues, comma-separated (None for other jobs).
+    queues: Mapped[str | None] = mapped_column(String(1000))
 
     __table_args__ = (Index("ix_scheduler_job_state_job_type", "state", "job_type"),)
 

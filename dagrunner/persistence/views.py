@@ -192,6 +192,8 @@ class TryView:
     try_number: int
     state: str
     log_path: str | None
+    #: The host that ran it (a Celery worker on another host serves its log over HTTP).
+    hostname: str | None = None
 
 
 def latest_try(
@@ -204,7 +206,7 @@ def latest_try(
     if try_number is not None:
         query = query.where(TaskTry.try_number == try_number)
     row = session.scalars(query.order_by(TaskTry.try_number.desc()).limit(1)).first()
-    return None if row is None else TryView(row.try_number, row.state.value, row.log_path)
+    return None if row is None else TryView(row.try_number, row.state.value, row.log_path, row.hostname)
 
 
 # --- DAGs ----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Fixtures for executor tests: a project (dags folder, logs, settings) on each database, and executors.
 
-`executor` is parametrized over inline and local, so a contract test that takes it runs against both
+`executor` is parametrized over inline, local and celery (a real `dagrunner worker` subprocess on Redis,
+queues of the test's own), so a contract test that takes it runs against both
 (and, through `db_url`, on SQLite and PostgreSQL). Executors are started for the test and shut down
 after it.
 """
@@ -8,6 +9,7 @@ after it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,7 @@ ExecutorFactory = Callable[..., Executor]
 def make_executor(project: Project) -> Iterator[ExecutorFactory]:
     """Build and start an executor by name; everything built is shut down after the test."""
     built: list[Executor] = []
+    stack = ExitStack()
 
     def make(
         name: str, *, parallelism: int = 2, heartbeat_s: float = 5.0, lean_forker_after: int = LEAN_FORKER_AFTER
@@ -82,6 +85,8 @@ def make_executor(project: Project) -> Iterator[ExecutorFactory]:
         executor: Executor
         if name == "inline":
             executor = InlineExecutor(project.settings, project.engine, actor=ACTOR)
+        elif name == "celery":
+            executor = _celery_executor(stack, project, parallelism=parallelism)
         else:
             executor = LocalExecutor(
                 project.settings,
@@ -98,10 +103,30 @@ def make_executor(project: Project) -> Iterator[ExecutorFactory]:
     yield make
     for executor in built:
         executor.shutdown(5.0)
+    stack.close()
 
 
-@pytest.fixture(params=["inline", pytest.param("local", marks=pytest.mark.slow)])
-def executor(request: pytest.FixtureRequest, make_executor: ExecutorFactory) -> Executor:
+def _celery_executor(stack: ExitStack, project: Project, *, parallelism: int) -> Executor:
+    """A CeleryExecutor on Redis with a queue of its own, and a `dagrunner worker` serving that queue."""
+    from dagrunner.execution.celery.executor import CeleryExecutor
+
+    from .celery_helpers import REDIS_URL, celery_settings, require_broker, running_worker, unique_queue
+
+    require_broker(REDIS_URL)
+    settings = celery_settings(project.settings, REDIS_URL, unique_queue("contract"))
+    project.settings = settings
+    stack.enter_context(running_worker(settings, concurrency=parallelism, warm_stop=False))
+    return CeleryExecutor(settings, actor=ACTOR, parallelism=parallelism, poll_s=0.5)
+
+
+@pytest.fixture(
+    params=["inline", pytest.param("local", marks=pytest.mark.slow), pytest.param("celery", marks=pytest.mark.slow)]
+)
+def executor(request: pytest.FixtureRequest, make_executor: ExecutorFactory, db_url: str) -> Executor:
+    if request.param == "celery" and not db_url.startswith("sqlite"):
+        # The contract's DB side is the local executor's own code (the celery worker runs it), covered on
+        # PostgreSQL by the local half; celery on PostgreSQL: tests/execution/test_celery_executor.py.
+        pytest.skip("the celery contract runs on SQLite; test_celery_executor.py covers PostgreSQL")
     return make_executor(request.param)
 
 
