@@ -80,7 +80,10 @@ def test_a_webhook_down_for_30s_gets_every_event_afterwards(tmp_path: Path, requ
             root = tmp_path / name
             (root / "dags").mkdir(parents=True, exist_ok=True)
             (root / "dags" / "pipe.py").write_text(PIPE)
-            procs[name] = start(root, db_url, "scheduler", "--num-runs", "4")
+            # This process hosts the relay (as a triggerer would): the scheduler must not start one of its own,
+            # whose relay, configured without this sink, would prune what this one has still to deliver.
+            procs[name] = start(root, db_url, "scheduler", "--num-runs", "4",
+                                env={"DAGRUNNER_TRIGGERER_IN_SCHEDULER": "false"})  # fmt: skip
             engines[name] = make_engine(db_url)
             settings = Settings.load({"db_url": db_url}, environ={}, home=root)
             sink = SinkSpec("hook", "webhook", url=f"http://127.0.0.1:{ports[name]}/hook", timeout=2.0,
