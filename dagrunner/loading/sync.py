@@ -21,6 +21,7 @@ from dagrunner.loading.serialization import declared_assets
 from dagrunner.persistence.audit import record_event
 from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import Asset, AssetAlias, Dag, DagFile
+from dagrunner.persistence.queries import lock_parse_results
 from dagrunner.settings import Settings
 
 PARSER_ACTOR = "dag-parser"
@@ -86,6 +87,7 @@ def write_parse_results(
 ) -> None:
     """Upsert the changed files, delete removed ones, and bring every `dag` row in line with the bag."""
     now = now or datetime.now(UTC)
+    lock_parse_results(session)  # another scheduler may be writing the same new rows
     for path in report.parsed:
         parsed = bag.files[path]
         failure = parsed.failures[0] if parsed.failures else None

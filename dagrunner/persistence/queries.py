@@ -326,6 +326,23 @@ def try_lock_queueing(session: Session) -> bool:
     return bool(session.scalar(select(func.pg_try_advisory_xact_lock(QUEUEING_LOCK_KEY))))
 
 
+#: The PostgreSQL advisory lock held, until its transaction ends, by whoever writes DAG parse results.
+PARSE_RESULTS_LOCK_KEY = 0x6461_6772_756E_0002
+
+
+def lock_parse_results(session: Session) -> None:
+    """Wait for the parse-results lock (PostgreSQL), to write `dag_file`/`dag`/`asset` rows as one writer.
+
+    Two schedulers that start together both parse the folder and both find the same files and DAGs new:
+    without it both insert the same rows and one dies of a unique violation. Under READ COMMITTED the
+    rows read after the lock include what the previous holder wrote, so the second writer updates them.
+    Waiting is safe: it is the first statement of its transaction (nothing is held yet). SQLite
+    serializes writers already (BEGIN IMMEDIATE).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(PARSE_RESULTS_LOCK_KEY)))
+
+
 def lock_dags_for_run_creation(session: Session, dag_ids: Collection[str]) -> set[str]:
     """Those of `dag_ids` whose runs this transaction may create: on PostgreSQL their `dag` rows are locked
     (`FOR UPDATE SKIP LOCKED`) until it ends, skipping the ones another scheduler is creating runs for (it holds them), so two

@@ -60,7 +60,10 @@ def read(path: Path) -> list[Entry]:
     if not path.exists():
         return []
     entries = []
-    for number, text in enumerate(path.read_text().splitlines()):
+    content = path.read_text()
+    if not content.endswith("\n"):  # a line being appended as we read (a reader may see half of a write)
+        content = content.rpartition("\n")[0]
+    for number, text in enumerate(content.splitlines()):
         event, dag_id, run_id, task_id, map_index, try_number, pid = text.split()
         entries.append(Entry(event, dag_id, run_id, task_id, int(map_index), int(try_number), int(pid), number))
     return entries
