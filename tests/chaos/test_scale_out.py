@@ -10,7 +10,7 @@ bodies have ended: kill -9 a scheduler with tries in flight, and killpg -9 a wor
 it. When about half have ended: the broker is cut for a few seconds (Redis only for now: see
 `CUT_BROKERS`, a surviving Celery worker on RabbitMQ does not recover from the cut).
 
-The broker outage is a TCP proxy (`chaos.broker_proxy`) between our processes and the machine's broker,
+The broker outage is a TCP proxy (`tests/broker_proxy.py`) between our processes and the machine's broker,
 cut (every connection dropped, new ones refused) and restored on the same port, rather than a restart of
 the shared Redis/RabbitMQ service (which other tests and engineers use, and whose Redis keeps nothing on
 disk). While it is cut the schedulers keep queueing in the DB and hold the sends; messages a worker had
@@ -41,12 +41,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from broker_proxy import BrokerProxy
 from execution.celery_helpers import BROKERS, require_broker
 from integration.procs import env_for, project
 from polling import wait_until
 from sqlalchemy import func, select
 
-from chaos.broker_proxy import BrokerProxy
 from chaos.ledger import ENV, LEDGER_SNIPPET, check_against_db, read
 from dagrunner.persistence.engine import make_engine, session_scope
 from dagrunner.persistence.models import AuditLog, DagRun, JobState, SchedulerJob, TaskInstance

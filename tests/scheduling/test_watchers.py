@@ -4,14 +4,12 @@ a broker down at start consumed from once it is up. The triggerer process itself
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from broker_proxy import BrokerProxy
 from polling import wait_until
 from sqlalchemy import Engine, text
 from watcher_helpers import Names, counts, dead_reasons, pending, publish, xadd
@@ -119,53 +117,12 @@ def test_rabbitmq_messages_acked_after_commit_and_dead_letters_go_to_the_exchang
         conn.close()
 
 
-class _LateProxy:
-    """A TCP port that refuses connections until `open()`, then forwards to the real Redis."""
-
-    def __init__(self) -> None:
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self._server: socket.socket | None = None
-
-    def open(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        assert self._server is not None
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", 6379))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.close()
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-
 def test_a_broker_down_at_start_is_audited_once_and_its_messages_consumed_when_it_is_up(
     project: tuple[Settings, Engine], names: Names
 ) -> None:
     settings, engine = project
-    proxy = _LateProxy()
+    proxy = BrokerProxy(("127.0.0.1", 6379))
+    proxy.cut()  # the broker is down when the watcher starts
     trigger = RedisStreamTrigger(f"redis://127.0.0.1:{proxy.port}/0", stream=names.stream)
     spec = WatcherSpec(f"late_{names.suffix}", names.asset, trigger)
     host = WatcherHost(engine, settings, (spec,), actor="test", clock=SystemClock(), max_backoff_s=0.5)
@@ -181,7 +138,7 @@ def test_a_broker_down_at_start_is_audited_once_and_its_messages_consumed_when_i
         wait_until(lambda: events() == ["watcher.disconnected"], what="one disconnected row")
         host.stop_event.wait(1.5)  # several retries fail meanwhile, and are not audited again
         assert events() == ["watcher.disconnected"]
-        proxy.open()
+        proxy.restore()
         wait_until(lambda: counts(engine, names.dag_id)["events"] == 1, what="the waiting message consumed")
         assert events() == ["watcher.disconnected", "watcher.connected"]
     finally:
