@@ -48,10 +48,11 @@ from polling import wait_until
 from sqlalchemy import func, select
 
 from chaos.ledger import ENV, LEDGER_SNIPPET, check_against_db, read
+from chaos.schedulers import busy_scheduler
 from dagrunner.persistence.engine import make_engine, session_scope
-from dagrunner.persistence.models import AuditLog, DagRun, JobState, SchedulerJob, TaskInstance
+from dagrunner.persistence.models import AuditLog, DagRun
 from dagrunner.persistence.schema import init_db
-from dagrunner.states import DagRunState, TaskInstanceState
+from dagrunner.states import DagRunState
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -150,23 +151,6 @@ def _in_flight_in(ledger: Path, session_id: int) -> list[tuple[tuple[str, str, s
     ]
 
 
-def _busy_scheduler(db_url: str) -> tuple[int, int] | None:
-    """(job id, pid) of a running scheduler job with tries queued or running, once there is one."""
-    engine = make_engine(db_url)
-    try:
-        with session_scope(engine, readonly=True) as s:
-            row = s.execute(
-                select(SchedulerJob.id, SchedulerJob.pid)
-                .join(TaskInstance, TaskInstance.queued_by_job_id == SchedulerJob.id)
-                .where(SchedulerJob.state == JobState.RUNNING)
-                .where(TaskInstance.state.in_((TaskInstanceState.QUEUED, TaskInstanceState.RUNNING)))
-                .limit(1)
-            ).first()
-            return (row.id, row.pid) if row is not None else None
-    finally:
-        engine.dispose()
-
-
 def _succeeded(db_url: str) -> int:
     engine = make_engine(db_url)
     try:
@@ -229,7 +213,7 @@ def test_two_schedulers_two_workers_survive_kills_and_a_broker_outage(tmp_path: 
     try:
         wait_until(lambda: _ends(ledger) >= RUNS * TASKS // 4, timeout=120, what="a quarter of the bodies")
         assert all(p.poll() is None for p in procs), _logs(procs)
-        job_id, pid = wait_until(lambda: _busy_scheduler(pg_url), timeout=30, what="a scheduler with tries in flight")
+        job_id, pid = wait_until(lambda: busy_scheduler(pg_url), timeout=30, what="a scheduler with tries in flight")
         victim = workers[0]
         in_flight = wait_until(lambda: _in_flight_in(ledger, victim.pid), timeout=30, interval=0.005,
                                what="a body running in the first worker")  # fmt: skip

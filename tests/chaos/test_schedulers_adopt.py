@@ -25,10 +25,11 @@ from polling import wait_until
 from sqlalchemy import func, select
 
 from chaos.ledger import ENV, LEDGER_SNIPPET, check_against_db, read
+from chaos.schedulers import busy_scheduler
 from dagrunner.persistence.engine import make_engine, session_scope
-from dagrunner.persistence.models import AuditLog, DagRun, JobState, SchedulerJob, TaskInstance
+from dagrunner.persistence.models import AuditLog, DagRun, JobState, SchedulerJob
 from dagrunner.persistence.schema import init_db
-from dagrunner.states import DagRunState, TaskInstanceState
+from dagrunner.states import DagRunState
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -82,23 +83,6 @@ def _start_scheduler(root: Path, db_url: str, ledger: Path, number: int) -> subp
     return proc
 
 
-def _busy_job(db_url: str) -> tuple[int, int] | None:
-    """(job id, pid) of a running scheduler job that has tries queued or running, once there is one."""
-    engine = make_engine(db_url)
-    try:
-        with session_scope(engine, readonly=True) as s:
-            row = s.execute(
-                select(SchedulerJob.id, SchedulerJob.pid)
-                .join(TaskInstance, TaskInstance.queued_by_job_id == SchedulerJob.id)
-                .where(SchedulerJob.state == JobState.RUNNING)
-                .where(TaskInstance.state.in_((TaskInstanceState.QUEUED, TaskInstanceState.RUNNING)))
-                .limit(1)
-            ).first()
-            return (row.id, row.pid) if row is not None else None
-    finally:
-        engine.dispose()
-
-
 def event_detail(session: object) -> object:
     from sqlalchemy.orm import Session
 
@@ -127,7 +111,7 @@ def test_two_schedulers_share_the_work_and_adopt_a_killed_ones(tmp_path: Path, p
     logs = []
     try:
         wait_until(lambda: len(read(ledger)) >= 8, timeout=60, what="a few task bodies to run")
-        job_id, pid = wait_until(lambda: _busy_job(pg_url), timeout=30, what="a scheduler with tries in flight")
+        job_id, pid = wait_until(lambda: busy_scheduler(pg_url), timeout=30, what="a scheduler with tries in flight")
         by_pid[pid].send_signal(signal.SIGKILL)
         killed_at = time.time()
         by_pid[pid].wait(10)
