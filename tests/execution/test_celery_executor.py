@@ -8,6 +8,7 @@ test's own. The DB-dependent tests take `db_url` (SQLite and PostgreSQL).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from polling import wait_until
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from dagrunner.clock import FakeClock
 from dagrunner.execution.base import TaskKey, WorkItem
@@ -108,6 +109,32 @@ def test_a_dag_file_that_differs_from_the_parsed_one_is_refused(
     assert "differs from the one the scheduler parsed" in (row.error or "")
     assert not (celery_project.marks / "success-ok-1").exists()  # nothing of the file ran
     assert "differs from the one the scheduler parsed" in Path(row.log_path or "").read_text()
+
+
+def test_the_parsed_file_hash_is_read_once_per_version_of_the_file(
+    celery_project: Project, executor: CeleryExecutor
+) -> None:
+    """`_file_hash` keeps the DB's hash while the file keeps the stamp the parse saw; a file changed since
+    its parse (the DB's mtime is not the file's) is read from the DB on every submit, so a re-parse that
+    stores a new hash is sent at once."""
+    _sqlite_only(celery_project)
+    dag_file = celery_project.dag_file("contract_dag.py", CONTRACT_DAG)
+    path = str(dag_file)
+    mtime = dag_file.stat().st_mtime
+    with celery_project.engine.begin() as conn:
+        conn.execute(insert(DagFile).values(path=path, file_hash="a" * 40, mtime=mtime, last_parsed=LOGICAL))
+    assert executor._file_hash(path) == "a" * 40
+    with celery_project.engine.begin() as conn:  # not seen: the file is as the cached parse saw it
+        conn.execute(update(DagFile).where(DagFile.path == path).values(file_hash="b" * 40))
+    assert executor._file_hash(path) == "a" * 40
+    dag_file.write_text(CONTRACT_DAG + "\n# changed\n")  # changed on disk, not parsed yet: the DB's old hash
+    os.utime(dag_file, ns=(dag_file.stat().st_atime_ns, dag_file.stat().st_mtime_ns + 1_000_000))
+    assert executor._file_hash(path) == "b" * 40
+    with celery_project.engine.begin() as conn:  # parsed: the new hash, sent at once
+        conn.execute(update(DagFile).where(DagFile.path == path).values(file_hash="c" * 40,
+                                                                        mtime=dag_file.stat().st_mtime))  # fmt: skip
+    assert executor._file_hash(path) == "c" * 40
+    assert executor._file_hash(str(dag_file.with_name("missing.py"))) is None
 
 
 def test_kill_stops_a_running_try(celery_project: Project, executor: CeleryExecutor) -> None:

@@ -109,6 +109,8 @@ class CeleryExecutor(Executor):
         self._broker_down_since: float | None = None
         self._next_resend = 0.0
         self._next_poll = 0.0
+        #: fileloc -> (the file's (mtime_ns, size), the hash its last parse stored): `_file_hash`.
+        self._hashes: dict[str, tuple[tuple[int, int], str]] = {}
 
     # --- life cycle ------------------------------------------------------------------------------------
 
@@ -188,10 +190,30 @@ class CeleryExecutor(Executor):
         return True
 
     def _file_hash(self, fileloc: str) -> str | None:
-        """The content hash of the DAG file as the scheduler parsed it (None: the DB has no parse of it)."""
+        """The content hash of the DAG file as the scheduler parsed it (None: the DB has no parse of it).
+
+        Read from `dag_file` once per version of the file, not once per try: the row's hash is kept with the
+        file's (mtime_ns, size) when the row's `mtime` says the parse saw the file as it is on disk now, and
+        used while the file keeps that stamp (an unchanged file parses to the same hash). A file changed
+        since its last parse, or that cannot be stat'ed, is read from the DB every time, as before."""
+        try:
+            stat = os.stat(fileloc)
+        except OSError:
+            stat = None
+        stamp = (stat.st_mtime_ns, stat.st_size) if stat is not None else None
+        known = self._hashes.get(fileloc)
+        if known is not None and stamp is not None and known[0] == stamp:
+            return known[1]
         with self.engine.connect() as conn:
-            value = conn.execute(select(DagFile.file_hash).where(DagFile.path == fileloc)).scalar_one_or_none()
-        return value
+            row = conn.execute(select(DagFile.file_hash, DagFile.mtime).where(DagFile.path == fileloc)).first()
+        if row is None:
+            self._hashes.pop(fileloc, None)
+            return None
+        if stat is not None and stamp is not None and row.mtime == stat.st_mtime:
+            self._hashes[fileloc] = (stamp, row.file_hash)
+        else:
+            self._hashes.pop(fileloc, None)
+        return cast(str, row.file_hash)
 
     @property
     def slots_free(self) -> int:
