@@ -16,9 +16,9 @@ from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from chaos.broker_proxy import BrokerProxy
 from polling import wait_until
 
-from chaos.broker_proxy import BrokerProxy
 from dagrunner.execution.celery.executor import CeleryExecutor
 
 from .celery_helpers import BROKERS, celery_settings, require_broker, running_worker, unique_queue
