@@ -59,6 +59,8 @@ MAX_IDLE_WAIT_S = 1.0
 QUEUEING_LOCK_RETRY_S = 0.05
 #: PostgreSQL's deadlock_detected: it rolled our transaction back, so it may simply be tried again.
 PG_DEADLOCK = "40P01"
+#: Why a try an executor reported lost failed, when the executor's event says nothing more.
+LOST_TRY_REASON = "the worker process running it died"
 
 
 @dataclass(frozen=True)
@@ -252,9 +254,9 @@ class Scheduler:
     def _apply_events(
         self, session: Session, now: datetime, dags: Mapping[str, SerializedDag], events: list[TryEvent]
     ) -> int:
-        """Mark what each executor event may have changed; record the tries whose worker died. Returns
-        how many events there were."""
-        lost = []
+        """Mark what each executor event may have changed; record the tries whose worker died, each with
+        its executor's explanation. Returns how many events there were."""
+        lost: list[tuple[TaskKey, int, str]] = []
         for event in events:
             key = event.key
             dag = dags.get(key.dag_id)
@@ -263,13 +265,13 @@ class Scheduler:
             tasks = (key.task_id, *spec.downstream_task_ids) if event.kind == "finished" and spec else None
             self.bookkeeping.try_changed((key.dag_id, key.run_id), tasks)
             if event.kind == "lost":
-                lost.append((key, event.try_number))
+                lost.append((key, event.try_number, event.detail or LOST_TRY_REASON))
             elif event.kind == "finished" and event.state:
                 self.on_event(SchedulerEvent("task.state", key.dag_id, key.run_id, event.state, key.task_id,
                                              key.map_index, event.detail))  # fmt: skip
-        if lost:
-            fail_lost_tries(session, lost, dags=self.dag_source.dags(), now=now, actor=self.actor,
-                              reason="the worker process running it died")  # fmt: skip
+        for reason in dict.fromkeys(why for _, _, why in lost):  # the executor's own explanation, in order
+            tries = [(key, try_number) for key, try_number, why in lost if why == reason]
+            fail_lost_tries(session, tries, dags=self.dag_source.dags(), now=now, actor=self.actor, reason=reason)
         return len(events)
 
     def _create_runs(self, session: Session, dags: Mapping[str, SerializedDag], now: datetime) -> int:

@@ -19,6 +19,13 @@ CONNECT_TIMEOUT_S = 2.0
 #: is failed or retried by the scheduler's zombie check long before, and the redelivery is fenced out.
 VISIBILITY_TIMEOUT_S = 3600
 
+# `worker_enable_prefetch_count_reduction` is off: after a broker reconnect Celery lowers the prefetch count
+# while earlier tasks are in hand, and raises it again from each later task's ack promise. With the thread
+# pool that promise runs in the pool thread, so `basic.qos` goes out on the consumer's py-amqp connection
+# from that thread while the main thread's event loop reads it too; the frames interleave and the main
+# thread blocks for ever reading a frame of garbage size: the worker takes no more work (RabbitMQ; Redis
+# has no such RPC). With prefetch 1 per thread the reduction buys nothing, so the count is never changed.
+
 
 def require_celery(settings: Settings) -> str:
     """The broker URL; ExecutionError when the `celery` extra is not installed or no broker is set."""
@@ -53,6 +60,7 @@ def make_app(settings: Settings, *, main: str = "dagrunner") -> Any:
         task_reject_on_worker_lost=True,
         task_default_queue=settings.celery_default_queue,
         worker_prefetch_multiplier=1,
+        worker_enable_prefetch_count_reduction=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         broker_connection_timeout=CONNECT_TIMEOUT_S,
