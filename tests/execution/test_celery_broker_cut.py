@@ -1,6 +1,6 @@
 """A surviving `dagrunner worker` recovers from a cut of its broker connections (Redis and RabbitMQ).
 
-The worker reaches the broker through a TCP proxy (`chaos.broker_proxy`) that the test cuts for 3 s (every
+The worker reaches the broker through a TCP proxy (`tests/broker_proxy.py`) that the test cuts for 3 s (every
 connection dropped, new ones refused) and restores on the same port; the executor (the scheduler's side)
 talks to the broker directly, so only the worker sees the outage. A try before the cut runs; a try sent
 after the cut must run too, within a bounded time: the worker's consumer has to notice the dead
@@ -16,7 +16,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from chaos.broker_proxy import BrokerProxy
+from broker_proxy import BrokerProxy
 from polling import wait_until
 
 from dagrunner.execution.base import TaskKey, WorkItem
