@@ -61,6 +61,10 @@ class BrokerProxy:
     def cut(self) -> None:
         """Refuse new connections and drop the open ones (both ends see the connection go)."""
         if self._server is not None:
+            # shutdown() first: on Linux a close() alone leaves the thread blocked in accept() holding the
+            # listening socket, which would go on accepting connections.
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
             self._server.close()
             self._server = None
         with self._lock:

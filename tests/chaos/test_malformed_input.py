@@ -36,7 +36,12 @@ CASES: dict[str, tuple[list[str], dict[str, str]]] = {
     "logs of an unknown DAG": (["tasks", "logs", "nosuchdag", "x", "y"], {}),
     "heartbeat longer than the zombie threshold": (
         ["dags", "trigger", "etl_daily_sales"],
-        {"DAGRUNNER_SCHEDULER_HEARTBEAT_SEC": "600", "DAGRUNNER_ZOMBIE_THRESHOLD_SEC": "5"},
+        # the adoption rule (its own line) holds, so the zombie threshold's is the one line
+        {
+            "DAGRUNNER_SCHEDULER_HEARTBEAT_SEC": "600",
+            "DAGRUNNER_ZOMBIE_THRESHOLD_SEC": "5",
+            "DAGRUNNER_SCHEDULER_ADOPT_AFTER_SEC": "1200",
+        },
     ),
     "a pool of no slots": (["dags", "trigger", "etl_daily_sales"], {"DAGRUNNER_DEFAULT_POOL_SLOTS": "0"}),
 }

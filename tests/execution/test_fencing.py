@@ -19,6 +19,16 @@ def _setup(project: Project) -> tuple[Path, object]:
     return path, create_run(project.engine, "process", PROCESS_TASK_IDS)
 
 
+def assert_refused(executor: Executor, detail: str, why: str) -> None:
+    """The refusal's reason reaches the scheduler from a local worker. A celery worker reports a refusal to
+    nobody (a duplicate delivery's refusal must not end the real try, which has the same key and try number):
+    the scheduler learns it from the database, a poll after the send."""
+    if executor.name == "celery":
+        assert detail == "seen in the database"
+    else:
+        assert why in detail
+
+
 def test_an_instance_no_longer_queued_is_not_started(project: Project, executor: Executor) -> None:
     path, run = _setup(project)
     item = queue_try(project.engine, run, "touch", path)  # type: ignore[arg-type]
@@ -31,7 +41,7 @@ def test_an_instance_no_longer_queued_is_not_started(project: Project, executor:
         )
     event = run_one(executor, item)
     assert (event.kind, event.state) == ("finished", None)
-    assert event.detail.startswith("not started: it is scheduled, not queued")
+    assert_refused(executor, event.detail, "not started: it is scheduled, not queued")
     assert not (project.marks / "touched").exists()
     assert tries_of(project.engine, item.key) == []
     assert ti_row(project.engine, item.key).state == TaskInstanceState.SCHEDULED
@@ -47,7 +57,7 @@ def test_a_stale_try_number_is_not_started(project: Project, executor: Executor)
     fresh = queue_try(project.engine, run, "touch", path)  # type: ignore[arg-type]
     assert fresh.try_number == stale.try_number + 1
     event = run_one(executor, stale)
-    assert "at try 2 now, not try 1" in event.detail
+    assert_refused(executor, event.detail, "at try 2 now, not try 1")
     assert not (project.marks / "touched").exists()
     assert run_one(executor, fresh).state == "success"
     assert [t.try_number for t in tries_of(project.engine, fresh.key)] == [2]
@@ -58,6 +68,6 @@ def test_an_item_from_another_job_is_not_started(project: Project, executor: Exe
     queued = queue_try(project.engine, run, "touch", path, job_id=7)  # type: ignore[arg-type]
     forged = type(queued)(**{**queued.__dict__, "queued_by_job_id": 8})
     event = run_one(executor, forged)
-    assert "queued by job 7, not by job 8" in event.detail
+    assert_refused(executor, event.detail, "queued by job 7, not by job 8")
     assert not (project.marks / "touched").exists()
     assert run_one(executor, queued).state == "success"

@@ -68,6 +68,14 @@ POLL_S = 2.0
 _RESEND_S = 1.0
 _TI = cast(Table, TaskInstance.__table__)
 _LIVE = (TaskInstanceState.QUEUED, TaskInstanceState.RUNNING)
+#: Where an instance is when the try sent never ran: put back (recovery, a clear) before it started.
+_NOT_RUN = (TaskInstanceState.NONE, TaskInstanceState.SCHEDULED)
+
+
+def _ours(row: Any, item: WorkItem) -> bool:
+    """The instance's row is still at the try we sent, queued by the job that sent it (an adopter that
+    queued it again, under its own job, made our message stale)."""
+    return bool(row.try_number == item.try_number and row.queued_by_job_id == item.queued_by_job_id)
 
 
 @dataclass
@@ -76,6 +84,8 @@ class _InFlight:
     queue: str
     sent_at: datetime | None = None  # None: not sent yet (the broker was unreachable)
     started: bool = False
+    #: time.monotonic() of the send: the poll leaves a try sent within `poll_s` to its worker's own event.
+    sent_mono: float = 0.0
 
 
 class CeleryExecutor(Executor):
@@ -187,6 +197,7 @@ class CeleryExecutor(Executor):
                         time.monotonic() - self._broker_down_since)  # fmt: skip
             self._broker_down_since = None
         flight.sent_at = self.clock.now()
+        flight.sent_mono = time.monotonic()
         return True
 
     def _file_hash(self, fileloc: str) -> str | None:
@@ -306,15 +317,20 @@ class CeleryExecutor(Executor):
             flights = dict(self._flight)
         keys = [(k.dag_id, k.run_id, k.task_id, k.map_index) for k, _ in flights]
         cols = (_TI.c.dag_id, _TI.c.run_id, _TI.c.task_id, _TI.c.map_index)
-        query = select(*cols, _TI.c.state, _TI.c.try_number, _TI.c.last_heartbeat).where(tuple_(*cols).in_(keys))
+        query = select(*cols, _TI.c.state, _TI.c.try_number, _TI.c.last_heartbeat, _TI.c.queued_by_job_id).where(
+            tuple_(*cols).in_(keys)
+        )
         with self.engine.connect() as conn:
             rows = {(r.dag_id, r.run_id, r.task_id, r.map_index): r for r in conn.execute(query)}
         zombie_after = timedelta(seconds=self.settings.zombie_threshold_sec)
         overdue_ids = {id(f) for f in overdue}
         for (key, try_number), flight in flights.items():
             row = rows.get((key.dag_id, key.run_id, key.task_id, key.map_index))
-            if row is None or row.try_number != try_number or row.state not in _LIVE:
-                state = row.state.value if row is not None and row.try_number == try_number else None
+            if row is None or not _ours(row, flight.item) or row.state not in _LIVE:
+                if time.monotonic() - flight.sent_mono < self.poll_s:
+                    continue  # just sent: its worker's event is due first; the next poll ends it
+                ran = row is not None and _ours(row, flight.item) and row.state not in _NOT_RUN
+                state = row.state.value if row is not None and ran else None  # None: it never ran (refused)
                 self._end(key, try_number, TryEvent(key, try_number, "finished", state=state,
                                                     detail="seen in the database"))  # fmt: skip
             elif row.state == TaskInstanceState.RUNNING:
