@@ -45,16 +45,21 @@ def cli() -> None:
               help="W1/W2 with --executor celery: how many `dagrunner worker` processes.")  # fmt: skip
 @click.option("--worker-concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="W1/W2 with --executor celery: slots of each worker.")  # fmt: skip
+@click.option("--schedulers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="W1/W2: how many schedulers share the work (more than one needs --db postgres).")  # fmt: skip
 @click.option("--task-sleep-ms", type=click.IntRange(min=0), default=0, show_default=True,
               help="W1/W2: each task sleeps this long (0: no-op tasks).")  # fmt: skip
 def run(workloads: tuple[str, ...], db: str, repeat: int, out: Path | None, quick: bool, executor: str,
-        workers: int, worker_concurrency: int, task_sleep_ms: int) -> None:  # fmt: skip
+        workers: int, worker_concurrency: int, schedulers: int, task_sleep_ms: int) -> None:  # fmt: skip
     """Run WORKLOADS (default: all of W1..W6) on each database, --repeat times each."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # clean up (schedulers, databases) as on Ctrl-C
     names = [w.upper() for w in workloads] or sorted(WORKLOADS)
     dbs = list(DB_KINDS) if db == "both" else [db]
+    if schedulers > 1 and "sqlite" in dbs:
+        raise click.UsageError("--schedulers above 1 needs --db postgres (SQLite allows one scheduler)")
     sizes = dataclasses.replace(QUICK if quick else FULL, executor=executor, workers=workers,
-                                worker_concurrency=worker_concurrency, task_sleep_ms=task_sleep_ms)  # fmt: skip
+                                worker_concurrency=worker_concurrency, schedulers=schedulers,
+                                task_sleep_ms=task_sleep_ms)  # fmt: skip
     started = datetime.now(UTC)
     out = out or REPO / "benchmarks" / "results" / f"{started:%Y%m%dT%H%M%SZ}.json"
     document = {

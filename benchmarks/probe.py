@@ -44,6 +44,10 @@ class DbProbe:
     def scheduler_registered(self) -> bool:
         return bool(self.scalar(select(func.count()).select_from(SchedulerJob).where(SchedulerJob.ended_at.is_(None))))
 
+    def schedulers_running(self) -> int:
+        """Registered scheduler jobs that have not ended (the daemon's, not backfills' or workers')."""
+        return self.count(SchedulerJob, SchedulerJob.ended_at.is_(None), SchedulerJob.job_type == "scheduler")
+
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         state = self.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
         return None if state is None else str(state.value)

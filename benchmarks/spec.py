@@ -61,6 +61,8 @@ class Sizes:
     executor: str = "local"
     workers: int = 1
     worker_concurrency: int = 4
+    #: W1/W2: how many `dagrunner scheduler` processes share the work (`--schedulers`; more than one: PostgreSQL).
+    schedulers: int = 1
     #: W1/W2: how long each task sleeps (`--task-sleep-ms`; 0: no-op tasks).
     task_sleep_ms: int = 0
     #: Bounds on waiting for work to finish (seconds); a workload that takes longer fails loudly.

@@ -15,7 +15,15 @@ from benchmarks.probe import DbProbe, wait_until
 from benchmarks.project import Project, WorkerProcess, project_with_db
 from benchmarks.spec import Metric, Sizes, Target
 from benchmarks.stats import median, percentile
-from benchmarks.workloads.base import Details, Figures, Workload, seconds, start_idle_scheduler
+from benchmarks.workloads.base import (
+    READY_TIMEOUT_S,
+    Details,
+    Figures,
+    Workload,
+    seconds,
+    start_idle_scheduler,
+    wait_idle,
+)
 
 
 @dataclass
@@ -56,7 +64,12 @@ def trigger_and_wait(project: Project, sizes: Sizes, dag_id: str, tasks: int) ->
         if sizes.executor == "celery":
             args += ("--executor", "celery")
         sched = start_idle_scheduler(project, probe, dags=1, args=args)
+        others = [project.start_scheduler(*args) for _ in range(sizes.schedulers - 1)]
         try:
+            wait_until(lambda: probe.schedulers_running() >= sizes.schedulers, timeout=READY_TIMEOUT_S,
+                       what=f"{sizes.schedulers} schedulers to register", check=sched.check_alive)  # fmt: skip
+            for other in others:
+                wait_idle(other)
             before = time.monotonic()
             out = project.cli("dags", "trigger", dag_id, "--json")
             returned = time.monotonic()
@@ -66,9 +79,10 @@ def trigger_and_wait(project: Project, sizes: Sizes, dag_id: str, tasks: int) ->
                 timeout=sizes.run_timeout_s, what=f"run {run_id} of {dag_id} to finish", check=sched.check_alive,
             )  # fmt: skip
             done = time.monotonic()
-            code = sched.stop()
+            code = max([sched.stop(), *(other.stop() for other in others)], key=abs)
         except BaseException:
-            sched.kill()
+            for proc in (sched, *others):
+                proc.kill()
             raise
         if code != 0:
             raise CommandFailed(f"the scheduler exited {code} after SIGTERM:\n{sched.tail()}")
