@@ -151,3 +151,22 @@ def _psycopg(url: str) -> str:
     if sa_url.drivername == "postgresql":
         sa_url = sa_url.set(drivername="postgresql+psycopg")
     return sa_url.render_as_string(hide_password=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cases that do not apply are not collected (deselected), rather than collected and skipped:
+    `@pytest.mark.only_db("sqlite")` keeps only those `db_url` parametrizations, and the celery executor's
+    contract (tests/execution) runs on SQLite only: its DB side is the local executor's own code, which the
+    celery worker runs, covered on PostgreSQL by the local half (celery on PostgreSQL:
+    tests/execution/test_celery_executor.py)."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        db = params.get("db_url")
+        marker = item.get_closest_marker("only_db")
+        wrong_db = marker is not None and db is not None and db not in marker.args
+        celery_on_pg = params.get("executor") == "celery" and db == "postgres"
+        (drop if wrong_db or celery_on_pg else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -123,10 +123,6 @@ def _celery_executor(stack: ExitStack, project: Project, *, parallelism: int) ->
     params=["inline", pytest.param("local", marks=pytest.mark.slow), pytest.param("celery", marks=pytest.mark.slow)]
 )
 def executor(request: pytest.FixtureRequest, make_executor: ExecutorFactory, db_url: str) -> Executor:
-    if request.param == "celery" and not db_url.startswith("sqlite"):
-        # The contract's DB side is the local executor's own code (the celery worker runs it), covered on
-        # PostgreSQL by the local half; celery on PostgreSQL: tests/execution/test_celery_executor.py.
-        pytest.skip("the celery contract runs on SQLite; test_celery_executor.py covers PostgreSQL")
     return make_executor(request.param)
 
 

@@ -185,10 +185,9 @@ def test_nothing_is_kept_when_the_callers_transaction_rolls_back(synced: Project
     assert runs(synced.engine, "on_any") == []
 
 
+@pytest.mark.only_db("postgres")
 @pytest.mark.postgres
 def test_concurrent_duplicates_record_one_event_on_postgres(project: Project) -> None:
-    if project.engine.dialect.name != "postgresql":
-        pytest.skip("concurrency of separate sessions is PostgreSQL's question")
     project.dag_file("consumers.py", CONSUMERS)
     load_dagbag(project.settings, project.engine)
     results: list[object] = []
@@ -209,10 +208,9 @@ def test_concurrent_duplicates_record_one_event_on_postgres(project: Project) ->
     assert len(runs(project.engine, "on_any")) == 1
 
 
+@pytest.mark.only_db("postgres")
 @pytest.mark.postgres
 def test_concurrent_events_of_an_and_condition_do_not_both_miss_it(project: Project) -> None:
-    if project.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only")
     project.dag_file("consumers.py", CONSUMERS)
     load_dagbag(project.settings, project.engine)
     barrier = threading.Barrier(2)

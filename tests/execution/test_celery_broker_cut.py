@@ -78,10 +78,9 @@ def _states(executor: CeleryExecutor, items: list[WorkItem], *, timeout: float) 
     return set(ended.values())
 
 
+@pytest.mark.only_db("sqlite")
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
 def test_a_worker_takes_work_again_after_its_broker_connections_are_cut(project: Project, broker: str) -> None:
-    if not project.settings.db_url.startswith("sqlite"):
-        pytest.skip("does not depend on the database: run on SQLite only")
     url = BROKERS[broker]
     require_broker(url)
     upstream = urlsplit(url)

@@ -47,19 +47,13 @@ def executor(celery_project: Project) -> Iterator[CeleryExecutor]:
     executor.shutdown(2.0)
 
 
-def _sqlite_only(project: Project) -> None:
-    """For what does not depend on the database (the worker's process handling, routing, the broker)."""
-    if not project.settings.db_url.startswith("sqlite"):
-        pytest.skip("does not depend on the database: run on SQLite only, to keep the module short")
-
-
 def _item(project: Project, dag_file: Path, task_id: str, dag_id: str, task_ids: list[str]) -> WorkItem:
     run = create_run(project.engine, dag_id, task_ids)
     return queue_try(project.engine, run, task_id, dag_file)
 
 
+@pytest.mark.only_db("sqlite")
 def test_a_crash_fails_only_its_try_and_the_worker_goes_on(celery_project: Project, executor: CeleryExecutor) -> None:
-    _sqlite_only(celery_project)
     dag_file = celery_project.dag_file("process_dag.py", PROCESS_DAG)
     run = create_run(celery_project.engine, "process", PROCESS_TASK_IDS)
     with running_worker(celery_project.settings, concurrency=2, warm_stop=False):
@@ -111,13 +105,13 @@ def test_a_dag_file_that_differs_from_the_parsed_one_is_refused(
     assert "differs from the one the scheduler parsed" in Path(row.log_path or "").read_text()
 
 
+@pytest.mark.only_db("sqlite")
 def test_the_parsed_file_hash_is_read_once_per_version_of_the_file(
     celery_project: Project, executor: CeleryExecutor
 ) -> None:
     """`_file_hash` keeps the DB's hash while the file keeps the stamp the parse saw; a file changed since
     its parse (the DB's mtime is not the file's) is read from the DB on every submit, so a re-parse that
     stores a new hash is sent at once."""
-    _sqlite_only(celery_project)
     dag_file = celery_project.dag_file("contract_dag.py", CONTRACT_DAG)
     path = str(dag_file)
     mtime = dag_file.stat().st_mtime
@@ -137,8 +131,8 @@ def test_the_parsed_file_hash_is_read_once_per_version_of_the_file(
     assert executor._file_hash(str(dag_file.with_name("missing.py"))) is None
 
 
+@pytest.mark.only_db("sqlite")
 def test_kill_stops_a_running_try(celery_project: Project, executor: CeleryExecutor) -> None:
-    _sqlite_only(celery_project)
     dag_file = celery_project.dag_file("process_dag.py", PROCESS_DAG)
     item = _item(celery_project, dag_file, "block", "process", PROCESS_TASK_IDS)
     with running_worker(celery_project.settings, concurrency=1, warm_stop=False):
@@ -173,10 +167,10 @@ def test_a_try_no_worker_takes_is_queued_again_after_queued_timeout(project: Pro
         executor.shutdown(0)
 
 
+@pytest.mark.only_db("sqlite")
 def test_an_unreachable_broker_keeps_the_try_and_sends_it_later(
     project: Project, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _sqlite_only(project)
     require_broker(REDIS_URL)
     queue = unique_queue("down")
     down = celery_settings(project.settings, "redis://127.0.0.1:1/0", queue)
@@ -200,8 +194,8 @@ def test_an_unreachable_broker_keeps_the_try_and_sends_it_later(
         executor.shutdown(0)
 
 
+@pytest.mark.only_db("sqlite")
 def test_rabbitmq_broker_runs_a_try(project: Project) -> None:
-    _sqlite_only(project)
     require_broker(AMQP_URL)
     settings = celery_settings(project.settings, AMQP_URL, unique_queue("amqp"))
     project.settings = settings
@@ -217,9 +211,9 @@ def test_rabbitmq_broker_runs_a_try(project: Project) -> None:
         executor.shutdown(0)
 
 
+@pytest.mark.only_db("sqlite")
 def test_routing_by_queue(celery_project: Project, executor: CeleryExecutor) -> None:
     """A task's `queue=` picks the Celery queue; a worker on another queue never takes it."""
-    _sqlite_only(celery_project)
     dag_file = celery_project.dag_file("contract_dag.py", CONTRACT_DAG)
     item = replace(_item(celery_project, dag_file, "ok", "contract", CONTRACT_TASK_IDS), queue=unique_queue("gpu"))
     with running_worker(celery_project.settings, concurrency=1, warm_stop=False):
