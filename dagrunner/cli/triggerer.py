@@ -15,8 +15,11 @@ from dagrunner.clock import SystemClock
 
 @click.command()
 @click.option("--report-fd", type=int, hidden=True, help="A pipe to tell a parent scheduler of created runs.")
+@click.option(
+    "--parent-pid", type=int, hidden=True, help="The scheduler that started it: it stops when that one is gone."
+)
 @pass_cli
-def triggerer(cli: CliContext, report_fd: int | None) -> None:
+def triggerer(cli: CliContext, report_fd: int | None, parent_pid: int | None) -> None:
     """Run the asset watchers and the outbox relay until SIGINT/SIGTERM.
 
     Watchers turn broker messages (Redis streams, RabbitMQ queues) into asset events and the runs they
@@ -42,8 +45,8 @@ def triggerer(cli: CliContext, report_fd: int | None) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
-    if report_fd is not None:  # a scheduler's child: it ends with its scheduler, however that ends
-        stop_when_orphaned(trig.request_stop)
+    if parent_pid is not None:  # a scheduler's child: it ends with its scheduler, however that ends
+        stop_when_orphaned(trig.request_stop, parent=parent_pid)
     render.info(f"dagrunner triggerer: dags {settings.dags_folder}, db {cli.db_label}")
     trig.run()
     render.info("triggerer stopped")

@@ -60,7 +60,8 @@ class TriggererChild:
         read_fd, write_fd = os.pipe()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "dagrunner", "triggerer", "--report-fd", str(write_fd)],
+                [sys.executable, "-m", "dagrunner", "triggerer", "--report-fd", str(write_fd),
+                 "--parent-pid", str(os.getpid())],
                 env=self.env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
             )  # fmt: skip
             self.starts += 1
@@ -92,11 +93,11 @@ class TriggererChild:
             self._thread.join(5.0)
 
 
-def stop_when_orphaned(on_orphaned: Callable[[], None], *, every_s: float = 0.5) -> threading.Thread:
-    """The child's side of the life line: when the scheduler that started it dies (kill -9 included), the
-    child is re-parented, and `on_orphaned` stops it, so no triggerer outlives its scheduler (the next
-    scheduler starts its own). Polls the parent pid from a daemon thread."""
-    parent = os.getppid()
+def stop_when_orphaned(on_orphaned: Callable[[], None], *, parent: int, every_s: float = 0.5) -> threading.Thread:
+    """The child's side of the life line: when the scheduler that started it (pid `parent`, passed by it:
+    it may have died before this process got this far) dies, kill -9 included, the child is re-parented,
+    and `on_orphaned` stops it, so no triggerer outlives its scheduler (the next scheduler starts its own).
+    Polls the parent pid from a daemon thread."""
 
     def watch() -> None:
         while os.getppid() == parent:
