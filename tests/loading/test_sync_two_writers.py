@@ -52,8 +52,14 @@ def test_a_second_writer_of_the_same_new_files_waits_and_updates(tmp_path: Path,
             thread = threading.Thread(target=second)
             thread.start()
             waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = :db")
-            with engine.connect() as conn:
-                wait_until(lambda: conn.execute(waiting, {"db": engine.url.database}).scalar(), what="the 2nd waiting")
+
+            def second_waits() -> int:
+                # a transaction of its own per look: within one, PostgreSQL serves pg_stat_activity from a
+                # snapshot taken at the first read, so a later wait would never be seen
+                with engine.connect() as conn:
+                    return int(conn.execute(waiting, {"db": engine.url.database}).scalar() or 0)
+
+            wait_until(second_waits, what="the 2nd waiting")
         thread.join(10)
         assert errors == []
         with session_scope(engine, readonly=True) as s:
