@@ -22,12 +22,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from dagrunner.errors import InvalidScheduleError
-from dagrunner.timetables.base import DagRunInfo, Timetable
+from dagrunner.timetables.simple import NullTimetable
 
 #: How an alias appears among the satisfied keys `evaluate` takes (asset names are used as they are).
 ALIAS_PREFIX = "alias:"
@@ -283,13 +282,11 @@ def describe_condition(condition: BaseAsset) -> str:
     return f"when {condition.words()} {'are' if plural else 'is'} updated"
 
 
-class AssetTriggeredTimetable(Timetable):
-    """`schedule=<asset condition>`: runs come from asset events, never from the clock. A manual run is
-    `[X, X]` as with trigger timetables."""
+class AssetTriggeredTimetable(NullTimetable):
+    """`schedule=<asset condition>`: runs come from asset events, never from the clock (so, for the clock,
+    a NullTimetable). A manual run is `[X, X]` as with trigger timetables."""
 
     kind = "asset"
-    periodic = False
-    can_be_scheduled = False
 
     def __init__(self, condition: BaseAsset, timezone: str | None = None) -> None:
         super().__init__(timezone)
@@ -298,38 +295,6 @@ class AssetTriggeredTimetable(Timetable):
     @property
     def description(self) -> str:
         return describe_condition(self.condition)
-
-    def next_dagrun_info(
-        self,
-        *,
-        last: DagRunInfo | None,
-        start_date: datetime | None,
-        end_date: datetime | None,
-        catchup: bool,
-        now: datetime,
-    ) -> DagRunInfo | None:
-        del last, start_date, end_date, catchup, now  # asset events make the runs, not the clock
-        return None
-
-    def iter_runs(
-        self,
-        *,
-        start_date: datetime | None,
-        end_date: datetime | None,
-        after: datetime | None = None,
-        until: datetime | None = None,
-    ) -> Iterator[DagRunInfo]:
-        del start_date, end_date, after, until  # no run is known ahead of its event
-        return iter(())
-
-    def runs_between(
-        self, start: datetime, end: datetime, *, start_date: datetime | None, end_date: datetime | None
-    ) -> list[DagRunInfo]:
-        del start, end, start_date, end_date  # no run is known ahead of its event
-        return []
-
-    def manual_run_info(self, when: datetime) -> DagRunInfo:
-        return DagRunInfo.at(self._utc(when))
 
     def serialize(self) -> dict[str, Any]:
         return {"type": self.kind, "timezone": self.timezone, "condition": self.condition.serialize()}
