@@ -6,7 +6,9 @@ talks to the broker directly, so only the worker sees the outage. A try before t
 after the cut must run too, within a bounded time: the worker's consumer has to notice the dead
 connection and reconnect, not sit on it (RabbitMQ's failed late ack, issue #13). Tries are running
 on every worker thread when the cut comes and end during it, so their late acks fail on the dead
-connection, as in the scale-out test; then a dozen tries are sent.
+connection, as in the scale-out test; then a dozen tries are sent. The slow tries wait on a gate file the
+test opens during the cut, not on a clock: on a loaded machine a fixed sleep could end before the last
+slow try had started, and the cut would then find fewer tries in hand than it means to.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ RECOVER_S = 30.0
 #: Tries running when the cut comes (as many as the worker's threads), and tries sent after it.
 SLOW = 4
 AFTER = 12
-CUT_DAG = f"""
+CUT_DAG = """
+import os
 import time
 import pendulum
 from dagrunner import DAG, task
@@ -46,14 +49,16 @@ with DAG("cut", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"
 
     @task
     def slow():
-        time.sleep(1.0)
+        deadline = time.monotonic() + 120
+        while not os.path.exists(os.environ["CUT_GATE"]) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     quick.override(task_id="before")()
-    for n in range({SLOW}):
-        slow.override(task_id=f"slow_{{n}}")()
-    for n in range({AFTER}):
-        quick.override(task_id=f"after_{{n}}")()
-"""
+    for n in range(SLOW):
+        slow.override(task_id=f"slow_{n}")()
+    for n in range(AFTER):
+        quick.override(task_id=f"after_{n}")()
+""".replace("SLOW", str(SLOW)).replace("AFTER", str(AFTER))
 TASK_IDS = ["before", *(f"slow_{n}" for n in range(SLOW)), *(f"after_{n}" for n in range(AFTER))]
 
 
@@ -93,7 +98,8 @@ def test_a_worker_takes_work_again_after_its_broker_connections_are_cut(project:
         dag_file = project.dag_file("cut_dag.py", CUT_DAG)
         run = create_run(project.engine, "cut", TASK_IDS)
         worker_settings = replace(settings, celery_broker_url=_through(proxy, url))
-        with running_worker(worker_settings, concurrency=SLOW, warm_stop=False):
+        gate = project.root / "cut-gate"
+        with running_worker(worker_settings, concurrency=SLOW, warm_stop=False, CUT_GATE=str(gate)):
             before = run_one(executor, queue_try(project.engine, run, "before", dag_file))
             assert before.state == "success", before
             slow = [queue_try(project.engine, run, f"slow_{n}", dag_file) for n in range(SLOW)]
@@ -102,6 +108,7 @@ def test_a_worker_takes_work_again_after_its_broker_connections_are_cut(project:
             wait_until(lambda: all(ti_row(project.engine, i.key).state.value == "running" for i in slow),
                        interval=0.05, what="the slow tries running")  # fmt: skip
             proxy.cut()
+            gate.touch()  # the slow tries end now, during the cut: their late acks meet a dead connection
             time.sleep(CUT_S)  # the outage itself: the broker is simply away this long
             proxy.restore()
             restored = time.monotonic()
