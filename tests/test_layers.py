@@ -1,6 +1,6 @@
 """Imports point down the layers (docs/architecture.md, "Layers"): a module imports only what is below it.
 
-    cli -> scheduling -> execution -> loading -> authoring -> timetables
+    cli -> web -> scheduling -> execution -> loading -> authoring -> timetables
 
 and every layer may use the shared modules and `persistence`, except `authoring` and `timetables`, which
 never touch the database. Read from the source (function-level imports included), so a lazy import that
@@ -15,8 +15,8 @@ from pathlib import Path
 import dagrunner
 
 PACKAGE = Path(dagrunner.__file__).parent
-SHARED = {"errors", "states", "settings", "clock", "labels", "subprocesses"}
-ORDER = ["timetables", "authoring", "loading", "execution", "scheduling", "cli"]
+SHARED = {"errors", "states", "settings", "clock", "labels", "subprocesses", "roles"}
+ORDER = ["timetables", "authoring", "loading", "execution", "scheduling", "web", "cli"]
 NO_DATABASE = {"timetables", "authoring"}
 
 

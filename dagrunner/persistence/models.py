@@ -647,6 +647,50 @@ class OutboxSink(Base):
 
 
 #: The tables dagrunner owns; `schema.reset_db` drops exactly these (plus alembic_version).
+# --- issue #14: users of the web UI and the REST API ----------------------------------------------------------
+
+
+class WebUser(Base):
+    """A person (or script owner) who may use the api-server. `role` is viewer, operator or admin
+    (`dagrunner.roles.Role`); the password is an Argon2id hash, never the password."""
+
+    __tablename__ = "web_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(ID_LEN), nullable=False, unique=True)
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    last_login: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ApiToken(Base):
+    """A bearer token for scripts (`Authorization: Bearer drt_...`). Only its SHA-256 is stored: the token
+    itself is shown once, when it is created."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_user.id", ondelete="CASCADE"), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(ID_LEN), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    last_used: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebSession(Base):
+    """A logged-in browser. The cookie holds a random id; only its SHA-256 is stored, with the CSRF token the
+    page must send back on every write and the time the session ends."""
+
+    __tablename__ = "web_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_user.id", ondelete="CASCADE"), nullable=False, index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
 TABLE_NAMES: frozenset[str] = frozenset(Base.metadata.tables)
 
 

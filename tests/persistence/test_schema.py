@@ -27,6 +27,9 @@ from dagrunner.persistence.schema import (
 )
 
 EXPECTED_TABLES = {
+    "web_user",
+    "api_token",
+    "web_session",
     "dag",
     "dag_file",
     "dag_run",

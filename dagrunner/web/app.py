@@ -1,0 +1,78 @@
+"""The FastAPI app: the REST API under /api/v1, the UI's static files, /health, errors as JSON."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from datetime import datetime
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+
+from dagrunner import __version__
+from dagrunner.errors import (
+    DagNotFoundError,
+    DagRunnerError,
+    DatabaseLockedError,
+    DatabaseUnavailableError,
+    DuplicateRunError,
+    IllegalTransitionError,
+    NotFoundError,
+    TaskNotFoundError,
+)
+from dagrunner.settings import Settings
+from dagrunner.web.api import ROUTER_MODULES
+from dagrunner.web.deps import WebState
+
+API_PREFIX = "/api/v1"
+
+#: Our errors as HTTP statuses: the first class that matches wins; any other DagRunnerError is a 400.
+_STATUS: tuple[tuple[type[DagRunnerError], int], ...] = (
+    (NotFoundError, 404),
+    (DagNotFoundError, 404),
+    (TaskNotFoundError, 404),
+    (DuplicateRunError, 409),
+    (IllegalTransitionError, 409),
+    (DatabaseLockedError, 503),
+    (DatabaseUnavailableError, 503),
+)
+
+
+def status_for(exc: DagRunnerError) -> int:
+    return next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+
+
+def create_app(
+    settings: Settings, *, engine: Engine | None = None, clock: Callable[[], datetime] | None = None
+) -> FastAPI:
+    """The api-server's app on `settings`' metadata DB (migrated on first use, as the CLI does)."""
+    if engine is None:
+        from dagrunner.persistence.engine import make_engine
+        from dagrunner.persistence.schema import ensure_schema
+
+        engine = make_engine(settings.db_url, busy_timeout=settings.sqlite_busy_timeout)
+        ensure_schema(engine, auto_init=True)
+    state = WebState(settings, engine) if clock is None else WebState(settings, engine, clock)
+    app = FastAPI(
+        title="dagrunner",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.web = state
+
+    @app.exception_handler(DagRunnerError)
+    async def our_error(_request: Request, exc: DagRunnerError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        """Whether the server is up; the only endpoint that needs no credentials."""
+        return {"status": "ok", "version": __version__}
+
+    for name in ROUTER_MODULES:
+        module = importlib.import_module(f"dagrunner.web.api.{name}")
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app
