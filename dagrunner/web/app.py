@@ -24,6 +24,7 @@ from dagrunner.errors import (
 from dagrunner.settings import Settings
 from dagrunner.web.api import ROUTER_MODULES
 from dagrunner.web.deps import WebState
+from dagrunner.web.ui import mount_ui
 
 API_PREFIX = "/api/v1"
 
@@ -75,4 +76,5 @@ def create_app(
     for name in ROUTER_MODULES:
         module = importlib.import_module(f"dagrunner.web.api.{name}")
         app.include_router(module.router, prefix=API_PREFIX)
+    mount_ui(app)
     return app
