@@ -148,6 +148,6 @@ def test_a_viewer_cannot_answer_and_unknown_requests_are_refused(web: WebProject
     assert operator.post("/api/v1/approvals/respond", json={"id": 999999, "action": "approve"}).status_code == 404
     missing = operator.post("/api/v1/approvals/respond", json={**body, "task_id": "after"})
     assert missing.status_code == 400 and "not waiting for an answer" in missing.json()["detail"]
-    assert operator.post("/api/v1/approvals/respond", json={"action": "approve"}).status_code == 422
+    assert operator.post("/api/v1/approvals/respond", json={"action": "approve"}).status_code == 400
     assert operator.post("/api/v1/approvals/respond", json={**body, "action": "maybe"}).status_code == 422
     assert len(_items(web)) == 2

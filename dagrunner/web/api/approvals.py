@@ -130,7 +130,7 @@ def _target(session: Session, body: Respond) -> tuple[str, str, str, int]:
             raise HTTPException(404, f"no approval request {body.id}; GET /api/v1/approvals lists the waiting ones")
         return request.dag_id, request.run_id, request.task_id, request.map_index
     if body.dag_id is None or body.run_id is None or body.task_id is None:
-        raise HTTPException(422, "name the request: its id, or dag_id, run_id and task_id (and map_index)")
+        raise HTTPException(400, "name the request: its id, or dag_id, run_id and task_id (and map_index)")
     return body.dag_id, body.run_id, body.task_id, body.map_index
 
 
