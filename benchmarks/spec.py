@@ -57,6 +57,11 @@ class Sizes:
     w6_dags: int = 1000
     w6_tasks: int = 10
     w7_messages: int = 30
+    #: W8: DAGs in the list, the grid's runs x tasks, and timed calls of each page (idle, then under W1).
+    w8_dags: int = 1000
+    w8_grid_runs: int = 100
+    w8_grid_tasks: int = 50
+    w8_calls: int = 50
     #: W1/W2: the executor (`--executor`); with celery, how many `dagrunner worker`s of how many slots each.
     executor: str = "local"
     workers: int = 1
@@ -86,6 +91,10 @@ QUICK = Sizes(
     w5_ticks=20,
     w6_dags=20,
     w7_messages=5,
+    w8_dags=100,
+    w8_grid_runs=20,
+    w8_grid_tasks=10,
+    w8_calls=10,
     run_timeout_s=120.0,
     backfill_timeout_s=120.0,
     w6_timeout_s=120.0,
