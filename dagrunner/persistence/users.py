@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from dagrunner.errors import InvalidArgumentError, NotFoundError
 from dagrunner.persistence.audit import record_event
-from dagrunner.persistence.models import ApiToken, WebUser
+from dagrunner.persistence.models import ApiToken, WebSession, WebUser
 from dagrunner.roles import Role
 
 TOKEN_PREFIX = "drt_"
@@ -94,8 +94,6 @@ def get_user(session: Session, username: str) -> UserView:
 def delete_user(session: Session, username: str, *, actor: str, when: datetime) -> None:
     """Remove a user with their tokens and sessions (ON DELETE CASCADE, and explicitly for SQLite)."""
     user = get_user(session, username)
-    from dagrunner.persistence.models import WebSession
-
     session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
     session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     session.execute(delete(WebUser).where(WebUser.id == user.id))
@@ -154,3 +152,59 @@ def user_for_token(session: Session, token: str) -> UserView | None:
     if row is None:
         return None
     return _view(row[1])
+
+
+# --- browser sessions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A signed-in browser: its user and the CSRF token its writes must send back."""
+
+    user: UserView
+    csrf_token: str
+    expires_at: datetime
+
+
+def create_session(session: Session, username: str, *, when: datetime, lifetime: timedelta) -> tuple[str, SessionView]:
+    """A new browser session for `username`: (the id for the cookie, the session). Only the id's digest is
+    stored, so the database alone cannot be used to sign in. Expired sessions are pruned here, on the
+    write that a login is anyway, rather than on reads."""
+    user = session.scalar(select(WebUser).where(WebUser.username == username))
+    if user is None:
+        raise NotFoundError(f"no user {username!r}; `dagrunner users list` shows them")
+    prune_sessions(session, now=when)
+    session_id = secrets.token_urlsafe(32)
+    row = WebSession(
+        id_hash=digest(session_id), user_id=user.id, csrf_token=secrets.token_urlsafe(32),
+        created_at=when, expires_at=when + lifetime,
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    return session_id, SessionView(_view(user), row.csrf_token, row.expires_at)
+
+
+def session_for_id(session: Session, session_id: str, *, now: datetime) -> SessionView | None:
+    """The live session a cookie names, or None (unknown, expired, or its user deleted). A read: a request
+    signed in by cookie takes no write lock."""
+    row = session.execute(
+        select(WebSession, WebUser)
+        .join(WebUser, WebUser.id == WebSession.user_id)
+        .where(WebSession.id_hash == digest(session_id), WebSession.expires_at > now)
+    ).first()
+    if row is None:
+        return None
+    web_session, user = row
+    return SessionView(_view(user), web_session.csrf_token, web_session.expires_at)
+
+
+def delete_session(session: Session, session_id: str) -> bool:
+    """End the session a cookie names (logout); False when there was none."""
+    result = session.execute(delete(WebSession).where(WebSession.id_hash == digest(session_id)))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def prune_sessions(session: Session, *, now: datetime) -> int:
+    """Delete the sessions that have expired; returns how many."""
+    result = session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    return int(getattr(result, "rowcount", 0) or 0)
