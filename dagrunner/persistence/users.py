@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from dagrunner.errors import InvalidArgumentError, NotFoundError
+from dagrunner.errors import WEB_EXTRA_HINT, InvalidArgumentError, NotFoundError, WebExtraMissingError
 from dagrunner.persistence.audit import record_event
 from dagrunner.persistence.models import ApiToken, WebSession, WebUser
 from dagrunner.roles import Role
@@ -46,7 +46,7 @@ def _hasher():  # type: ignore[no-untyped-def]
     try:
         from argon2 import PasswordHasher
     except ImportError as exc:  # pragma: no cover - the web extra is missing
-        raise InvalidArgumentError("password hashing needs argon2-cffi: pip install 'dagrunner[web]'") from exc
+        raise WebExtraMissingError(f"password hashing needs argon2-cffi: {WEB_EXTRA_HINT}") from exc
     return PasswordHasher()
 
 
@@ -105,9 +105,9 @@ def verify_password(session: Session, username: str, password: str, *, when: dat
 
     An unknown user costs the same hash as a wrong password, so timing does not tell which names exist.
     """
+    hasher = _hasher()  # first: without argon2-cffi, the error that says what to install
     from argon2.exceptions import VerificationError
 
-    hasher = _hasher()
     user = session.scalar(select(WebUser).where(WebUser.username == username))
     try:
         if user is None:
@@ -133,6 +133,8 @@ def _DUMMY_HASH() -> str:  # noqa: N802 - a constant computed once, on first use
 
 def create_token(session: Session, username: str, name: str, *, actor: str, when: datetime) -> str:
     """A new bearer token for `username`; returned once, stored only as its digest."""
+    if not name or len(name) > 250:
+        raise InvalidArgumentError(f"token name {name[:40]!r}: 1 to 250 characters, saying what the token is for")
     user = get_user(session, username)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(user_id=user.id, name=name, token_hash=digest(token), created_at=when))
