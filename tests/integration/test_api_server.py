@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from dagrunner.persistence.engine import make_engine, session_scope
 from dagrunner.persistence.models import SchedulerJob
 
-from .procs import db_states, finish, run, start
+from .procs import db_states, env_for, finish, run, start
 
 pytestmark = pytest.mark.slow
 
@@ -187,3 +188,17 @@ def test_standalone_stops_with_an_error_when_its_scheduler_dies(tmp_path: Path, 
     assert f"the scheduler (pid {scheduler_pid}) exited with code -9" in output
     assert "Traceback" not in output
     assert not _healthy(port)
+
+
+@pytest.mark.parametrize("missing", ["uvicorn", "fastapi"])
+def test_without_the_web_extra_the_commands_say_what_to_install(tmp_path: Path, missing: str) -> None:
+    root = _tiny_project(tmp_path)
+    code = (  # an import of `missing` fails, as when the extra is not installed
+        f"import sys; sys.modules[{missing!r}] = None; "
+        "from dagrunner.cli.main import main; main(['api-server', '--port', '1'])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env_for(root, f"sqlite:///{root}/db.sqlite"),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 1
+    assert f"the api-server needs the web extra ({missing} is missing): pip install 'dagrunner[web]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
