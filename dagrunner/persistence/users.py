@@ -67,8 +67,10 @@ def create_user(
         role = Role(role)
     except ValueError as exc:
         raise InvalidArgumentError(f"unknown role {role!r}; one of {', '.join(r.value for r in Role)}") from exc
-    if not username or username != username.strip() or len(username) > 250:
-        raise InvalidArgumentError(f"username {username!r}: 1 to 250 characters, no leading or trailing spaces")
+    if not username or username != username.strip() or len(username) > 250 or not username.isprintable():
+        raise InvalidArgumentError(
+            f"username {username!r}: 1 to 250 printable characters, no leading or trailing spaces"
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidArgumentError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     if session.scalar(select(WebUser.id).where(WebUser.username == username)) is not None:
@@ -133,7 +135,7 @@ def _DUMMY_HASH() -> str:  # noqa: N802 - a constant computed once, on first use
 
 def create_token(session: Session, username: str, name: str, *, actor: str, when: datetime) -> str:
     """A new bearer token for `username`; returned once, stored only as its digest."""
-    if not name or len(name) > 250:
+    if not name or len(name) > 250 or not name.isprintable():
         raise InvalidArgumentError(f"token name {name[:40]!r}: 1 to 250 characters, saying what the token is for")
     user = get_user(session, username)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -212,3 +212,16 @@ def test_login_body_is_bounded(web: WebProject) -> None:
     assert client.post(LOGIN, json={"username": "", "password": "x"}).status_code == 422
     assert client.post(LOGIN, json={"username": "a" * 251, "password": "x"}).status_code == 422
     assert client.post(LOGIN, content=b"username=a&password=b").status_code == 422
+
+
+def test_names_with_control_characters_are_refused_before_the_database(web: WebProject) -> None:
+    # PostgreSQL's text cannot hold NUL: such a name must be a 422, never a database error (500)
+    assert web.client(None).post(LOGIN, json={"username": "a\x00b", "password": "x"}).status_code == 422
+    admin = web.client("admin")
+    new = {"username": "a\x00b", "role": "viewer", "password": "a long password"}
+    assert admin.post(USERS, json=new).status_code == 422
+    assert admin.post(USERS, json={**new, "username": " padded"}).status_code == 422
+    assert admin.delete(f"{USERS}/a%00b").status_code == 422
+    assert admin.post(f"{USERS}/a%00b/tokens", json={"name": "ci"}).status_code == 422
+    admin.post(USERS, json={**new, "username": "kim"})
+    assert admin.post(f"{USERS}/kim/tokens", json={"name": "c\x00i"}).status_code == 422

@@ -18,7 +18,7 @@ BAD_CREDENTIALS = "wrong username or password"
 
 
 class Login(BaseModel):
-    username: str = Field(min_length=1, max_length=250)
+    username: str = Field(min_length=1, max_length=250, pattern=r"^[^\x00]+$")
     password: str = Field(min_length=1, max_length=1024)
 
 

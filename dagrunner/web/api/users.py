@@ -7,9 +7,9 @@ token is shown once, in the response that creates it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import BaseModel, Field
 
 from dagrunner.persistence.users import MIN_PASSWORD_LENGTH
@@ -17,7 +17,13 @@ from dagrunner.web.deps import Admin, PageArgs, Web
 
 router = APIRouter(tags=["users"])
 
-NAME = Field(min_length=1, max_length=250, pattern=r"^\S(.*\S)?$", description="No leading or trailing spaces.")
+#: A user or token name: printable (no control characters, which PostgreSQL's text refuses in part), with no
+#: space at either end; up to 250 characters.
+NAME_PATTERN = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+NAME = Field(
+    min_length=1, max_length=250, pattern=NAME_PATTERN, description="No control characters; no space at either end."
+)
+UsernamePath = Annotated[str, Path(min_length=1, max_length=250, pattern=NAME_PATTERN)]
 
 
 class User(BaseModel):
@@ -75,7 +81,7 @@ def create_user(body: NewUser, user: Admin, state: Web) -> dict[str, Any]:
 
 
 @router.delete("/users/{username}", status_code=204, response_class=Response)
-def delete_user(username: str, user: Admin, state: Web) -> Response:
+def delete_user(username: UsernamePath, user: Admin, state: Web) -> Response:
     """Remove a user with their tokens and sessions (audited `user.deleted`). An admin cannot remove
     themselves here, so the API never locks out the last one by accident (`dagrunner users delete` can)."""
     from dagrunner.persistence.users import delete_user
@@ -88,7 +94,7 @@ def delete_user(username: str, user: Admin, state: Web) -> Response:
 
 
 @router.post("/users/{username}/tokens", status_code=201, response_model=Token)
-def create_token(username: str, body: NewToken, user: Admin, state: Web) -> dict[str, str]:
+def create_token(username: UsernamePath, body: NewToken, user: Admin, state: Web) -> dict[str, str]:
     """A new API token for `username` (audited `token.created`), shown once."""
     from dagrunner.persistence.users import create_token
 
