@@ -202,3 +202,13 @@ def test_without_the_web_extra_the_commands_say_what_to_install(tmp_path: Path, 
     assert proc.returncode == 1
     assert f"the api-server needs the web extra ({missing} is missing): pip install 'dagrunner[web]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_killed_standalone_leaves_no_scheduler_behind(tmp_path: Path, sqlite_url: str) -> None:
+    root = _tiny_project(tmp_path)
+    port = _free_port()
+    proc = _start_standalone(root, sqlite_url, port)
+    (scheduler_pid,) = _scheduler_pids(sqlite_url)
+    proc.kill()  # no chance to stop its child: the child's life line must
+    finish(proc, 30)
+    wait_until(lambda: not _alive(scheduler_pid), what="the orphaned scheduler to stop", timeout=60)
