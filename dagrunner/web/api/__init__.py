@@ -3,6 +3,7 @@
 #: The modules whose `router` is mounted, in the order the OpenAPI document lists them.
 ROUTER_MODULES = (
     "auth",
+    "users",
     "dags",
     "runs",
     "task_instances",
