@@ -183,7 +183,7 @@ def param_forms(dag: SerializedDag) -> dict[str, dict[str, Any]]:
 
 def dag_param_schemas(dag: SerializedDag) -> dict[str, dict[str, Any]]:
     """name -> the Param's stored schema (with its "default" when it has one)."""
-    stored: Mapping[str, Any] = getattr(dag, "param_schemas", None) or {}
+    stored: Mapping[str, Any] = dag.param_schemas
     if stored:
         return {name: dict(schema) for name, schema in stored.items()}
     return {name: {"default": value} for name, value in dag.params.items()}
