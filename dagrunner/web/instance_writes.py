@@ -22,6 +22,7 @@ from dagrunner.scheduling.overrides import apply_task_state, plan_task_state
 from dagrunner.states import OCCUPYING_SLOT, TaskInstanceState
 from dagrunner.web.dag_catalog import catalog_of
 from dagrunner.web.deps import WebState
+from dagrunner.web.validation import Reason
 
 #: The reason recorded when a caller gives none (the CLI requires one; a click in the UI may not have one).
 DEFAULT_REASON = "marked through the web API"
@@ -40,7 +41,7 @@ class TaskStateBody(BaseModel):
     downstream: bool = Field(default=False, description="Also every task below it in the run.")
     upstream: bool = Field(default=False, description="Also every task above it in the run.")
     map_index: int | None = Field(default=None, ge=-1, le=10**9, description="Only this mapped instance.")
-    reason: str = Field(default=DEFAULT_REASON, min_length=1, max_length=2000, description="Why, for the audit log.")
+    reason: Reason = DEFAULT_REASON
 
 
 def clear_instances(

@@ -52,6 +52,9 @@ def test_trigger_with_conf_is_audited_redacted_and_listed(web: WebProject) -> No
     bad_id = operator.post("/api/v1/dags/alpha/runs", json={"run_id": "no spaces/here"})
     assert bad_id.status_code == 400 and "run" in bad_id.json()["detail"]
     assert operator.post("/api/v1/dags/alpha/runs", json={"conf": [1, 2]}).status_code == 422
+    nul = operator.post("/api/v1/dags/alpha/runs", json={"conf": {"k": "a\u0000b"}})
+    assert nul.status_code == 400 and "NUL" in nul.json()["detail"]
+    assert viewer.get("/api/v1/runs", params={"dag_id": "a\u0000b"}).status_code == 422
     assert operator.post("/api/v1/dags/nope/runs", json={}).status_code == 404
 
 

@@ -16,7 +16,7 @@ from dagrunner.web.dag_catalog import catalog_of, import_errors
 from dagrunner.web.dag_reads import DagFilter, dag_detail, dag_item, graph_json, grid_json, list_dags, run_states
 from dagrunner.web.deps import Operator, PageArgs, Viewer, Web
 from dagrunner.web.schemas import DagDetail, DagItem, DagPage, Graph, Grid, ImportErrorPage
-from dagrunner.web.validation import Id
+from dagrunner.web.validation import Id, IdFilter
 
 router = APIRouter(tags=["dags"])
 
@@ -64,7 +64,7 @@ def get_graph(
     dag_id: Id,
     state: Web,
     _user: Viewer,
-    run_id: Annotated[str | None, Query(max_length=250, description="Show this run's task states.")] = None,
+    run_id: IdFilter = None,
 ) -> dict[str, Any]:
     """The DAG's tasks with their layer and place in it, its edges, and (with run_id) each task's state."""
     with state.read() as session:

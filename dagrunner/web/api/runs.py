@@ -27,7 +27,7 @@ from dagrunner.web.graph_layout import layout
 from dagrunner.web.instance_writes import DEFAULT_REASON, ClearBody, clear_instances
 from dagrunner.web.run_reads import list_runs, run_json, run_task_instances
 from dagrunner.web.schemas import ClearOutcome, Override, Run, RunDetail, RunPage
-from dagrunner.web.validation import Id
+from dagrunner.web.validation import NO_NUL, Id, IdFilter, Reason
 
 router = APIRouter(tags=["runs"])
 
@@ -45,7 +45,7 @@ def get_runs(
     state: Web,
     _user: Viewer,
     page: PageArgs,
-    dag_id: Annotated[str | None, Query(max_length=250)] = None,
+    dag_id: IdFilter = None,
     run_state: Annotated[DagRunState | None, Query(alias="state")] = None,
     run_type: Annotated[DagRunType | None, Query()] = None,
 ) -> dict[str, Any]:
@@ -83,7 +83,9 @@ class TriggerBody(BaseModel):
     logical_date: datetime | None = Field(
         default=None, description="ISO datetime (read in the DAG's timezone without an offset); default now."
     )
-    run_id: str | None = Field(default=None, max_length=250, description="Default manual__<logical date>.")
+    run_id: str | None = Field(
+        default=None, max_length=250, pattern=NO_NUL, description="Default manual__<logical date>."
+    )
 
 
 @router.post("/dags/{dag_id}/runs", response_model=Run, status_code=201)
@@ -103,7 +105,7 @@ def post_dag_run(dag_id: Id, body: TriggerBody, state: Web, user: Operator) -> d
 
 class RunStateBody(BaseModel):
     state: Literal["success", "failed"]
-    reason: str = Field(default=DEFAULT_REASON, min_length=1, max_length=2000, description="Why, for the audit log.")
+    reason: Reason = DEFAULT_REASON
 
 
 @router.post("/dags/{dag_id}/runs/{run_id}/state", response_model=Override)
