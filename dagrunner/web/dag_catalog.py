@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import pendulum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -52,23 +53,32 @@ class ImportErrorView:
                    str(data.get("message") or ""))  # fmt: skip
 
 
+@dataclass
+class _Entry:
+    """One DAG's stored JSON, and what was derived from it so far (each at most once per file hash)."""
+
+    data: Mapping[str, Any]
+    dag: SerializedDag | None = None
+    #: (next run, when that answer may change): valid until the run is due, else for `NEXT_RUN_TTL`.
+    next_run: tuple[datetime | None, datetime] | None = None
+
+
 class DagCatalog:
-    """`SerializedDag`s of the parsed DAG files, parsed once per (path, file hash); safe across threads."""
+    """The stored DAGs per (path, file hash), parsed on first use; safe across threads (a race parses twice)."""
 
     def __init__(self) -> None:
-        self._parsed: dict[tuple[str, str], dict[str, SerializedDag]] = {}
+        self._files: dict[tuple[str, str], dict[str, _Entry]] = {}
         self._lock = threading.Lock()
 
-    def dags(self, session: Session) -> dict[str, SerializedDag]:
-        """dag_id -> its DAG, for every DAG a stored parse result defines (2 queries, 1 once warm)."""
-        files = [(path, digest) for path, digest in session.execute(select(DagFile.path, DagFile.file_hash))]
-        self._load(session, [(p, h) for p, h in files if (p, h) not in self._parsed])
-        with self._lock:
-            for key in set(self._parsed) - set(files):  # files changed or gone: forget their old parse
-                del self._parsed[key]
-            found: dict[str, SerializedDag] = {}
-            for key in files:
-                found.update(self._parsed.get(key, {}))
+    def next_runs(self, session: Session, dag_ids: Collection[str], now: datetime) -> dict[str, datetime | None]:
+        """dag_id -> when the scheduler would next create a run (as `dags list` shows it), for those of
+        `dag_ids` a parsed file defines; 2 queries, 1 once the files are known."""
+        entries = self._entries(session)
+        found: dict[str, datetime | None] = {}
+        for dag_id in dag_ids:
+            entry = entries.get(dag_id)
+            if entry is not None:
+                found[dag_id] = _next_run(entry, now)
         return found
 
     def dag(self, session: Session, dag_id: str) -> SerializedDag:
@@ -79,7 +89,8 @@ class DagCatalog:
         digest = session.scalar(select(DagFile.file_hash).where(DagFile.path == fileloc))
         if digest is not None:
             self._load(session, [(fileloc, digest)])
-            dag = self._parsed.get((fileloc, digest), {}).get(dag_id)
+            entry = self._files.get((fileloc, digest), {}).get(dag_id)
+            dag = _parsed(entry) if entry is not None else None
             if dag is not None:
                 return dag
         raise DagNotFoundError(
@@ -87,25 +98,50 @@ class DagCatalog:
             "import: GET /api/v1/import-errors); the scheduler parses the DAG folder"
         )
 
+    def _entries(self, session: Session) -> dict[str, _Entry]:
+        files = [(path, digest) for path, digest in session.execute(select(DagFile.path, DagFile.file_hash))]
+        self._load(session, [key for key in files if key not in self._files])
+        with self._lock:
+            for key in set(self._files) - set(files):  # files changed or gone: forget their old parse
+                del self._files[key]
+            found: dict[str, _Entry] = {}
+            for key in files:
+                found.update(self._files.get(key, {}))
+        return found
+
     def _load(self, session: Session, keys: list[tuple[str, str]]) -> None:
         for start in range(0, len(keys), _CHUNK):
             wanted = dict(keys[start : start + _CHUNK])
             query = select(DagFile.path, DagFile.file_hash, DagFile.serialized).where(DagFile.path.in_(list(wanted)))
             for path, digest, serialized in session.execute(query):
-                parsed = _parse_file(serialized or {})
+                entries = {dag_id: _Entry(data) for dag_id, data in (serialized or {}).items()}
                 with self._lock:
-                    self._parsed[(path, digest)] = parsed
+                    self._files[(path, digest)] = entries
 
 
-def _parse_file(serialized: Mapping[str, Any]) -> dict[str, SerializedDag]:
-    """The file's DAGs; one stored by an older dagrunner (another format) is left out until it is parsed again."""
-    parsed: dict[str, SerializedDag] = {}
-    for dag_id, data in serialized.items():
+#: How long a next run that is already due (a DAG without catchup) is reused before it is computed again.
+NEXT_RUN_TTL = timedelta(seconds=30)
+
+
+def _parsed(entry: _Entry) -> SerializedDag | None:
+    """The entry's DAG; None for one stored by an older dagrunner (another format) until it is parsed again."""
+    if entry.dag is None:
         try:
-            parsed[dag_id] = SerializedDag.from_dict(data)
+            entry.dag = SerializedDag.from_dict(entry.data)
         except (DagRunnerError, KeyError, TypeError, ValueError):
-            continue
-    return parsed
+            return None
+    return entry.dag
+
+
+def _next_run(entry: _Entry, now: datetime) -> datetime | None:
+    """`next_run_after`, reused until it may change: computing it walks the schedule (milliseconds a DAG,
+    too slow for a list of a thousand on every poll)."""
+    if entry.next_run is not None and now < entry.next_run[1]:
+        return entry.next_run[0]
+    value = _schedule_next(entry.data, now)
+    until = value if value is not None and value > now else now + NEXT_RUN_TTL
+    entry.next_run = (value, min(until, now + NEXT_RUN_TTL * 20))
+    return value
 
 
 def import_errors(session: Session) -> list[ImportErrorView]:
@@ -114,11 +150,23 @@ def import_errors(session: Session) -> list[ImportErrorView]:
     return [ImportErrorView.parse(path, stored) for path, stored in session.execute(query)]
 
 
-def next_run_after(dag: SerializedDag, now: datetime) -> datetime | None:
-    """When the scheduler would next create a run of the DAG, ignoring existing runs (as `dags list`)."""
-    info = dag.timetable.next_dagrun_info(
-        last=None, start_date=dag.start_date, end_date=dag.end_date, catchup=dag.catchup, now=now
-    )
+def _schedule_next(data: Mapping[str, Any], now: datetime) -> datetime | None:
+    """When the scheduler would next create a run of the stored DAG, ignoring existing runs (as `dags
+    list`): from its timetable and dates alone, without parsing its tasks (`SerializedDag.from_dict` reads
+    the dates the same way)."""
+    from dagrunner.timetables import deserialize_timetable
+
+    try:
+        timetable = deserialize_timetable(dict(data["timetable"]))
+        zone = data["timezone"]
+        start, end = (
+            pendulum.instance(datetime.fromisoformat(data[k])).in_timezone(zone) if data.get(k) else None
+            for k in ("start_date", "end_date")
+        )
+        info = timetable.next_dagrun_info(last=None, start_date=start, end_date=end, catchup=bool(data["catchup"]),
+                                          now=now)  # fmt: skip
+    except (DagRunnerError, KeyError, TypeError, ValueError):
+        return None  # stored by another dagrunner version: shown without a next run until parsed again
     return info.run_after if info else None
 
 

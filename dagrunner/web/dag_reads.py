@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from dagrunner.errors import DagNotFoundError
 from dagrunner.loading.serialization import SerializedDag, TaskSpec
 from dagrunner.persistence.models import Dag, DagFile, DagRun, TaskInstance
-from dagrunner.web.dag_catalog import DagCatalog, ImportErrorView, next_run_after
+from dagrunner.web.dag_catalog import DagCatalog, ImportErrorView
 from dagrunner.web.graph_layout import layout
 from dagrunner.web.redact import redact
 from dagrunner.web.run_reads import run_json, summary_state
@@ -61,7 +61,7 @@ def list_dags(
     page = rows[offset : offset + limit]
     if not page:
         return [], len(rows)
-    dags = catalog.dags(session)
+    next_runs = catalog.next_runs(session, [r.dag_id for r in page if r.is_active], now)
     errors = _file_errors(session, {r.fileloc for r in page})
     recent = recent_runs(session, [r.dag_id for r in page])
     items = [
@@ -72,8 +72,7 @@ def list_dags(
             bool(r.is_active),
             r.schedule_description,
             r.tags or [],
-            dags.get(r.dag_id),
-            now,
+            next_runs.get(r.dag_id),
             recent.get(r.dag_id, []),
             errors.get(r.fileloc),
         )  # fmt: skip
@@ -87,25 +86,21 @@ def dag_item(session: Session, catalog: DagCatalog, dag_id: str, now: datetime) 
     row = session.get(Dag, dag_id)
     if row is None:
         raise DagNotFoundError(f"no DAG {dag_id!r}; GET /api/v1/dags lists the known ones")
-    try:
-        dag: SerializedDag | None = catalog.dag(session, dag_id)
-    except DagNotFoundError:
-        dag = None
+    nxt = catalog.next_runs(session, [dag_id], now).get(dag_id) if row.is_active else None
     error = _file_errors(session, {row.fileloc}).get(row.fileloc)
     return _item(dag_id, row.fileloc, bool(row.is_paused), bool(row.is_active), row.schedule_description,
-                 row.tags or [], dag, now, recent_runs(session, [dag_id]).get(dag_id, []), error)  # fmt: skip
+                 row.tags or [], nxt, recent_runs(session, [dag_id]).get(dag_id, []), error)  # fmt: skip
 
 
 def _item(
     dag_id: str, fileloc: str, paused: bool, active: bool, schedule: str | None, tags: list[str],
-    dag: SerializedDag | None, now: datetime, recent: list[dict[str, Any]], error: ImportErrorView | None,
+    nxt: datetime | None, recent: list[dict[str, Any]], error: ImportErrorView | None,
 ) -> dict[str, Any]:  # fmt: skip
-    nxt = next_run_after(dag, now) if dag is not None and active else None
     return {
         "dag_id": dag_id,
         "display_name": dag_id,
         "file": fileloc,
-        "schedule": schedule or (dag.timetable_description if dag is not None else None),
+        "schedule": schedule,
         "next_run": nxt.isoformat() if nxt is not None else None,
         "paused": paused,
         "is_active": active,
