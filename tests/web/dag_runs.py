@@ -64,7 +64,9 @@ def dag_source(dag_id: str, *, tags: tuple[str, ...] = (), schedule: str | None 
     """
 
 
-def run_to_end(web: WebProject, monkeypatch: pytest.MonkeyPatch, dag_id: str, *, conf: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_to_end(
+    web: WebProject, monkeypatch: pytest.MonkeyPatch, dag_id: str, *, conf: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """`dagrunner dags test DAG_ID --json` on the project: the finished run with its task states."""
     monkeypatch.setenv("DAGRUNNER_HOME", str(web.home))
     monkeypatch.setenv("DAGRUNNER_DB_URL", web.settings.db_url)

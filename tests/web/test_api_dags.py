@@ -119,7 +119,9 @@ def test_graph_layers_and_a_runs_states(web: WebProject, monkeypatch: pytest.Mon
     assert states == {"extract": "success", "transform": "success", "reporting.report": "success", "load": "failed"}
 
 
-def test_grid_summarizes_mapped_tasks_and_lists_runs_oldest_first(web: WebProject, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grid_summarizes_mapped_tasks_and_lists_runs_oldest_first(
+    web: WebProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
     web.dag_file("pipeline.py", PIPELINE)
     web.parse()
     first = run_to_end(web, monkeypatch, "pipeline")

@@ -56,9 +56,11 @@ def test_trigger_with_conf_is_audited_redacted_and_listed(web: WebProject) -> No
     assert nul.status_code == 400 and "NUL" in nul.json()["detail"]
     assert viewer.get("/api/v1/runs", params={"dag_id": "a\u0000b"}).status_code == 422
     assert operator.post("/api/v1/dags/nope/runs", json={}).status_code == 404
+    far = operator.post("/api/v1/dags/alpha/runs", json={"logical_date": "9999-12-31T23:59:59+00:00"})
+    assert far.status_code == 422  # not a 500 from a time zone conversion out of range
 
 
-def test_trigger_refuses_a_param_that_does_not_fit_naming_it(web: WebProject) -> None:
+def test_trigger_refuses_a_param_that_does_not_fit_naming_it(web: WebProject, monkeypatch: pytest.MonkeyPatch) -> None:
     web.dag_file(
         "p.py",
         """
@@ -68,13 +70,14 @@ def test_trigger_refuses_a_param_that_does_not_fit_naming_it(web: WebProject) ->
         with DAG(dag_id="typed", schedule=None, start_date=datetime(2026, 1, 1),
                  params={"rows": Param(5, type="integer", minimum=1), "mode": "fast"}):
             @task
-            def only():
-                return 1
+            def only(params=None):
+                assert params["rows"] == 5 and params["mode"] == "fast", params  # a run sees the defaults
 
             only()
         """,
     )
     web.parse()
+    assert run_to_end(web, monkeypatch, "typed")["state"] == "success"
     client = web.client("operator")
     form = web.client("viewer").get("/api/v1/dags/typed").json()["params"]
     assert form["rows"]["schema"] == {"type": "integer", "minimum": 1, "default": 5}

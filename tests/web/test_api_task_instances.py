@@ -39,7 +39,7 @@ def test_instances_and_their_tries(web: WebProject, failed_run: str) -> None:
     assert mapped["label"] == "transform[2]" and mapped["state"] == "success"
     assert client.get(f"{base}/transform").status_code == 404  # mapped: -1 is not one of its instances
     assert client.get(f"{base}/nope").status_code == 404
-    assert client.get(f"/api/v1/dags/pipeline/runs/nope/tasks").status_code == 404
+    assert client.get("/api/v1/dags/pipeline/runs/nope/tasks").status_code == 404
 
     why = client.get(f"{base}/load/why").json()
     assert why["state"] == "failed" and any(c["rule"] == "finished" and not c["passed"] for c in why["checks"])

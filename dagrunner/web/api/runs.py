@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import pendulum
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from dagrunner.errors import DagNotFoundError
 from dagrunner.persistence.models import DagRunType
@@ -78,6 +78,11 @@ def get_dag_run(dag_id: Id, run_id: Id, state: Web, _user: Viewer) -> dict[str, 
         return {**run, "tasks": run_task_instances(session, dag_id, run_id, order)}
 
 
+#: Logical dates a trigger may ask for: far from the ends of Python's datetime range, where converting
+#: between time zones or adding the data interval would overflow.
+DATE_YEARS = (1000, 9000)
+
+
 class TriggerBody(BaseModel):
     conf: dict[str, Any] = Field(default_factory=dict, description="The run's conf; overrides the DAG's params.")
     logical_date: datetime | None = Field(
@@ -86,6 +91,13 @@ class TriggerBody(BaseModel):
     run_id: str | None = Field(
         default=None, max_length=250, pattern=NO_NUL, description="Default manual__<logical date>."
     )
+
+    @field_validator("logical_date")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not DATE_YEARS[0] <= value.year <= DATE_YEARS[1]:
+            raise ValueError(f"the logical date must be between the years {DATE_YEARS[0]} and {DATE_YEARS[1]}")
+        return value
 
 
 @router.post("/dags/{dag_id}/runs", response_model=Run, status_code=201)
