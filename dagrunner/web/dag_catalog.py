@@ -72,8 +72,9 @@ class DagCatalog:
 
     def next_runs(self, session: Session, dag_ids: Collection[str], now: datetime) -> dict[str, datetime | None]:
         """dag_id -> when the scheduler would next create a run (as `dags list` shows it), for those of
-        `dag_ids` a parsed file defines; 2 queries, 1 once the files are known."""
-        entries = self._entries(session)
+        `dag_ids` a parsed file defines. Only the files defining them are read: a page of a list of
+        thousands loads its own DAGs' JSON, not everyone's."""
+        entries = self._entries(session, dag_ids)
         found: dict[str, datetime | None] = {}
         for dag_id in dag_ids:
             entry = entries.get(dag_id)
@@ -98,11 +99,20 @@ class DagCatalog:
             "import: GET /api/v1/import-errors); the scheduler parses the DAG folder"
         )
 
-    def _entries(self, session: Session) -> dict[str, _Entry]:
-        files = [(path, digest) for path, digest in session.execute(select(DagFile.path, DagFile.file_hash))]
+    def _entries(self, session: Session, dag_ids: Collection[str]) -> dict[str, _Entry]:
+        """The stored DAGs of the files that define `dag_ids` (their current versions)."""
+        current: dict[str, str] = {
+            path: digest for path, digest in session.execute(select(DagFile.path, DagFile.file_hash))
+        }
+        wanted: set[str] = set()
+        ids = list(dag_ids)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            wanted.update(session.scalars(select(Dag.fileloc).where(Dag.dag_id.in_(chunk))))
+        files = [(path, current[path]) for path in sorted(wanted) if path in current]
         self._load(session, [key for key in files if key not in self._files])
         with self._lock:
-            for key in set(self._files) - set(files):  # files changed or gone: forget their old parse
+            for key in [k for k in self._files if current.get(k[0]) != k[1]]:  # changed or gone: forget
                 del self._files[key]
             found: dict[str, _Entry] = {}
             for key in files:
