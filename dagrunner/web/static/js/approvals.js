@@ -31,6 +31,7 @@ function answerForm(item, refresh) {
     }
     try {
       await post("/approvals/respond", {
+        id: item.id ?? null,
         dag_id: item.dag_id,
         run_id: item.run_id,
         task_id: item.task_id,

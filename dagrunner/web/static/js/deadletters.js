@@ -6,7 +6,7 @@ import { actionButton, errorBox, flash, fmtTime, h, json, kv, link, pre, stateBa
 const items = (data) => (Array.isArray(data) ? data : data.items);
 
 function actions(row, after) {
-  if (!can("operator") || row.status !== "pending") return null;
+  if (!can("operator") || row.status !== "dead") return null;
   return h(
     "span",
     { class: "actions" },
@@ -27,8 +27,8 @@ function actions(row, after) {
 }
 
 export async function deadLettersPage(ctx) {
-  const status = h("select", { "aria-label": "Status" }, ["pending", "replayed", "discarded", ""].map((s) => h("option", { value: s }, s || "all")));
-  status.value = ctx.query.get("status") ?? "pending";
+  const status = h("select", { "aria-label": "Status" }, [["dead", "waiting"], ["replayed", "replayed"], ["discarded", "discarded"], ["all", "all"]].map(([v, label]) => h("option", { value: v }, label)));
+  status.value = ctx.query.get("status") || "dead";
   const body = h("div");
   async function refresh() {
     let rows;
