@@ -1,7 +1,7 @@
 // The UI's entry: who is signed in, the header, and the hash router that renders one page at a time.
 
 import { can, loadMe, logout, session } from "./js/api.js";
-import { clearFlash, errorBox, h } from "./js/dom.js";
+import { clearFlash, errorBox, fill, h } from "./js/dom.js";
 import { routes } from "./js/routes.js";
 
 const main = document.getElementById("main");
@@ -21,21 +21,24 @@ function makeContext(gen, query) {
     main,
     query,
     alive,
-    // Call `refresh` again every 2 s while `active()` says something is running, else every 10 s;
-    // not while the tab is hidden. Errors are shown by `refresh` itself; polling continues.
+    // Call `refresh` again every 2 s while `active()` says something is running, else every 10 s; not while
+    // the tab is hidden. `active()` is asked every 2 s, so after a write (a clear, a trigger) that makes the
+    // page active again the next refresh comes within 2 s. Errors are shown by `refresh`; polling goes on.
     live(refresh, active) {
+      let last = Date.now();
       const tick = async () => {
         if (!alive()) return;
-        if (!document.hidden) {
+        if (!document.hidden && (active() || Date.now() - last >= 10000)) {
+          last = Date.now();
           try {
             await refresh();
           } catch {
-            /* the page shows its own error; keep polling */
+            /* the page shows its own error */
           }
         }
-        if (alive()) timers.push(setTimeout(tick, active() ? 2000 : 10000));
+        if (alive()) timers.push(setTimeout(tick, 2000));
       };
-      timers.push(setTimeout(tick, active() ? 2000 : 10000));
+      timers.push(setTimeout(tick, 2000));
     },
     every(ms, fn) {
       const tick = async () => {
@@ -82,20 +85,20 @@ async function render() {
   for (const route of routes) {
     const match = route.pattern.exec(path);
     if (!match) continue;
-    const params = (match.slice(1) || []).map(decodeURIComponent);
+    const params = match.slice(1).map((p) => (p === undefined ? undefined : decodeURIComponent(p)));
     updateHeader(route.section);
-    clearFlash();
-    main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    clearFlash({ errorsOnly: true });
+    fill(main, h("p", { class: "muted" }, "Loading…"));
     document.title = `${route.title(params)} · dagrunner`;
     try {
       await route.page(makeContext(gen, query), ...params);
     } catch (error) {
-      if (gen === generation) main.replaceChildren(errorBox(error.message));
+      if (gen === generation) fill(main, errorBox(error.message));
     }
     return;
   }
   updateHeader(null);
-  main.replaceChildren(errorBox(`No page at ${path}.`), h("a", { href: "#/dags" }, "Back to the DAGs"));
+  fill(main, errorBox(`No page at ${path}.`), h("a", { href: "#/dags" }, "Back to the DAGs"));
 }
 
 window.addEventListener("hashchange", render);

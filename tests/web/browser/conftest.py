@@ -25,8 +25,8 @@ import pytest
 
 from dagrunner.persistence.engine import make_engine, session_scope
 from dagrunner.persistence.users import create_user
-from tests.integration import procs
-from tests.polling import wait_until
+from integration import procs
+from polling import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 VIEWPORT = {"width": 1366, "height": 768}
@@ -143,27 +143,43 @@ def _add_users(db_url: str) -> dict[str, str]:
     return {role: f"ui-{role}" for role in ("admin", "operator", "viewer")}
 
 
+def _parsed(db_url: str, *dag_ids: str) -> bool:
+    from sqlalchemy import select
+
+    from dagrunner.persistence.models import Dag
+
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine, readonly=True) as session:
+            return set(dag_ids) <= set(session.scalars(select(Dag.dag_id).where(Dag.dag_id.in_(dag_ids))))
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     """The api-server and the scheduler on a temp project: the example DAGs plus `ui_flaky`."""
     root = procs.project(tmp_path_factory.mktemp("ui-project"))
     (root / "dags" / "ui_flaky.py").write_text(textwrap.dedent(FLAKY_DAG))
     db_url = f"sqlite:///{root / 'dagrunner.db'}"
-    init = procs.run(root, db_url, "db", "init", timeout=60)
-    assert init.returncode == 0, init.stdout + init.stderr
-    users = _add_users(db_url)
     port = free_port()
-    server = UiServer(root, db_url, f"http://127.0.0.1:{port}", users)
-    if _has_command("standalone"):
-        server.procs.append(procs.start(root, db_url, "standalone", "--port", str(port)))
-    else:  # without `dagrunner standalone`: its two halves
-        server.procs.append(_start_api_server(root, db_url, port))
-        server.procs.append(procs.start(root, db_url, "scheduler"))
+    server = UiServer(root, db_url, f"http://127.0.0.1:{port}", {})
+    # The api-server creates the schema before it answers /health; the users and the scheduler come after,
+    # so no two processes race to create the schema.
+    standalone = _has_command("standalone")
+    server.procs.append(
+        procs.start(root, db_url, "standalone", "--port", str(port)) if standalone else _start_api_server(root, db_url, port)
+    )
     try:
         try:
             wait_until(lambda: _healthy(server.url), what=f"the api-server at {server.url}", timeout=30, interval=0.1)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{server.logs()}") from None
+        if not standalone:
+            server.procs.append(procs.start(root, db_url, "scheduler"))
+        server.users.update(_add_users(db_url))
+        wait_until(lambda: _parsed(db_url, "ui_flaky", "loan_approval", "taskflow_branching"),
+                   what="the scheduler to parse the DAG folder", timeout=60, interval=0.2)  # fmt: skip
         yield server
     finally:
         for proc in server.procs:
@@ -207,10 +223,10 @@ def page(browser: Any, ui_server: UiServer, tmp_path: Path) -> Iterator[Any]:
         context.close()
 
 
-def screenshot(page: Any, server: UiServer, name: str) -> None:
+def screenshot(page: Any, server: UiServer, name: str, *, full_page: bool = False) -> None:
     """Save the page as ui-<name>.png in the test's tmp dir, and into docs/images/ when asked to update them."""
     assert server.shots is not None
-    page.screenshot(path=str(server.shots / f"ui-{name}.png"))
+    page.screenshot(path=str(server.shots / f"ui-{name}.png"), full_page=full_page)
     if os.environ.get("DAGRUNNER_UPDATE_SCREENSHOTS") == "1":
         target = REPO / "docs" / "images"
         target.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration import procs
-from tests.web.browser.conftest import UiServer, login, screenshot
+from integration import procs
+from .conftest import UiServer, login, screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -122,7 +122,7 @@ def test_a_failed_tasks_log_then_clear_it_and_it_runs_again(page: Any, ui_server
     log = page.locator("[data-testid=log]")
     expect(log).to_contain_text("ui-flaky-boom: no gate file")
     expect(page.locator(".log-status")).to_have_text("complete")
-    screenshot(page, ui_server, "task-log")
+    screenshot(page, ui_server, "task-log", full_page=True)
 
     (ui_server.root / "GATE").touch()  # the next try succeeds
     mark_no_reload(page)

@@ -2,7 +2,7 @@
 
 import { can, enc, get, post, qs } from "./api.js";
 import { tiHref } from "./dag.js";
-import { actionButton, errorBox, flash, fmtTime, h, link } from "./dom.js";
+import { actionButton, errorBox, fill, flash, fmtTime, h, link } from "./dom.js";
 import { field } from "./trigger.js";
 
 const APPROVAL = ["Approve", "Reject"];
@@ -26,7 +26,7 @@ function answerForm(item, refresh) {
     try {
       for (const [name, f] of fields) params[name] = f.read();
     } catch (e) {
-      error.replaceChildren(errorBox(e.message));
+      fill(error, errorBox(e.message));
       return;
     }
     try {
@@ -42,7 +42,7 @@ function answerForm(item, refresh) {
         comment: comment.value.trim() || null,
       });
     } catch (e) {
-      error.replaceChildren(errorBox(e.message));
+      fill(error, errorBox(e.message));
       return;
     }
     flash(`${item.task_id}: ${action === "respond" ? `answered ${chosen.join(", ")}` : `${action}d`}`);
@@ -58,7 +58,7 @@ function answerForm(item, refresh) {
         actionButton("Respond", () => {
           const chosen = choices.filter(([, input]) => input.checked).map(([option]) => option);
           if (!chosen.length) {
-            error.replaceChildren(errorBox("Choose an option first."));
+            fill(error, errorBox("Choose an option first."));
             return Promise.resolve();
           }
           return send("respond", chosen);
@@ -98,13 +98,12 @@ function card(item, refresh) {
 export async function approvalsPage(ctx) {
   const dag = h("input", { type: "search", placeholder: "DAG id", value: ctx.query.get("dag_id") || "", "aria-label": "DAG id" });
   const body = h("div", { class: "approvals" });
-  let count = 0;
   async function refresh() {
     let data;
     try {
       data = await get(`/approvals${qs({ dag_id: dag.value.trim() })}`);
     } catch (e) {
-      body.replaceChildren(errorBox(e.message));
+      fill(body, errorBox(e.message));
       throw e;
     }
     if (!ctx.alive()) return;
@@ -112,11 +111,10 @@ export async function approvalsPage(ctx) {
     const signature = JSON.stringify(data.items.map((i) => [i.dag_id, i.run_id, i.task_id, i.map_index]));
     if (signature === body.dataset.signature) return;
     body.dataset.signature = signature;
-    count = data.items.length;
-    body.replaceChildren(...(data.items.length ? data.items.map((i) => card(i, refresh)) : [h("p", { class: "muted empty" }, "Nothing waits for a person.")]));
+    fill(body, ...(data.items.length ? data.items.map((i) => card(i, refresh)) : [h("p", { class: "muted empty" }, "Nothing waits for a person.")]));
   }
   dag.addEventListener("change", () => refresh().catch(() => {}));
-  ctx.main.replaceChildren(h("div", { class: "page-head" }, h("h1", {}, "Approvals"), h("div", { class: "filters" }, dag)), body);
+  fill(ctx.main, h("div", { class: "page-head" }, h("h1", {}, "Approvals"), h("div", { class: "filters" }, dag)), body);
   await refresh();
-  ctx.live(refresh, () => count > 0);
+  ctx.live(refresh, () => true); // an inbox: a request can arrive any moment
 }

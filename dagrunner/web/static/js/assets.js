@@ -1,7 +1,7 @@
 // Assets: every asset with its producers and consumers; one asset's events, and emitting an event by hand.
 
 import { can, enc, get, post } from "./api.js";
-import { actionButton, errorBox, flash, fmtTime, h, json, link, table } from "./dom.js";
+import { actionButton, errorBox, fill, flash, fmtTime, h, json, link, table } from "./dom.js";
 
 const items = (data) => (Array.isArray(data) ? data : data.items);
 const dagLinks = (ids) => (ids && ids.length ? ids.map((d, i) => [i ? ", " : "", link(`#/dags/${enc(d)}/grid`, d)]) : "—");
@@ -9,7 +9,7 @@ const dagLinks = (ids) => (ids && ids.length ? ids.map((d, i) => [i ? ", " : "",
 export async function assetsPage(ctx) {
   const list = items(await get("/assets"));
   if (!ctx.alive()) return;
-  ctx.main.replaceChildren(
+  fill(ctx.main, 
     h("div", { class: "page-head" }, h("h1", {}, "Assets")),
     table(
       ["Asset", "URI", "Producers", "Consumers", "Events", "Last event"],
@@ -33,7 +33,7 @@ export async function assetPage(ctx, name) {
   async function refresh() {
     const events = items(await get(`/assets/${enc(name)}/events?limit=100`));
     if (!ctx.alive()) return;
-    body.replaceChildren(
+    fill(body, 
       table(
         ["Id", "Time", "Source", "Extra", "Runs triggered"],
         events.map((e) => [String(e.id), fmtTime(e.timestamp), h("code", { class: "small" }, JSON.stringify(e.source || {})), h("code", { class: "small" }, JSON.stringify(e.extra || {})), String(e.triggered_runs ?? 0)]),
@@ -61,12 +61,12 @@ export async function assetPage(ctx, name) {
         }, { cls: "btn btn-primary", testid: "emit" }),
       )
     : null;
-  ctx.main.replaceChildren(
+  fill(ctx.main, 
     h("div", { class: "page-head" }, h("div", {}, h("div", { class: "crumbs" }, link("#/assets", "Assets"), " / "), h("h1", {}, name))),
     emit,
     h("section", { class: "card" }, h("h2", {}, "Events"), body),
   );
-  await refresh().catch((e) => body.replaceChildren(errorBox(e.message)));
+  await refresh().catch((e) => fill(body, errorBox(e.message)));
   ctx.live(refresh, () => false);
 }
 

@@ -1,7 +1,7 @@
 // The audit log: who changed what and when, filtered by DAG, event (or prefix ending in ".") and actor.
 
 import { enc, get, qs } from "./api.js";
-import { errorBox, fmtTime, h, json, link, table } from "./dom.js";
+import { errorBox, fill, fmtTime, h, json, link, table } from "./dom.js";
 
 const PAGE = 100;
 
@@ -20,11 +20,11 @@ export async function auditPage(ctx) {
     try {
       data = await get(`/audit${qs({ ...filters, run_id: runId, limit: PAGE, offset })}`);
     } catch (e) {
-      body.replaceChildren(errorBox(e.message));
+      fill(body, errorBox(e.message));
       return;
     }
     if (!ctx.alive()) return;
-    body.replaceChildren(
+    fill(body, 
       table(
         ["Time", "Actor", "Event", "Where", "Change", "Reason", "Detail"],
         data.items.map((r) => [
@@ -45,7 +45,7 @@ export async function auditPage(ctx) {
         { empty: "No audit records match.", cls: "audit" },
       ),
     );
-    pager.replaceChildren(
+    fill(pager, 
       h("span", { class: "muted" }, `${data.total ? data.offset + 1 : 0}–${data.offset + data.items.length} of ${data.total}`),
       offset > 0 ? h("button", { class: "btn btn-small", type: "button", onclick: () => { offset = Math.max(0, offset - PAGE); refresh(); } }, "← Newer") : null,
       offset + data.items.length < data.total ? h("button", { class: "btn btn-small", type: "button", onclick: () => { offset += PAGE; refresh(); } }, "Older →") : null,
@@ -56,7 +56,7 @@ export async function auditPage(ctx) {
     refresh();
   };
   for (const el of Object.values(inputs)) el.addEventListener("change", apply);
-  ctx.main.replaceChildren(
+  fill(ctx.main, 
     h("div", { class: "page-head" }, h("h1", {}, "Audit"), h("div", { class: "filters" }, Object.values(inputs), runId ? h("span", { class: "tag tag-on" }, `run ${runId}`) : null)),
     body,
     pager,

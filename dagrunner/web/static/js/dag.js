@@ -2,7 +2,7 @@
 
 import { can, enc, get, qs, session } from "./api.js";
 import { ACTIVE_STATES, pauseToggle, tagChips } from "./dags.js";
-import { errorBox, fmtDuration, fmtTime, h, kv, link, pre, stateBadge, table } from "./dom.js";
+import { errorBox, fill, fmtDuration, fmtTime, h, kv, link, pre, stateBadge, table } from "./dom.js";
 import { drawGraph } from "./graph.js";
 import { triggerForm } from "./trigger.js";
 
@@ -52,7 +52,7 @@ export async function dagPage(ctx, dagId, tab = "grid") {
   const dag = await get(`/dags/${enc(dagId)}`);
   if (!ctx.alive()) return;
   const panel = h("div", { class: "tab-panel" });
-  ctx.main.replaceChildren(header(dag), tabs(dag, tab === "trigger" ? null : tab), panel);
+  fill(ctx.main, header(dag), tabs(dag, tab === "trigger" ? null : tab), panel);
   const render = { grid: gridTab, graph: graphTab, runs: runsTab, details: detailsTab, trigger: triggerTab }[tab || "grid"];
   await render(ctx, dag, panel);
 }
@@ -101,11 +101,11 @@ async function gridTab(ctx, dag, panel) {
     try {
       grid = await get(`/dags/${enc(dag.dag_id)}/grid?limit=25`);
     } catch (e) {
-      panel.replaceChildren(errorBox(e.message));
+      fill(panel, errorBox(e.message));
       throw e;
     }
     if (!ctx.alive()) return;
-    panel.replaceChildren(
+    fill(panel, 
       grid.runs.length ? gridTable(dag, grid) : h("p", { class: "muted empty" }, "No runs yet."),
       legend(),
     );
@@ -131,13 +131,13 @@ async function graphTab(ctx, dag, panel) {
   async function refresh() {
     graph = await get(`/dags/${enc(dag.dag_id)}/graph${qs({ run_id: runId })}`);
     if (!ctx.alive()) return;
-    canvas.replaceChildren(drawGraph(graph, (n) => (runId ? tiHref(dag.dag_id, runId, n.id) : null)));
+    fill(canvas, drawGraph(graph, (n) => (runId ? tiHref(dag.dag_id, runId, n.id) : null)));
   }
   picker.addEventListener("change", () => {
     runId = picker.value;
-    refresh().catch((e) => canvas.replaceChildren(errorBox(e.message)));
+    refresh().catch((e) => fill(canvas, errorBox(e.message)));
   });
-  panel.replaceChildren(h("div", { class: "toolbar" }, h("label", {}, "Run ", picker), runId ? link(runHref(dag.dag_id, runId), "open run") : null), canvas, legend());
+  fill(panel, h("div", { class: "toolbar" }, h("label", {}, "Run ", picker), runId ? link(runHref(dag.dag_id, runId), "open run") : null), canvas, legend());
   await refresh();
   ctx.live(refresh, () => Boolean(graph && graph.nodes.some((n) => ACTIVE_STATES.has(n.state))));
 }
@@ -168,7 +168,7 @@ async function runsTab(ctx, dag, panel) {
   let runs = [];
   async function refresh() {
     runs = (await get(`/dags/${enc(dag.dag_id)}/runs?limit=100`)).items;
-    if (ctx.alive()) panel.replaceChildren(runsTable(runs));
+    if (ctx.alive()) fill(panel, runsTable(runs));
   }
   await refresh();
   ctx.live(refresh, () => runs.some((r) => ACTIVE_STATES.has(r.state)));
@@ -178,7 +178,7 @@ async function runsTab(ctx, dag, panel) {
 
 function detailsTab(ctx, dag, panel) {
   const tasks = dag.tasks || [];
-  panel.replaceChildren(
+  fill(panel, 
     h(
       "div",
       { class: "two-col" },
@@ -222,10 +222,10 @@ function detailsTab(ctx, dag, panel) {
 
 function triggerTab(ctx, dag, panel) {
   if (!can("operator")) {
-    panel.replaceChildren(errorBox(`Triggering needs the operator role; you are a ${session.user ? session.user.role : "viewer"}.`));
+    fill(panel, errorBox(`Triggering needs the operator role; you are a ${session.user ? session.user.role : "viewer"}.`));
     return;
   }
-  panel.replaceChildren(
+  fill(panel, 
     h(
       "section",
       { class: "card narrow" },

@@ -1,10 +1,12 @@
 // The DAG list: search, filter by paused and tag, schedule in words, next run, recent runs as dots, pause toggle.
 
 import { can, enc, get, patch, qs } from "./api.js";
-import { errorBox, flash, fmtTime, h, link, stateDot } from "./dom.js";
+import { errorBox, fill, flash, fmtTime, h, link, stateDot } from "./dom.js";
 
 const PAGE = 50;
 export const ACTIVE_STATES = new Set(["queued", "running", "scheduled", "up_for_retry", "deferred", "restarting"]);
+// A task instance in none of these will still change (a cleared one is "none" until it is scheduled).
+export const FINISHED_STATES = new Set(["success", "failed", "skipped", "upstream_failed", "removed"]);
 
 export function pauseToggle(dag, onChange) {
   const input = h("input", { type: "checkbox", checked: !dag.paused, "aria-label": `${dag.dag_id} active` });
@@ -85,13 +87,13 @@ export async function dagsPage(ctx) {
     try {
       data = await get(`/dags${qs({ search: filters.search, paused: filters.paused, tag: filters.tag, limit: PAGE, offset: filters.offset })}`);
     } catch (e) {
-      body.replaceChildren(errorBox(e.message));
+      fill(body, errorBox(e.message));
       throw e;
     }
     if (!ctx.alive()) return;
     last = data;
-    tagBox.replaceChildren(filters.tag ? h("button", { class: "tag tag-on", type: "button", onclick: () => setTag("") }, `tag: ${filters.tag} ✕`) : "");
-    body.replaceChildren(
+    fill(tagBox, filters.tag ? h("button", { class: "tag tag-on", type: "button", onclick: () => setTag("") }, `tag: ${filters.tag} ✕`) : "");
+    fill(body, 
       data.items.length
         ? h(
             "table",
@@ -102,7 +104,7 @@ export async function dagsPage(ctx) {
         : h("p", { class: "muted empty" }, filters.search || filters.tag || filters.paused ? "No DAG matches." : "No DAGs yet: put a DAG file in the dags folder and run the scheduler."),
     );
     const from = data.total ? data.offset + 1 : 0;
-    pager.replaceChildren(
+    fill(pager, 
       h("span", { class: "muted" }, `${from}–${data.offset + data.items.length} of ${data.total}`),
       data.offset > 0 ? h("button", { class: "btn btn-small", type: "button", onclick: () => { filters.offset = Math.max(0, filters.offset - PAGE); refresh(); } }, "← Previous") : null,
       data.offset + data.items.length < data.total ? h("button", { class: "btn btn-small", type: "button", onclick: () => { filters.offset += PAGE; refresh(); } }, "Next →") : null,
@@ -124,7 +126,7 @@ export async function dagsPage(ctx) {
     refresh().catch(() => {});
   });
 
-  ctx.main.replaceChildren(
+  fill(ctx.main, 
     h("div", { class: "page-head" }, h("h1", {}, "DAGs"), h("div", { class: "filters" }, search, paused, tagBox)),
     body,
     pager,

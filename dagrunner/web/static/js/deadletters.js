@@ -1,7 +1,7 @@
 // Dead letters: broker messages a watcher could not use; look at one, replay it, or discard it.
 
 import { can, enc, get, post, qs } from "./api.js";
-import { actionButton, errorBox, flash, fmtTime, h, json, kv, link, pre, stateBadge, table } from "./dom.js";
+import { actionButton, errorBox, fill, flash, fmtTime, h, json, kv, link, pre, stateBadge, table } from "./dom.js";
 
 const items = (data) => (Array.isArray(data) ? data : data.items);
 
@@ -35,11 +35,11 @@ export async function deadLettersPage(ctx) {
     try {
       rows = items(await get(`/dead-letters${qs({ status: status.value })}`));
     } catch (e) {
-      body.replaceChildren(errorBox(e.message));
+      fill(body, errorBox(e.message));
       return;
     }
     if (!ctx.alive()) return;
-    body.replaceChildren(
+    fill(body, 
       table(
         ["Id", "Created", "Status", "Watcher", "Asset", "Attempts", "Reason", ""],
         rows.map((r) => [link(`#/dead-letters/${r.id}`, String(r.id)), fmtTime(r.created_at), stateBadge(r.status), r.watcher, r.asset, String(r.attempts), r.reason, actions(r, refresh)]),
@@ -48,7 +48,7 @@ export async function deadLettersPage(ctx) {
     );
   }
   status.addEventListener("change", refresh);
-  ctx.main.replaceChildren(h("div", { class: "page-head" }, h("h1", {}, "Dead letters"), h("div", { class: "filters" }, status)), body);
+  fill(ctx.main, h("div", { class: "page-head" }, h("h1", {}, "Dead letters"), h("div", { class: "filters" }, status)), body);
   await refresh();
 }
 
@@ -56,7 +56,7 @@ export async function deadLetterPage(ctx, id) {
   async function refresh() {
     const row = await get(`/dead-letters/${enc(id)}`);
     if (!ctx.alive()) return;
-    ctx.main.replaceChildren(
+    fill(ctx.main, 
       h("div", { class: "page-head" }, h("div", {}, h("div", { class: "crumbs" }, link("#/dead-letters", "Dead letters"), " / "), h("h1", {}, `Dead letter ${row.id} `, stateBadge(row.status))), actions(row, refresh)),
       h(
         "section",

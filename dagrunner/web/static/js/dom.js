@@ -15,6 +15,14 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Replace an element's children; null, undefined and false children are left out (replaceChildren would
+// write them as text).
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
 function append(el, children) {
   for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
@@ -76,8 +84,10 @@ export function flash(message, kind = "ok") {
   if (kind === "ok") flashTimer = setTimeout(() => box.classList.add("hidden"), 4000);
 }
 
-export function clearFlash() {
+// On navigation: an error belonged to the page left; a success message ("Triggered ...") outlives it.
+export function clearFlash({ errorsOnly = false } = {}) {
   const box = document.getElementById("flash");
+  if (errorsOnly && !box.classList.contains("flash-error")) return;
   box.className = "flash hidden";
   box.textContent = "";
 }

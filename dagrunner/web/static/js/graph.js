@@ -1,7 +1,7 @@
 // The DAG's graph as SVG, laid out by the server's layer (column) and order (row) of each node.
 
 const NS = "http://www.w3.org/2000/svg";
-const NODE_W = 170;
+const NODE_W = 190;
 const NODE_H = 44;
 const GAP_X = 70;
 const GAP_Y = 22;
@@ -64,8 +64,8 @@ export function drawGraph(graph, hrefFor) {
     group.append(s("title", {}, `${n.id} (${n.operator || "task"}): ${n.state || "no state"}`));
     group.append(s("rect", { class: "node-box", width: NODE_W, height: NODE_H, rx: 6 }));
     group.append(s("rect", { class: "node-state", width: 6, height: NODE_H, rx: 3 }));
-    group.append(s("text", { class: "node-label", x: 14, y: 19 }, clip(n.label || n.id, 21)));
-    group.append(s("text", { class: "node-op", x: 14, y: 35 }, clip(`${n.operator || ""}${n.state ? ` · ${n.state}` : ""}`, 26)));
+    group.append(s("text", { class: "node-label", x: 14, y: 19 }, clip(n.label || n.id, 24)));
+    group.append(s("text", { class: "node-op", x: 14, y: 35 }, clip(`${n.operator || ""}${n.state ? ` · ${n.state}` : ""}`, 30)));
     const href = hrefFor ? hrefFor(n) : null;
     if (href) {
       const a = s("a", { href });

@@ -1,7 +1,7 @@
 // The login page: POST /auth/login, then back to where the user was going.
 
 import { login } from "./api.js";
-import { errorBox, h } from "./dom.js";
+import { errorBox, fill, h } from "./dom.js";
 
 export async function loginPage(ctx) {
   const error = h("div", { class: "login-error" });
@@ -24,7 +24,7 @@ export async function loginPage(ctx) {
     event.preventDefault();
     error.replaceChildren();
     if (!username.value || !password.value) {
-      error.replaceChildren(errorBox("Enter a username and a password."));
+      fill(error, errorBox("Enter a username and a password."));
       return;
     }
     submit.disabled = true;
@@ -33,7 +33,7 @@ export async function loginPage(ctx) {
       const next = ctx.query.get("next");
       window.location.hash = next && next !== "/login" ? `#${next}` : "#/dags";
     } catch (e) {
-      error.replaceChildren(errorBox(e.status === 401 ? `Login failed: ${e.message}` : e.message));
+      fill(error, errorBox(e.status === 401 ? `Login failed: ${e.message}` : e.message));
       password.value = "";
       password.focus();
     } finally {
@@ -41,6 +41,6 @@ export async function loginPage(ctx) {
     }
   });
   document.getElementById("top").classList.add("hidden");
-  ctx.main.replaceChildren(h("div", { class: "login-wrap" }, form));
+  fill(ctx.main, h("div", { class: "login-wrap" }, form));
   username.focus();
 }

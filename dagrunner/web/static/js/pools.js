@@ -1,7 +1,7 @@
 // Pools: slots, what holds them, the circuit breaker; operators create, resize and delete pools.
 
 import { can, enc, del, get, put } from "./api.js";
-import { actionButton, errorBox, flash, h, stateBadge, table } from "./dom.js";
+import { actionButton, errorBox, fill, flash, h, stateBadge, table } from "./dom.js";
 
 const items = (data) => (Array.isArray(data) ? data : data.items);
 
@@ -36,11 +36,11 @@ export async function poolsPage(ctx) {
     try {
       pools = items(await get("/pools"));
     } catch (e) {
-      body.replaceChildren(errorBox(e.message));
+      fill(body, errorBox(e.message));
       return;
     }
     if (!ctx.alive()) return;
-    body.replaceChildren(
+    fill(body, 
       table(
         ["Pool", "Slots", "Used", "Queued", "Waiting", "Open", "Breaker", "Description", ""],
         pools.map((p) => [
@@ -64,7 +64,7 @@ export async function poolsPage(ctx) {
       ),
     );
   }
-  ctx.main.replaceChildren(h("div", { class: "page-head" }, h("h1", {}, "Pools")), body, can("operator") ? editForm(refresh) : null);
+  fill(ctx.main, h("div", { class: "page-head" }, h("h1", {}, "Pools")), body, can("operator") ? editForm(refresh) : null);
   await refresh();
   ctx.live(refresh, () => false);
 }

@@ -1,9 +1,9 @@
 // A run: its tasks with their states, clear (failed) and mark success/failed; and the list of all runs.
 
 import { can, enc, get, post, qs } from "./api.js";
-import { ACTIVE_STATES } from "./dags.js";
+import { ACTIVE_STATES, FINISHED_STATES } from "./dags.js";
 import { runHref, runsTable, tiHref } from "./dag.js";
-import { actionButton, errorBox, flash, fmtDuration, fmtTime, h, json, kv, link, pre, stateBadge, table } from "./dom.js";
+import { actionButton, errorBox, fill, flash, fmtDuration, fmtTime, h, json, kv, link, pre, stateBadge, table } from "./dom.js";
 
 // The detail's "tasks" is a list of task instance json; an older shape maps labels to states.
 export function taskList(run) {
@@ -55,18 +55,18 @@ function runActions(run, refresh) {
 export async function runPage(ctx, dagId, runId) {
   const head = h("div");
   const body = h("div");
-  ctx.main.replaceChildren(head, body);
+  fill(ctx.main, head, body);
   let run = null;
   async function refresh() {
     try {
       run = await get(`/dags/${enc(dagId)}/runs/${enc(runId)}`);
     } catch (e) {
-      body.replaceChildren(errorBox(e.message));
+      fill(body, errorBox(e.message));
       throw e;
     }
     if (!ctx.alive()) return;
     const tasks = taskList(run);
-    head.replaceChildren(
+    fill(head, 
       h(
         "div",
         { class: "page-head" },
@@ -79,7 +79,7 @@ export async function runPage(ctx, dagId, runId) {
         runActions(run, refresh),
       ),
     );
-    body.replaceChildren(
+    fill(body, 
       h(
         "div",
         { class: "two-col" },
@@ -124,7 +124,7 @@ export async function runPage(ctx, dagId, runId) {
     );
   }
   await refresh();
-  ctx.live(refresh, () => Boolean(run && (ACTIVE_STATES.has(run.state) || taskList(run).some((t) => ACTIVE_STATES.has(t.state)))));
+  ctx.live(refresh, () => Boolean(run && (ACTIVE_STATES.has(run.state) || taskList(run).some((t) => !FINISHED_STATES.has(t.state)))));
 }
 
 export async function runsPage(ctx) {
@@ -141,14 +141,14 @@ export async function runsPage(ctx) {
     try {
       runs = (await get(`/runs${qs({ dag_id: dag.value.trim(), state: state.value, limit: 100 })}`)).items;
     } catch (e) {
-      body.replaceChildren(errorBox(e.message));
+      fill(body, errorBox(e.message));
       throw e;
     }
-    if (ctx.alive()) body.replaceChildren(runsTable(runs, { showDag: true }));
+    if (ctx.alive()) fill(body, runsTable(runs, { showDag: true }));
   }
   state.addEventListener("change", () => refresh().catch(() => {}));
   dag.addEventListener("change", () => refresh().catch(() => {}));
-  ctx.main.replaceChildren(h("div", { class: "page-head" }, h("h1", {}, "Runs"), h("div", { class: "filters" }, dag, state)), body);
+  fill(ctx.main, h("div", { class: "page-head" }, h("h1", {}, "Runs"), h("div", { class: "filters" }, dag, state)), body);
   await refresh();
   ctx.live(refresh, () => runs.some((r) => ACTIVE_STATES.has(r.state)));
 }

@@ -1,10 +1,10 @@
 // A task instance: its state, tries, why it is (not) running, clear and mark, and its log tailing live.
 
 import { can, enc, get, post, qs } from "./api.js";
-import { ACTIVE_STATES } from "./dags.js";
+import { FINISHED_STATES } from "./dags.js";
 import { runHref } from "./dag.js";
 import { describeChange } from "./run.js";
-import { actionButton, errorBox, flash, fmtDuration, fmtTime, h, kv, link, stateBadge, table } from "./dom.js";
+import { actionButton, errorBox, fill, flash, fmtDuration, fmtTime, h, kv, link, stateBadge, table } from "./dom.js";
 
 // Tails one try's log: GET .../logs with the offset it returned, every second until the try is finished.
 function logTail(ctx, path, mapIndex, tryNumber) {
@@ -70,7 +70,7 @@ export async function taskInstancePage(ctx, dagId, runId, taskId) {
   const head = h("div");
   const info = h("div");
   const logSlot = h("div");
-  ctx.main.replaceChildren(head, info, logSlot);
+  fill(ctx.main, head, info, logSlot);
   let ti = null;
   let tail = null;
   let tailTry = null;
@@ -80,11 +80,11 @@ export async function taskInstancePage(ctx, dagId, runId, taskId) {
     tailTry = tryNumber;
     if (!tryNumber) {
       tail = null;
-      logSlot.replaceChildren(h("section", { class: "card" }, h("h2", {}, "Log"), h("p", { class: "muted" }, "No try yet: the log appears when the task starts.")));
+      fill(logSlot, h("section", { class: "card" }, h("h2", {}, "Log"), h("p", { class: "muted" }, "No try yet: the log appears when the task starts.")));
       return;
     }
     tail = logTail(ctx, path, mapIndex, tryNumber);
-    logSlot.replaceChildren(h("section", { class: "card" }, tail.element));
+    fill(logSlot, h("section", { class: "card" }, tail.element));
   }
 
   async function refresh() {
@@ -92,13 +92,13 @@ export async function taskInstancePage(ctx, dagId, runId, taskId) {
     try {
       [ti, why] = await Promise.all([get(`${path}${qs({ map_index: mapIndex })}`), get(`${path}/why${qs({ map_index: mapIndex })}`).catch(() => null)]);
     } catch (e) {
-      info.replaceChildren(errorBox(e.message));
+      fill(info, errorBox(e.message));
       throw e;
     }
     if (!ctx.alive()) return;
     const tries = ti.tries || [];
     const label = ti.label || (mapIndex >= 0 ? `${taskId}[${mapIndex}]` : taskId);
-    head.replaceChildren(
+    fill(head, 
       h(
         "div",
         { class: "page-head" },
@@ -111,7 +111,7 @@ export async function taskInstancePage(ctx, dagId, runId, taskId) {
         tiActions(ti, path, mapIndex, refresh),
       ),
     );
-    info.replaceChildren(
+    fill(info, 
       h(
         "div",
         { class: "two-col" },
@@ -163,5 +163,5 @@ export async function taskInstancePage(ctx, dagId, runId, taskId) {
     if (latest !== tailTry) showLog(latest);
   }
   await refresh();
-  ctx.live(refresh, () => Boolean(ti && ACTIVE_STATES.has(ti.state)));
+  ctx.live(refresh, () => Boolean(ti && !FINISHED_STATES.has(ti.state)));
 }

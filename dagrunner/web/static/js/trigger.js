@@ -1,7 +1,7 @@
 // The trigger form, built from the DAG's Params: the JSON Schema type picks the input.
 
 import { enc, post } from "./api.js";
-import { errorBox, flash, h } from "./dom.js";
+import { errorBox, fill, flash, h } from "./dom.js";
 
 function typeOf(spec) {
   const schema = spec.schema || {};
@@ -103,7 +103,7 @@ export function triggerForm(dag, onDone) {
     try {
       for (const [name, f] of fields) conf[name] = f.read();
     } catch (e) {
-      error.replaceChildren(errorBox(e.message));
+      fill(error, errorBox(e.message));
       return;
     }
     const body = {
@@ -117,7 +117,7 @@ export function triggerForm(dag, onDone) {
       flash(`Triggered ${run.run_id}`);
       onDone(run);
     } catch (e) {
-      error.replaceChildren(errorBox(e.message));
+      fill(error, errorBox(e.message));
     } finally {
       submit.disabled = false;
     }

@@ -1,11 +1,11 @@
 // Users (admins only): who can sign in with which role; create, delete, and issue API tokens.
 
 import { can, enc, del, get, post } from "./api.js";
-import { actionButton, errorBox, flash, fmtTime, h, table } from "./dom.js";
+import { actionButton, errorBox, fill, flash, fmtTime, h, table } from "./dom.js";
 
 export async function usersPage(ctx) {
   if (!can("admin")) {
-    ctx.main.replaceChildren(errorBox("The users page needs the admin role."));
+    fill(ctx.main, errorBox("The users page needs the admin role."));
     return;
   }
   const body = h("div");
@@ -15,11 +15,11 @@ export async function usersPage(ctx) {
     try {
       data = await get("/users?limit=1000");
     } catch (e) {
-      body.replaceChildren(errorBox(e.message));
+      fill(body, errorBox(e.message));
       return;
     }
     if (!ctx.alive()) return;
-    body.replaceChildren(
+    fill(body, 
       table(
         ["User", "Role", "Created", "Last login", ""],
         data.items.map((u) => [
@@ -34,7 +34,7 @@ export async function usersPage(ctx) {
               const name = window.prompt(`A name for ${u.username}'s new API token`, "script");
               if (!name) return;
               const result = await post(`/users/${enc(u.username)}/tokens`, { name });
-              tokenBox.replaceChildren(
+              fill(tokenBox, 
                 h("section", { class: "card token" }, h("h2", {}, `Token ${name} for ${u.username}`), h("p", { class: "muted" }, "Shown once: copy it now. Scripts send it as Authorization: Bearer <token>."), h("pre", { class: "code" }, result.token)),
               );
             }, { cls: "btn btn-small" }),
@@ -70,6 +70,6 @@ export async function usersPage(ctx) {
       }, { cls: "btn btn-primary" }),
     ),
   );
-  ctx.main.replaceChildren(h("div", { class: "page-head" }, h("h1", {}, "Users")), tokenBox, body, create);
+  fill(ctx.main, h("div", { class: "page-head" }, h("h1", {}, "Users")), tokenBox, body, create);
   await refresh();
 }
