@@ -197,6 +197,24 @@ class NotFoundError(PersistenceError):
     """A row that was asked for (run, task instance, try) does not exist."""
 
 
+# --- the api-server (#14) -----------------------------------------------------------------------------
+
+#: What to run when the api-server's packages (FastAPI, uvicorn, argon2-cffi) are not installed.
+WEB_EXTRA_HINT = "pip install 'dagrunner[web]'"
+
+
+class WebError(DagRunnerError):
+    """The api-server could not start or had to stop (missing packages, a port in use, its scheduler died)."""
+
+
+class WebExtraMissingError(WebError):
+    """A command needs the `web` extra, which is not installed."""
+
+
+class PortInUseError(WebError):
+    """The address the api-server should listen on is taken."""
+
+
 # --- signals raised by task code -------------------------------------------------------------------
 
 

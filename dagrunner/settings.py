@@ -67,7 +67,15 @@ class Settings:
     celery_broker_url: str = ""
     celery_default_queue: str = "default"
     queued_timeout_sec: float = 600.0
-    worker_log_server_port: int = 8793
+    #: 8794: the api-server's default port is Airflow's 8793, and both may run on one laptop.
+    worker_log_server_port: int = 8794
+    # The api-server and web UI (#14): where `dagrunner api-server` and `standalone` listen (127.0.0.1: this
+    # machine only, unless told otherwise), how long a browser session lasts, and whether its cookie is
+    # sent over HTTPS only (set true behind a TLS-terminating proxy).
+    api_host: str = "127.0.0.1"
+    api_port: int = 8793
+    api_session_hours: float = 12.0
+    api_cookie_secure: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     # --- construction ----------------------------------------------------------------------------
@@ -315,6 +323,11 @@ _FIELD_TYPES: dict[str, type] = {
     "celery_default_queue": str,
     "queued_timeout_sec": float,
     "worker_log_server_port": int,
+    # The api-server (#14)
+    "api_host": str,
+    "api_port": int,
+    "api_session_hours": float,
+    "api_cookie_secure": bool,
 }
 
 
@@ -528,6 +541,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             count = int(value)
             if key == "parallelism" and count < 1:
                 raise ValueError("must be at least 1")
+            if key.endswith("_port") and not 0 < count < 65536:
+                raise ValueError("a port is 1 to 65535")
             return count
         if kind is float:
             amount = float(value)

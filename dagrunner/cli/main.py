@@ -89,6 +89,7 @@ def version() -> None:
 
 def _register() -> None:
     from dagrunner.cli import config, dags, db, pools, runs, tasks
+    from dagrunner.cli.api_server import api_server, standalone
     from dagrunner.cli.approvals import approvals
     from dagrunner.cli.approvals import register as register_approvals
     from dagrunner.cli.assets import assets
@@ -99,6 +100,7 @@ def _register() -> None:
     from dagrunner.cli.overrides import register as register_overrides
     from dagrunner.cli.scheduler import scheduler
     from dagrunner.cli.triggerer import triggerer
+    from dagrunner.cli.users import users
     from dagrunner.cli.worker import worker
 
     cli.add_command(scheduler)
@@ -118,6 +120,9 @@ def _register() -> None:
     cli.add_command(triggerer)  # #12 part B
     cli.add_command(jobs)  # #13 part F
     cli.add_command(worker)  # #13 part E
+    cli.add_command(api_server)  # #14
+    cli.add_command(standalone)  # #14
+    cli.add_command(users)  # #14
 
 
 _register()

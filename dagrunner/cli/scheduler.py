@@ -67,10 +67,13 @@ def build_scheduler(
 @click.option("--num-runs", type=click.IntRange(min=1), help="Exit after this many DAG runs have finished.")
 @click.option("--grace", "grace_s", type=float, default=30.0, show_default=True,
               help="Seconds running tries get to finish after SIGINT/SIGTERM.")  # fmt: skip
+@click.option("--parent-pid", type=int, hidden=True, help="The process that started it (`dagrunner standalone`): "
+              "it stops when that one is gone.")  # fmt: skip
 @pass_cli
 def scheduler(
-    cli: CliContext, executor: str | None, parallelism: int | None, once: bool, num_runs: int | None, grace_s: float
-) -> None:
+    cli: CliContext, executor: str | None, parallelism: int | None, once: bool, num_runs: int | None, grace_s: float,
+    parent_pid: int | None,
+) -> None:  # fmt: skip
     """Run the scheduler: parse dags/, create runs on schedule, run their tasks, until stopped.
 
     Changed and new DAG files are picked up while it runs. SIGINT/SIGTERM stop it gracefully: no new
@@ -87,6 +90,10 @@ def scheduler(
         f"dagrunner scheduler: dags {settings.dags_folder}, executor {settings.executor}, "
         f"parallelism {settings.parallelism}, db {cli.db_label}"
     )
+    if parent_pid is not None:  # `standalone`'s child: it ends with the api-server, however that ends
+        from dagrunner.scheduling.triggerer_child import stop_when_orphaned
+
+        stop_when_orphaned(sched.request_stop, parent=parent_pid)
     child = _start_triggerer(cli, sched)
     try:
         with StopOnSignals(sched, on_signal=lambda name: render.info(f"{name}: stopping (grace {grace_s:g}s)")):

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from dagrunner.errors import InvalidArgumentError, NotFoundError
+from dagrunner.errors import WEB_EXTRA_HINT, InvalidArgumentError, NotFoundError, WebExtraMissingError
 from dagrunner.persistence.audit import record_event
-from dagrunner.persistence.models import ApiToken, WebUser
+from dagrunner.persistence.models import ApiToken, WebSession, WebUser
 from dagrunner.roles import Role
 
 TOKEN_PREFIX = "drt_"
@@ -46,7 +46,7 @@ def _hasher():  # type: ignore[no-untyped-def]
     try:
         from argon2 import PasswordHasher
     except ImportError as exc:  # pragma: no cover - the web extra is missing
-        raise InvalidArgumentError("password hashing needs argon2-cffi: pip install 'dagrunner[web]'") from exc
+        raise WebExtraMissingError(f"password hashing needs argon2-cffi: {WEB_EXTRA_HINT}") from exc
     return PasswordHasher()
 
 
@@ -67,8 +67,10 @@ def create_user(
         role = Role(role)
     except ValueError as exc:
         raise InvalidArgumentError(f"unknown role {role!r}; one of {', '.join(r.value for r in Role)}") from exc
-    if not username or username != username.strip() or len(username) > 250:
-        raise InvalidArgumentError(f"username {username!r}: 1 to 250 characters, no leading or trailing spaces")
+    if not username or username != username.strip() or len(username) > 250 or not username.isprintable():
+        raise InvalidArgumentError(
+            f"username {username!r}: 1 to 250 printable characters, no leading or trailing spaces"
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidArgumentError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     if session.scalar(select(WebUser.id).where(WebUser.username == username)) is not None:
@@ -94,8 +96,6 @@ def get_user(session: Session, username: str) -> UserView:
 def delete_user(session: Session, username: str, *, actor: str, when: datetime) -> None:
     """Remove a user with their tokens and sessions (ON DELETE CASCADE, and explicitly for SQLite)."""
     user = get_user(session, username)
-    from dagrunner.persistence.models import WebSession
-
     session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
     session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     session.execute(delete(WebUser).where(WebUser.id == user.id))
@@ -107,9 +107,9 @@ def verify_password(session: Session, username: str, password: str, *, when: dat
 
     An unknown user costs the same hash as a wrong password, so timing does not tell which names exist.
     """
+    hasher = _hasher()  # first: without argon2-cffi, the error that says what to install
     from argon2.exceptions import VerificationError
 
-    hasher = _hasher()
     user = session.scalar(select(WebUser).where(WebUser.username == username))
     try:
         if user is None:
@@ -135,6 +135,8 @@ def _DUMMY_HASH() -> str:  # noqa: N802 - a constant computed once, on first use
 
 def create_token(session: Session, username: str, name: str, *, actor: str, when: datetime) -> str:
     """A new bearer token for `username`; returned once, stored only as its digest."""
+    if not name or len(name) > 250 or not name.isprintable():
+        raise InvalidArgumentError(f"token name {name[:40]!r}: 1 to 250 characters, saying what the token is for")
     user = get_user(session, username)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(user_id=user.id, name=name, token_hash=digest(token), created_at=when))
@@ -154,3 +156,59 @@ def user_for_token(session: Session, token: str) -> UserView | None:
     if row is None:
         return None
     return _view(row[1])
+
+
+# --- browser sessions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A signed-in browser: its user and the CSRF token its writes must send back."""
+
+    user: UserView
+    csrf_token: str
+    expires_at: datetime
+
+
+def create_session(session: Session, username: str, *, when: datetime, lifetime: timedelta) -> tuple[str, SessionView]:
+    """A new browser session for `username`: (the id for the cookie, the session). Only the id's digest is
+    stored, so the database alone cannot be used to sign in. Expired sessions are pruned here, on the
+    write that a login is anyway, rather than on reads."""
+    user = session.scalar(select(WebUser).where(WebUser.username == username))
+    if user is None:
+        raise NotFoundError(f"no user {username!r}; `dagrunner users list` shows them")
+    prune_sessions(session, now=when)
+    session_id = secrets.token_urlsafe(32)
+    row = WebSession(
+        id_hash=digest(session_id), user_id=user.id, csrf_token=secrets.token_urlsafe(32),
+        created_at=when, expires_at=when + lifetime,
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    return session_id, SessionView(_view(user), row.csrf_token, row.expires_at)
+
+
+def session_for_id(session: Session, session_id: str, *, now: datetime) -> SessionView | None:
+    """The live session a cookie names, or None (unknown, expired, or its user deleted). A read: a request
+    signed in by cookie takes no write lock."""
+    row = session.execute(
+        select(WebSession, WebUser)
+        .join(WebUser, WebUser.id == WebSession.user_id)
+        .where(WebSession.id_hash == digest(session_id), WebSession.expires_at > now)
+    ).first()
+    if row is None:
+        return None
+    web_session, user = row
+    return SessionView(_view(user), web_session.csrf_token, web_session.expires_at)
+
+
+def delete_session(session: Session, session_id: str) -> bool:
+    """End the session a cookie names (logout); False when there was none."""
+    result = session.execute(delete(WebSession).where(WebSession.id_hash == digest(session_id)))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def prune_sessions(session: Session, *, now: datetime) -> int:
+    """Delete the sessions that have expired; returns how many."""
+    result = session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    return int(getattr(result, "rowcount", 0) or 0)
