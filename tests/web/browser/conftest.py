@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from integration import procs
+from polling import wait_until
 
 from dagrunner.persistence.engine import make_engine, session_scope
 from dagrunner.persistence.users import create_user
-from integration import procs
-from polling import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 VIEWPORT = {"width": 1366, "height": 768}
@@ -168,7 +168,9 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     # so no two processes race to create the schema.
     standalone = _has_command("standalone")
     server.procs.append(
-        procs.start(root, db_url, "standalone", "--port", str(port)) if standalone else _start_api_server(root, db_url, port)
+        procs.start(root, db_url, "standalone", "--port", str(port))
+        if standalone
+        else _start_api_server(root, db_url, port)
     )
     try:
         try:
@@ -214,7 +216,10 @@ def page(browser: Any, ui_server: UiServer, tmp_path: Path) -> Iterator[Any]:
     page = context.new_page()
     page.errors = []  # type: ignore[attr-defined]
     page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
-    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" and "Content Security Policy" in m.text else None)  # type: ignore[attr-defined]
+    page.on(
+        "console",
+        lambda m: page.errors.append(m.text) if m.type == "error" and "Content Security Policy" in m.text else None,
+    )  # type: ignore[attr-defined]
     page.on("dialog", lambda dialog: dialog.accept())
     ui_server.shots = tmp_path
     try:

@@ -11,8 +11,8 @@ import re
 from typing import Any
 
 import pytest
-
 from integration import procs
+
 from .conftest import UiServer, login, screenshot
 
 pytestmark = pytest.mark.slow
@@ -86,14 +86,18 @@ def test_trigger_from_the_form_and_watch_the_run_turn_green(page: Any, ui_server
     mark_no_reload(page)
     run_bar = page.locator(f'.run-bar[data-run-id="{run_id}"]')
     expect(run_bar).to_have_attribute("data-state", "success", timeout=RUN_TIMEOUT)
-    expect(page.locator(f'.cell[data-run-id="{run_id}"][data-task-id="done"]')).to_have_attribute("data-state", "success")
+    expect(page.locator(f'.cell[data-run-id="{run_id}"][data-task-id="done"]')).to_have_attribute(
+        "data-state", "success"
+    )
     assert_not_reloaded(page)
     screenshot(page, ui_server, "grid")
 
     page.locator(".tabs a", has_text="Graph").click()
     page.locator("select[aria-label=Run]").select_option(run_id)
     expect(page.locator('g.node[data-task-id="done"]')).to_have_attribute("data-state", "success")
-    expect(page.locator('g.node[data-task-id="all_good"]')).to_have_attribute("data-state", re.compile("success|skipped"))
+    expect(page.locator('g.node[data-task-id="all_good"]')).to_have_attribute(
+        "data-state", re.compile("success|skipped")
+    )
     screenshot(page, ui_server, "graph")
 
     page.goto(f"/#/dags/taskflow_branching/runs/{run_id}")

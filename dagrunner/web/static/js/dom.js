@@ -1,4 +1,5 @@
-// Small DOM helpers: build elements without innerHTML (text is always text, and the CSP forbids inline styles).
+// Small DOM helpers: elements are built node by node, so text is always text (never parsed as HTML) and no
+// inline style attribute is ever written (the Content-Security-Policy forbids them).
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
