@@ -161,8 +161,12 @@ class ArgChecker:
 
     def params(self, arg: str, value: Any) -> dict[str, Any]:
         """A params dict whose values survive JSON (datetimes are allowed and stored as ISO strings)."""
+        from dagrunner.authoring.params import Param
+
         params = self.mapping(arg, value)
         for key, item in params.items():
+            if isinstance(item, Param):  # its schema was checked when it was made; its default must be JSON
+                item = item.default if item.has_default else None
             problem = json_problem(item)
             if problem is not None:
                 self.fail(

@@ -15,7 +15,7 @@ from typing import Any
 
 from dagrunner.errors import ParamValidationError
 
-__all__ = ["Param", "check_value", "form_schema"]
+__all__ = ["Param", "check_params", "check_value", "form_schema", "param_values"]
 
 _NOTSET: Any = object()
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -65,6 +65,29 @@ class Param:
 def form_schema(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """name -> schema for a form given as Params or plain values (a plain value is a default of any type)."""
     return {name: (value if isinstance(value, Param) else Param(value)).schema() for name, value in params.items()}
+
+
+def param_values(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A DAG's or task's params as a run sees them: each Param replaced by its default (one without a
+    default is left out: the run's conf must give it, `check_params` makes sure of that at trigger)."""
+    values: dict[str, Any] = {}
+    for name, value in params.items():
+        if not isinstance(value, Param):
+            values[name] = value
+        elif value.has_default:
+            values[name] = value.default
+    return values
+
+
+def check_params(schemas: Mapping[str, Mapping[str, Any]], conf: Mapping[str, Any]) -> None:
+    """A trigger's conf against the DAG's Params (name -> `Param.schema()`): every value it gives for a
+    Param must fit the Param's schema, and a Param without a default must be given; else
+    ParamValidationError naming the param."""
+    for name, schema in schemas.items():
+        if name in conf:
+            check_value(schema, conf[name], name=name)
+        elif "default" not in schema:
+            raise ParamValidationError(f"param {name!r} has no default; give it in the run's conf")
 
 
 def check_value(schema: Mapping[str, Any], value: Any, *, name: str) -> Any:

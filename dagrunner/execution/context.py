@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import dateutil
 import pendulum
 
+from dagrunner.authoring.params import param_values
 from dagrunner.errors import ExecutionError, VariableNotFoundError
 from dagrunner.execution.asset_context import AssetEventsRead, asset_context
 from dagrunner.execution.base import RunFacts, TaskKey, XComRows
@@ -267,7 +268,7 @@ def build_context(
     key = ti.key
     logical = _utc(run.logical_date)
     conf = dict(run.conf or {})
-    params = {**dag.params, **task.params, **conf}
+    params = {**param_values(dag.params), **param_values(task.params), **conf}
     for name, value in params.items():  # a param named like a secret is one (masked as variables are)
         if isinstance(value, str) and is_sensitive(name):
             masker.add(value)

@@ -14,7 +14,7 @@ run. Datetimes are the one exception: they are stored as ISO strings, as Airflow
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +27,7 @@ from dagrunner.authoring.arguments import json_problem, to_json_value
 from dagrunner.authoring.baseoperator import BaseOperator
 from dagrunner.authoring.compensation import check_compensations
 from dagrunner.authoring.dag import DAG
+from dagrunner.authoring.params import form_schema, param_values
 from dagrunner.authoring.priority import effective_priorities
 from dagrunner.authoring.skipping import branch_skip_ids, normalize_branch_choice, short_circuit_skip_ids
 from dagrunner.authoring.task_group import TaskGroup
@@ -203,6 +204,9 @@ class SerializedDag:
     has_on_failure_callback: bool
     tasks: tuple[TaskSpec, ...]
     task_groups: TaskGroupSpec
+    #: name -> the JSON Schema of each DAG param (`Param.schema()`, a plain value's is {"default": value}):
+    #: the trigger form, and what a trigger's conf is checked against. Defaulted: DAGs stored before it load.
+    param_schemas: Mapping[str, Any] = field(default_factory=dict)
 
     # --- conversions --------------------------------------------------------------------------------
 
@@ -235,6 +239,7 @@ class SerializedDag:
             has_on_failure_callback=bool(dag.on_failure_callback),
             tasks=tuple(_task_spec(task, priorities[task.task_id], setups_of) for task in dag.tasks),
             task_groups=_group_spec(dag.task_group),
+            param_schemas=to_json_value(form_schema(dag.params)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -264,6 +269,7 @@ class SerializedDag:
         values["tags"] = tuple(values["tags"])
         values["tasks"] = tuple(TaskSpec.from_dict(t) for t in values["tasks"])
         values["task_groups"] = TaskGroupSpec.from_dict(values["task_groups"])
+        values["param_schemas"] = dict(values.get("param_schemas") or {})
         return cls(**values)
 
     # --- read views (computed once) -----------------------------------------------------------------
@@ -492,6 +498,7 @@ def _seconds(value: timedelta | float | None) -> float | None:
 
 
 def _json_params(params: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    params = param_values(params)  # a Param's default (its schema is in `param_schemas`)
     for key, value in params.items():
         problem = json_problem(value)
         if problem is not None:
@@ -520,7 +527,7 @@ def _take(data: Mapping[str, Any], cls: type, owner: str) -> dict[str, Any]:
     """The constructor arguments of dataclass `cls` from `data`; a missing key is a clear error, unless the
     field has a default (a field added later, which older stored DAGs lack)."""
     names = [f.name for f in fields(cls)]
-    optional = {f.name for f in fields(cls) if f.default is not MISSING}
+    optional = {f.name for f in fields(cls) if f.default is not MISSING or f.default_factory is not MISSING}
     missing = [name for name in names if name not in data and name not in optional]
     if missing:
         raise LoadingError(f"serialized {owner} lacks {', '.join(missing)}; re-parse the DAG files")

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dagrunner.authoring.params import check_params
 from dagrunner.errors import NotFoundError
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence.audit import RUN, TASK, Change, record_event, transition
@@ -38,7 +39,11 @@ def trigger_run(
     run_id: str | None = None,
     owner: str | None = None,
 ) -> DagRun:
-    """A manual run at `logical_date` (default: now) with its data interval from the timetable."""
+    """A manual run at `logical_date` (default: now) with its data interval from the timetable.
+
+    The conf must fit the DAG's Params (ParamValidationError naming the param, before anything is written).
+    """
+    check_params(dag.param_schemas, conf or {})
     info = dag.timetable.manual_run_info(logical_date or now)
     return create_run(
         session, dag, info, run_type=DagRunType.MANUAL, actor=actor, now=now, run_id=run_id, conf=conf, owner=owner

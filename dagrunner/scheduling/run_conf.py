@@ -49,6 +49,10 @@ def check_conf(data: Any, *, source: str = "conf") -> dict[str, Any]:
         value, depth = stack.pop()
         if depth > MAX_CONF_DEPTH:
             raise InvalidConfError(f"{source} is nested more than {MAX_CONF_DEPTH} levels deep: flatten the value")
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidConfError(f"{source} contains a NUL character (\\u0000), which no database stores; remove it")
+        if isinstance(value, dict) and any(isinstance(k, str) and "\x00" in k for k in value):
+            raise InvalidConfError(f"{source} has a key with a NUL character (\\u0000), which no database stores")
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidConfError(
                 f"{source} contains {value!r}, which is not a JSON number; use a finite number, a string or null"
