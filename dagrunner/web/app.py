@@ -24,7 +24,7 @@ from dagrunner.errors import (
 from dagrunner.settings import Settings
 from dagrunner.web.api import ROUTER_MODULES
 from dagrunner.web.deps import WebState
-from dagrunner.web.security import SecurityHeaders
+from dagrunner.web.security import SECURITY_HEADERS, SecurityHeaders
 from dagrunner.web.ui import mount_ui
 
 API_PREFIX = "/api/v1"
@@ -68,6 +68,13 @@ def create_app(
     @app.exception_handler(DagRunnerError)
     async def our_error(_request: Request, exc: DagRunnerError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+        # Starlette answers an unhandled exception from its outermost middleware, outside SecurityHeaders:
+        # this answer carries the headers itself, and says nothing of the exception (uvicorn logs it).
+        return JSONResponse({"detail": "internal error; the api-server's log has the traceback"},
+                            status_code=500, headers=dict(SECURITY_HEADERS))  # fmt: skip
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

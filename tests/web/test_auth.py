@@ -225,3 +225,19 @@ def test_names_with_control_characters_are_refused_before_the_database(web: WebP
     assert admin.post(f"{USERS}/a%00b/tokens", json={"name": "ci"}).status_code == 422
     admin.post(USERS, json={**new, "username": "kim"})
     assert admin.post(f"{USERS}/kim/tokens", json={"name": "c\x00i"}).status_code == 422
+
+
+def test_an_unexpected_error_is_a_500_with_the_security_headers_and_no_details(web: WebProject) -> None:
+    from fastapi.testclient import TestClient
+
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    web.app.add_api_route("/api/v1/test-only-boom", boom)
+    web.app.router.routes.insert(0, web.app.router.routes.pop())  # before the UI's catch-all
+
+    with TestClient(web.app, raise_server_exceptions=False) as client:
+        response = client.get("/api/v1/test-only-boom")
+    assert response.status_code == 500
+    assert "secret internals" not in response.text
+    _assert_security_headers(response.headers, api=False)
