@@ -193,7 +193,9 @@ class LocalExecutor(Executor):
         """Events since the last call; waits up to `timeout` (None: forever) when there are none yet."""
         self._collect(0.0)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._events and self._workers:
+        # `_woken` too: a wake-up drained by the look above must end this call, not wait out `timeout`
+        # (the celery worker's dispatcher would leave a try it was woken for waiting up to half a second).
+        while not self._events and self._workers and not self._woken:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
