@@ -291,8 +291,11 @@ class CeleryExecutor(Executor):
             self._cond.notify_all()
 
     def _end(self, key: TaskKey, try_number: int, event: TryEvent) -> None:
+        """Report the end of a try in flight, once: the DB poll may see a try ended just before its
+        worker's event arrives, and a second event would be taken for the end of the try sent next."""
         with self._cond:
-            self._flight.pop((key, try_number), None)
+            if self._flight.pop((key, try_number), None) is None:
+                return
             self._events.append(event)
             self._cond.notify_all()
 
