@@ -30,6 +30,7 @@ from dagrunner.authoring.operators.python import (
     call_with_context,
     check_callable_args,
 )
+from dagrunner.authoring.operators.python_virtualenv import ExternalPythonOperator, PythonVirtualenvOperator
 from dagrunner.authoring.sensors.decorated import DecoratedSensorOperator
 from dagrunner.authoring.templating import render_shell_command
 from dagrunner.authoring.xcom_arg import XComArg
@@ -43,6 +44,22 @@ _DECORATOR_OWNED = frozenset({"python_callable", "op_args", "op_kwargs", "bash_c
 
 class PythonDecoratedOperator(PythonOperator):
     """The task behind `@task`: a PythonOperator that may push a dict result as one XCom per key."""
+
+    def __init__(self, *, multiple_outputs: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.multiple_outputs = self._arg_check.boolean("multiple_outputs", multiple_outputs)
+
+
+class PythonVirtualenvDecoratedOperator(PythonVirtualenvOperator):
+    """The task behind `@task.virtualenv`: the function's source runs in a cached venv."""
+
+    def __init__(self, *, multiple_outputs: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.multiple_outputs = self._arg_check.boolean("multiple_outputs", multiple_outputs)
+
+
+class ExternalPythonDecoratedOperator(ExternalPythonOperator):
+    """The task behind `@task.external_python(python=...)`: the function's source runs in that interpreter."""
 
     def __init__(self, *, multiple_outputs: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -280,7 +297,8 @@ class _TaskFunctionPartial:
 
 
 class _TaskDecorator:
-    """`@task`, `@task(...)`, and the flavours `@task.branch`, `@task.short_circuit`, `@task.bash`, `@task.sensor`."""
+    """`@task`, `@task(...)`, and the flavours `@task.branch`, `@task.short_circuit`, `@task.bash`, `@task.sensor`,
+    `@task.virtualenv`, `@task.external_python`."""
 
     def __init__(self, operator_class: type[BaseOperator]) -> None:
         self.operator_class = operator_class
@@ -306,6 +324,8 @@ class _TaskNamespace(_TaskDecorator):
         self.short_circuit = _TaskDecorator(ShortCircuitDecoratedOperator)
         self.bash = _TaskDecorator(BashDecoratedOperator)
         self.sensor = _TaskDecorator(DecoratedSensorOperator)
+        self.virtualenv = _TaskDecorator(PythonVirtualenvDecoratedOperator)
+        self.external_python = _TaskDecorator(ExternalPythonDecoratedOperator)
 
 
 task = _TaskNamespace()
