@@ -194,3 +194,59 @@ def test_a_custom_timetable_outside_a_plugin_is_an_import_error(h: Harness) -> N
 def _trigger(h: Harness, sched: Scheduler, dag_id: str) -> None:
     with session_scope(h.engine) as s:
         trigger_run(s, sched.dag_source.dags()[dag_id], actor="test", now=h.clock.now())
+
+
+FLAVOURS = """
+import pendulum
+from dagrunner import DAG, TriggerRule, task
+from dagrunner.operators import EmptyOperator
+
+with DAG("flavours", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    @task.bash(env={"WHO": "world"})
+    def greet(day):
+        return "echo hello $WHO; echo " + day + " {{ ds_nodash }}"
+
+    @task.bash
+    def skip_me():
+        return "exit 99"  # Airflow's default skip_on_exit_code
+
+    @task.branch
+    def choose(n):
+        return ["small"] if n < 10 else "big"
+
+    @task.short_circuit
+    def stop_all():
+        return 0
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def stop_next():
+        return []
+
+    greet("{{ ds }}") >> skip_me()
+    choose(3) >> [EmptyOperator(task_id="small"), EmptyOperator(task_id="big")]
+    stop_all() >> EmptyOperator(task_id="a1") >> EmptyOperator(task_id="a2", trigger_rule=TriggerRule.ALL_DONE)
+    stop_next() >> EmptyOperator(task_id="b1") >> EmptyOperator(task_id="b2", trigger_rule=TriggerRule.ALL_DONE)
+"""
+
+
+def test_bash_branch_and_short_circuit_flavours_behave_as_airflow(h: Harness) -> None:
+    h.write_dag("flavours.py", FLAVOURS)
+    sched = h.start()
+    _trigger(h, sched, "flavours")
+    h.tick()
+    assert h.states("flavours") == {
+        "greet": "success",
+        "skip_me": "skipped",
+        "choose": "success",
+        "small": "success",
+        "big": "skipped",
+        "stop_all": "success",
+        "a1": "skipped",
+        "a2": "skipped",  # ignore_downstream_trigger_rules=True: everything below is skipped
+        "stop_next": "success",
+        "b1": "skipped",
+        "b2": "success",  # False: only the direct downstream; all_done still runs
+    }
+    xcoms = _xcoms(h, "flavours")
+    assert xcoms["greet[-1]"] == "2026-01-05 20260105"  # the last line; the returned command is rendered
+    assert xcoms["choose[-1]"] == ["small"]
