@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar, NamedTuple
 
+import pendulum
+
 from dagrunner.errors import InvalidScheduleError
 from dagrunner.timetables.base import DagRunInfo, DataInterval
 from dagrunner.timetables.base import Timetable as EngineTimetable
@@ -141,7 +143,9 @@ class CustomTimetableAdapter(EngineTimetable):
         now: datetime,
     ) -> DagRunInfo | None:
         del now  # Airflow's interface has no clock argument
-        restriction = TimeRestriction(self._utc_or_none(start_date), self._utc_or_none(end_date), catchup)
+        restriction = TimeRestriction(
+            _aware(self._utc_or_none(start_date)), _aware(self._utc_or_none(end_date)), catchup
+        )
         return self._ask(last.data_interval if last else None, restriction)
 
     def iter_runs(
@@ -153,7 +157,7 @@ class CustomTimetableAdapter(EngineTimetable):
         until: datetime | None = None,
     ) -> Iterator[DagRunInfo]:
         after_utc, until_utc = self._utc_or_none(after), self._utc_or_none(until)
-        restriction = TimeRestriction(self._utc_or_none(start_date), self._utc_or_none(end_date), True)
+        restriction = TimeRestriction(_aware(self._utc_or_none(start_date)), _aware(self._utc_or_none(end_date)), True)
         last: DataInterval | None = None
         for _ in range(_MAX_RUNS_SCANNED):
             info = self._ask(last, restriction)
@@ -179,7 +183,7 @@ class CustomTimetableAdapter(EngineTimetable):
 
     def manual_run_info(self, when: datetime) -> DagRunInfo:
         at = self._utc(when)
-        interval = self.custom.infer_manual_data_interval(run_after=at)
+        interval = self.custom.infer_manual_data_interval(run_after=pendulum.instance(at))
         return DagRunInfo(
             run_after=at, logical_date=at, data_interval_start=interval.start, data_interval_end=interval.end
         )
@@ -203,6 +207,9 @@ class CustomTimetableAdapter(EngineTimetable):
         return cls(custom_class.deserialize(data["value"]), data.get("timezone"))
 
     def _ask(self, last: DataInterval | None, restriction: TimeRestriction) -> DagRunInfo | None:
+        """The custom timetable's answer, checked; its inputs as pendulum datetimes, as Airflow gives them."""
+        if last is not None:
+            last = DataInterval(pendulum.instance(last.start), pendulum.instance(last.end))
         info = self.custom.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
         if info is not None and not isinstance(info, DagRunInfo):
             raise InvalidScheduleError(
@@ -210,3 +217,8 @@ class CustomTimetableAdapter(EngineTimetable):
                 "(DagRunInfo.interval(start=, end=) or DagRunInfo.exact(at)) or None"
             )
         return info
+
+
+def _aware(value: datetime | None) -> pendulum.DateTime | None:
+    """What Airflow hands a timetable: pendulum datetimes (its how-to relies on them)."""
+    return None if value is None else pendulum.instance(value)

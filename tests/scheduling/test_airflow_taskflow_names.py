@@ -109,11 +109,11 @@ class AfterWorkdayTimetable(Timetable):
 
     def next_dagrun_info(self, *, last_automated_data_interval, restriction: TimeRestriction):
         if last_automated_data_interval is not None:
-            start = last_automated_data_interval.start + timedelta(days=1)
+            start = last_automated_data_interval.start.add(days=1)  # pendulum, as Airflow hands it over
         elif restriction.earliest is None:
             return None
         else:
-            start = _midnight(restriction.earliest)
+            start = restriction.earliest.start_of("day")
         start = _midnight(start)
         while start.weekday() >= 5:
             start += timedelta(days=1)
@@ -144,7 +144,7 @@ def test_custom_timetable_registered_by_a_plugin_schedules_runs(h: Harness) -> N
     (h.root / "plugins").mkdir()
     (h.root / "plugins" / "workday.py").write_text(textwrap.dedent(WORKDAY_PLUGIN))
     h.write_dag("workday_dag.py", WORKDAY_DAG)
-    h.start()
+    sched = h.start()
     # 2026-01-01 is a Thursday: Thu and Fri are due by Wednesday the 7th 00:30, Sat/Sun are skipped, Mon and
     # Tue follow; the run covering Wednesday is not due yet.
     h.tick(datetime(2026, 1, 7, 0, 30, tzinfo=UTC))
@@ -159,6 +159,11 @@ def test_custom_timetable_registered_by_a_plugin_schedules_runs(h: Harness) -> N
         "2026-01-05..2026-01-06",
         "2026-01-06..2026-01-07",
     ]
+    # A manual run: dated at its trigger time, covering what infer_manual_data_interval says.
+    with session_scope(h.engine) as s:
+        manual = trigger_run(s, sched.dag_source.dags()["workday"], actor="test", now=h.clock.now())
+        interval = (manual.data_interval_start, manual.data_interval_end)
+    assert interval == (datetime(2026, 1, 6, tzinfo=UTC), datetime(2026, 1, 7, tzinfo=UTC))
 
 
 def _xcoms_all(h: Harness, dag_id: str) -> list[object]:
