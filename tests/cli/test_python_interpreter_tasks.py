@@ -130,3 +130,30 @@ def test_refused_at_definition() -> None:
             PythonVirtualenvOperator(task_id="a", python_callable=print, serializer="dill")
         with pytest.raises(InvalidArgumentError, match="defined with def"):
             PythonVirtualenvOperator(task_id="b", python_callable=lambda: 1)
+
+
+INSTALL_SOURCE = """
+import pendulum
+from dagrunner import DAG, task
+
+with DAG("install", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    @task.virtualenv(requirements=["six"], system_site_packages=False, venv_cache_path={cache!r})
+    def uses_six():
+        import six  # installed into the venv by pip, from the machine's index
+        return six.__name__ + " " + six.__file__
+    uses_six()
+"""
+
+
+@pytest.mark.slow
+def test_requirements_are_installed_into_the_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "venvs"
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "install.py").write_text(INSTALL_SOURCE.format(cache=str(cache)))
+    monkeypatch.delenv("DAGRUNNER_DB_URL", raising=False)
+    monkeypatch.setenv("DAGRUNNER_HOME", str(tmp_path))
+    code, output = _run(tmp_path, "dags", "test", "install", "2026-01-02", "--json")
+    assert code == 0, output
+    with sqlite3.connect(tmp_path / ".dagrunner" / "dagrunner.db") as db:
+        (value,) = db.execute("SELECT value FROM xcom WHERE task_id = 'uses_six'").fetchone()
+    assert json.loads(value).startswith("six " + str(cache))
