@@ -14,6 +14,10 @@ from dagrunner.authoring.operators import (
     ShortCircuitOperator,
     determine_kwargs,
 )
+from dagrunner.authoring.operators.datetime_branch import BranchDateTimeOperator
+from dagrunner.authoring.operators.latest_only import LatestOnlyOperator
+from dagrunner.authoring.operators.trigger_dagrun import TriggerDagRunOperator
+from dagrunner.authoring.operators.weekday import BranchDayOfWeekOperator, WeekDay
 
 __all__ = [
     "ApprovalOperator",
@@ -28,4 +32,9 @@ __all__ = [
     "PythonOperator",
     "ShortCircuitOperator",
     "determine_kwargs",
+    "LatestOnlyOperator",
+    "TriggerDagRunOperator",
+    "BranchDateTimeOperator",
+    "BranchDayOfWeekOperator",
+    "WeekDay",
 ]
