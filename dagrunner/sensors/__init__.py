@@ -10,7 +10,7 @@ from dagrunner.authoring.sensors import (
     TimeDeltaSensor,
 )
 from dagrunner.authoring.sensors.date_time import DateTimeSensor
-from dagrunner.authoring.sensors.external_task import ExternalTaskSensor
+from dagrunner.authoring.sensors.external_task import ExternalTaskMarker, ExternalTaskSensor
 from dagrunner.authoring.sensors.time_sensor import TimeSensor
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "ExternalTaskSensor",
     "DateTimeSensor",
     "TimeSensor",
+    "ExternalTaskMarker",
 ]

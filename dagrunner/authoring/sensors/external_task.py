@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from dagrunner.authoring.operators.empty import EmptyOperator
 from dagrunner.authoring.operators.python import determine_kwargs
 from dagrunner.authoring.sensors.base import BaseSensorOperator
 from dagrunner.errors import FailTask, SkipTask
@@ -115,6 +116,44 @@ class ExternalTaskSensor(BaseSensorOperator):
         if self.external_task_ids is None:
             return f"the run of DAG {self.external_dag_id!r} at {when}"
         return f"{', '.join(self.external_task_ids)} of DAG {self.external_dag_id!r} at {when}"
+
+
+class ExternalTaskMarker(EmptyOperator):
+    """Marks that `external_task_id` of `external_dag_id` depends on this task: clearing this task (with
+    `dagrunner tasks clear`) also clears that task and what is downstream of it, in the external run whose
+    logical date is `logical_date` (a template rendered with the cleared run's values; default this run's
+    logical date), and so on through the markers there, at most `recursion_depth` DAGs deep. Running it
+    does nothing. Usually paired with an ExternalTaskSensor in the external DAG (Airflow's names).
+    """
+
+    template_fields = ("external_dag_id", "external_task_id", "logical_date")
+
+    def __init__(
+        self,
+        *,
+        external_dag_id: str,
+        external_task_id: str,
+        logical_date: str | datetime | None = "{{ logical_date.isoformat() }}",
+        recursion_depth: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        check = self._arg_check
+        self.external_dag_id = check.string("external_dag_id", external_dag_id)
+        self.external_task_id = check.string("external_task_id", external_task_id)
+        if isinstance(logical_date, datetime):
+            logical_date = logical_date.isoformat()
+        self.logical_date = check.string("logical_date", logical_date or "{{ logical_date.isoformat() }}")
+        self.recursion_depth = check.integer("recursion_depth", recursion_depth, minimum=1)
+
+    def marker_target(self) -> dict[str, Any]:
+        """What `tasks clear` follows (stored with the serialized DAG)."""
+        return {
+            "external_dag_id": self.external_dag_id,
+            "external_task_id": self.external_task_id,
+            "logical_date": self.logical_date,
+            "recursion_depth": self.recursion_depth,
+        }
 
 
 def _states(check: Any, arg: str, value: Iterable[str] | None, default: list[str], valid: list[str]) -> list[str]:
