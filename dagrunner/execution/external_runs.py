@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from dagrunner.clock import Clock, SystemClock
-from dagrunner.errors import DuplicateRunError, NotFoundError
+from dagrunner.errors import DuplicateRunError, ExecutionError, NotFoundError
 from dagrunner.execution.base import TaskKey
 from dagrunner.execution.run_creation import trigger_run
 from dagrunner.execution.run_services import TriggeredRun
@@ -26,6 +26,9 @@ from dagrunner.persistence.engine import session_scope
 from dagrunner.persistence.models import Dag, DagFile, DagRun, TaskInstance
 from dagrunner.persistence.queries import get_run
 from dagrunner.states import OCCUPYING_SLOT, RUN_FINISHED, DagRunState, TaskInstanceState
+
+#: A run's `created_by` holds 512 characters; a label of long ids is clipped to fit.
+ACTOR_MAX = 512
 
 
 class DbRunServices:
@@ -37,7 +40,7 @@ class DbRunServices:
         self.engine = engine
         #: False for the inline executor, whose tries run in the scheduler's thread.
         self.runs_progress_while_waiting = runs_progress_while_waiting
-        self.actor = f"task:{key.label()}"
+        self.actor = f"task:{key.label()}"[:ACTOR_MAX]
         self.clock = clock or SystemClock()
 
     def trigger_dag_run(
@@ -111,6 +114,16 @@ class DbRunServices:
             query = query.where(TaskInstance.state.in_([TaskInstanceState(s) for s in states]))
         with session_scope(self.engine, readonly=True) as session:
             return int(session.scalar(query) or 0)
+
+
+class ReadOnlyRunServices(DbRunServices):
+    """For `dagrunner tasks test`, which changes nothing: reads are answered, a trigger is refused."""
+
+    def trigger_dag_run(self, **_: Any) -> TriggeredRun:  # type: ignore[override]
+        raise ExecutionError(
+            "`dagrunner tasks test` changes nothing, so it creates no run of another DAG; "
+            "use `dagrunner dags test` to run the trigger"
+        )
 
 
 def serialized_dag(session: Session, dag_id: str) -> SerializedDag:

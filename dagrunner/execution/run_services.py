@@ -125,6 +125,9 @@ class NoRunServices:
     """Where no database is at hand (`tasks test` without one): every call is one clear error."""
 
     def _refuse(self, *_: Any, **__: Any) -> Any:
-        raise ExecutionError("this try has no database to ask about other DAGs' runs (run `dagrunner db migrate`)")
+        raise ExecutionError(
+            "this try has no database to ask about other DAGs' runs (`dagrunner tasks test` without a database: "
+            "run `dagrunner db migrate`)"
+        )
 
     trigger_dag_run = dagrun_state = dr_count = ti_count = _refuse

@@ -67,3 +67,23 @@ def test_markers_deeper_than_recursion_depth_are_one_clear_error(run_cli, projec
     assert refused.exit_code == 1
     assert "maximum recursion depth 1 reached for ExternalTaskMarker 'mark_grandchild'" in refused.output
     assert set(_states(run_cli, "child_dag").values()) == {"success"}  # nothing was cleared
+
+
+TRIGGERING = """
+import pendulum
+from dagrunner import DAG
+from dagrunner.operators import TriggerDagRunOperator
+
+with DAG("kicker", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    TriggerDagRunOperator(task_id="kick", trigger_dag_id="grandchild_dag")
+"""
+
+
+def test_tasks_test_reads_other_dags_runs_but_triggers_nothing(run_cli, project) -> None:
+    _run_all(run_cli, project, depth=10)
+    sensed = run_cli("tasks", "test", "child_dag", "child_task1", "2026-02-03")
+    assert sensed.exit_code == 0 and "success" in sensed.output, sensed.output
+    (project / "dags" / "kicker.py").write_text(TRIGGERING)
+    kicked = run_cli("tasks", "test", "kicker", "kick", "2026-02-03")
+    assert "changes nothing, so it creates no run of another DAG" in kicked.output, kicked.output
+    assert len(json.loads(run_cli("runs", "list", "grandchild_dag", "--json").output)) == 1
