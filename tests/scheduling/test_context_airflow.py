@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from dagrunner.authoring._settings import get_settings
 from dagrunner.clock import FakeClock
 from dagrunner.persistence.engine import session_scope
-from dagrunner.persistence.models import DagRun, XCom
+from dagrunner.persistence.models import XCom
 from dagrunner.settings import Settings
 
 from .harness import PARALLELISM, START, Harness
@@ -163,10 +163,19 @@ def airflow_values(family: str, period: str, dag_id: str) -> dict[str, Any]:
         "task": "probe",
         "ti": [dag_id, run_id, "probe", -1, 1],
         "task_instance": True,  # the same object as ti
-        "dag_run": [run_id, "scheduled", row["logical_date"], row["data_interval_start"],
-                    row["data_interval_end"], row["run_after"]],  # fmt: skip
-        "macros": [_ds_add_one(row["ds"]), ".".join(reversed(row["ds"].split("-"))),
-                   row["logical_date"].replace("-01-", "-02-", 1)],  # fmt: skip
+        "dag_run": [
+            run_id,
+            "scheduled",
+            row["logical_date"],
+            row["data_interval_start"],
+            row["data_interval_end"],
+            row["run_after"],
+        ],  # fmt: skip
+        "macros": [
+            _ds_add_one(row["ds"]),
+            ".".join(reversed(row["ds"].split("-"))),
+            row["logical_date"].replace("-01-", "-02-", 1),
+        ],  # fmt: skip
     }
 
 
@@ -261,4 +270,3 @@ def test_first_run_has_no_previous_success_and_mapped_instances_know_their_count
                               "prev_start_date_success", "prev_end_date_success")] == [None] * 4  # fmt: skip
     assert seen["templates_dict"]["prev_end"] == "None"
     assert _returned(h, "cron_daily", first.run_id, "fan") == {0: [3, 0, 10], 1: [3, 1, 20], 2: [3, 2, 30]}
-
