@@ -24,7 +24,8 @@ def dags() -> None:
 @json_option("a list of DAGs")
 @pass_cli
 def list_dags(cli: CliContext, as_json: bool) -> None:
-    """Every DAG the folder defines: id, file, schedule, next run, paused, tags."""
+    """Every DAG the folder defines: id, file, schedule, next run (the one the scheduler creates next, after
+    the runs that exist), paused, tags."""
     from dagrunner.persistence.views import paused_dags
     from dagrunner.scheduling.dagruns import next_run_after
 
