@@ -2,6 +2,9 @@
 
     from dagrunner import DAG, dag, task, TaskGroup, TriggerRule, chain, cross_downstream, SkipTask, FailTask
 
+Airflow's names for the same things are here too (`Label`, `ParamsDict`, `get_current_context`, `Context`,
+`chain_linear`, `AirflowException` and friends), so a ported DAG changes its import lines only.
+
 The names are loaded on first use (PEP 562), so `import dagrunner.settings` in the scheduler or the CLI
 does not pay for Jinja, networkx and the timetables until a DAG is actually defined.
 """
@@ -36,6 +39,16 @@ _EXPORTS = {
     "AssetAny": "dagrunner.timetables.assets",
     "AssetWatcher": "dagrunner.timetables.assets",
     "FailTask": "dagrunner.errors",
+    "ParamsDict": "dagrunner.authoring.params",
+    "Label": "dagrunner.authoring.edges",
+    "EdgeModifier": "dagrunner.authoring.edges",
+    "get_current_context": "dagrunner.authoring.current_context",
+    "Context": "dagrunner.authoring.current_context",
+    "chain_linear": "dagrunner.authoring.dependencies",
+    "AirflowException": "dagrunner.exceptions",
+    "AirflowSkipException": "dagrunner.exceptions",
+    "AirflowFailException": "dagrunner.exceptions",
+    "AirflowSensorTimeout": "dagrunner.exceptions",
 }
 
 __all__ = [
@@ -62,20 +75,38 @@ __all__ = [
     "task",
     "task_group",
     "teardown",
+    "ParamsDict",
+    "Label",
+    "EdgeModifier",
+    "get_current_context",
+    "Context",
+    "chain_linear",
+    "AirflowException",
+    "AirflowSkipException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
 ]
 
 if TYPE_CHECKING:
     from dagrunner.authoring.baseoperator import BaseOperator
+    from dagrunner.authoring.current_context import Context, get_current_context
     from dagrunner.authoring.dag import DAG, dag
-    from dagrunner.authoring.dependencies import chain, cross_downstream
+    from dagrunner.authoring.dependencies import chain, chain_linear, cross_downstream
+    from dagrunner.authoring.edges import EdgeModifier, Label
     from dagrunner.authoring.notifier import BaseNotifier
-    from dagrunner.authoring.params import Param
+    from dagrunner.authoring.params import Param, ParamsDict
     from dagrunner.authoring.setup_teardown import setup, teardown
     from dagrunner.authoring.task_group import TaskGroup, task_group
     from dagrunner.authoring.taskflow import task
     from dagrunner.authoring.trigger_rule import TriggerRule, WeightRule
     from dagrunner.authoring.xcom_arg import XComArg
     from dagrunner.errors import FailTask, SkipTask
+    from dagrunner.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
     from dagrunner.timetables.assets import Asset, AssetAlias, AssetAll, AssetAny, AssetWatcher
 
 

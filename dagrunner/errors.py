@@ -76,6 +76,10 @@ class ParamValidationError(AuthoringError, ValueError):
     """A value that does not fit its `Param` (type, enum, bounds, pattern), or a Param defined wrongly."""
 
 
+class NoCurrentContextError(AuthoringError, RuntimeError):
+    """`get_current_context()` was called where no task is running (Airflow raises a RuntimeError too)."""
+
+
 class CompensationError(AuthoringError, ValueError):
     """A `step.compensate_with(undo)` that cannot work: the undo task is in another DAG, has edges,
     undoes two steps, is itself compensated (a cycle through a compensation), or is the step itself."""

@@ -9,6 +9,7 @@ the call sites short: `check.integer("retries", retries, minimum=0)`.
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +26,9 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
 GROUP_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 _MAX_PRIORITY = 2**31 - 1
+
+log = logging.getLogger("dagrunner.authoring")
+_ANNOUNCED: set[tuple[str, str]] = set()
 
 
 def _show(value: Any) -> str:
@@ -60,6 +64,17 @@ class ArgChecker:
         raise InvalidArgumentError(
             f"{self.subject} at {self.where}: missing required argument(s) {', '.join(sorted(names))}"
         )
+
+    def ignore(self, kwargs: dict[str, Any], ignored: Mapping[str, str]) -> dict[str, Any]:
+        """`kwargs` without the Airflow arguments that mean nothing here (`ignored`: name -> why), each
+        announced once per subject in the log instead of refusing the definition."""
+        kept = dict(kwargs)
+        for name in [n for n in kwargs if n in ignored]:
+            del kept[name]
+            if (self.subject, name) not in _ANNOUNCED:
+                _ANNOUNCED.add((self.subject, name))
+                log.warning("%s at %s: %s= is ignored (%s)", self.subject, self.where, name, ignored[name])
+        return kept
 
     # --- scalar checks ------------------------------------------------------------------------------
 
@@ -161,8 +176,10 @@ class ArgChecker:
 
     def params(self, arg: str, value: Any) -> dict[str, Any]:
         """A params dict whose values survive JSON (datetimes are allowed and stored as ISO strings)."""
-        from dagrunner.authoring.params import Param
+        from dagrunner.authoring.params import Param, ParamsDict
 
+        if isinstance(value, ParamsDict):  # keep the Params, not the values a ParamsDict reads as
+            value = {key: value.get_param(key) for key in value}
         params = self.mapping(arg, value)
         for key, item in params.items():
             if isinstance(item, Param):  # its schema was checked when it was made; its default must be JSON

@@ -16,6 +16,8 @@ templated fields. Subclasses declare `template_fields` and implement `execute(co
 from __future__ import annotations
 
 import copy
+import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -42,7 +44,21 @@ if TYPE_CHECKING:
 #: Never taken from default_args: identity and placement are per task.
 _NOT_DEFAULTABLE = frozenset({"task_id", "dag", "task_group"})
 
+#: Airflow 3 task arguments that mean nothing here (executor- and deployment-specific): accepted, announced
+#: once in the log, then dropped. An operator that declares one of these names itself gets it as usual.
+_IGNORED = {
+    "executor": "dagrunner runs every task with the scheduler's one executor",
+    "executor_config": "dagrunner's executors take no per-task configuration",
+    "run_as_user": "tasks run as the user running dagrunner",
+    "resources": "dagrunner does not reserve CPU or memory per task; use pools",
+    "logger_name": "task logs go to the try's log file",
+    "allow_nested_operators": "dagrunner does not warn about operators run inside other operators",
+}
+
 Callback = Callable[..., Any]
+
+log = logging.getLogger("dagrunner.authoring")
+_EMAIL_ANNOUNCED: set[str] = set()
 
 
 class OperatorMeta(type):
@@ -96,9 +112,10 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
             ArgChecker(subject, where).fail("task_group", group, f"a TaskGroup of DAG {dag.dag_id!r}")
         check = ArgChecker(f"{subject} in DAG {dag.dag_id!r}", where)
         params = init_params(cls)
+        kwargs = check.ignore(kwargs, {k: why for k, why in _IGNORED.items() if k not in params.accepted})
         unknown = kwargs.keys() - params.accepted
         if unknown:
-            check.unknown(unknown, params.accepted - _NOT_DEFAULTABLE)
+            check.unknown(unknown, params.accepted - _NOT_DEFAULTABLE | set(_IGNORED))
         kwargs, sources = _apply_default_args(kwargs, params.accepted, dag, group)
         missing = params.required - kwargs.keys()
         if missing and not args:
@@ -120,6 +137,10 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         self,
         *,
         task_id: str,
+        owner: str = "airflow",
+        email: str | Iterable[str] | None = None,
+        email_on_retry: bool = True,
+        email_on_failure: bool = True,
         retries: int = 0,
         retry_delay: timedelta | float = timedelta(seconds=300),
         retry_exponential_backoff: bool | float = False,
@@ -139,6 +160,11 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         on_execute_callback: Callback | list[Callback] | None = None,
         on_skipped_callback: Callback | list[Callback] | None = None,
         doc_md: str | None = None,
+        doc: str | None = None,
+        doc_json: str | None = None,
+        doc_yaml: str | None = None,
+        doc_rst: str | None = None,
+        task_display_name: str | None = None,
         params: dict[str, Any] | None = None,
         outlets: Iterable[Any] | None = None,
         inlets: Iterable[Any] | None = None,
@@ -173,6 +199,18 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         #: Airflow 2.9+: called when the task skips itself (raises SkipTask), not when a rule skips it.
         self.on_skipped_callback = check.callbacks("on_skipped_callback", on_skipped_callback)
         self.doc_md = check.optional_string("doc_md", doc_md)
+        #: Airflow's other documentation formats: stored as given, shown as plain text.
+        self.doc = check.optional_string("doc", doc)
+        self.doc_json = check.optional_string("doc_json", doc_json)
+        self.doc_yaml = check.optional_string("doc_yaml", doc_yaml)
+        self.doc_rst = check.optional_string("doc_rst", doc_rst)
+        self._task_display_name = check.optional_string("task_display_name", task_display_name)
+        self.owner = check.string("owner", owner)
+        self.email: list[str] = _emails(check, email)
+        self.email_on_retry = check.boolean("email_on_retry", email_on_retry)
+        self.email_on_failure = check.boolean("email_on_failure", email_on_failure)
+        if self.email and (self.email_on_retry or self.email_on_failure):
+            _announce_no_email(dag, where=self.defined_at)
         self.params: dict[str, Any] = check.params("params", params)
         #: Assets (or aliases) this task updates when it succeeds, and the ones it reads (#12).
         self.outlets: list[Asset | AssetAlias] = _assets(check, "outlets", outlets)
@@ -238,6 +276,11 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
     def output(self) -> XComArg:
         """This task's return value as an XComArg (Airflow's `.output`)."""
         return XComArg(self)
+
+    @property
+    def task_display_name(self) -> str:
+        """The name people see: `task_display_name` when given, else the task_id (Airflow's rule)."""
+        return self._task_display_name or self.task_id
 
     @property
     def operator_name(self) -> str:
@@ -319,6 +362,28 @@ def _apply_default_args(
             result[name] = value
             sources[name] = origin
     return result, sources
+
+
+def _emails(check: ArgChecker, value: Any) -> list[str]:
+    """Airflow's `email`: one address, a comma- or semicolon-separated string of them, or a list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in re.split(r"[,;]", value) if part.strip()]
+    return check.string_list("email", value)
+
+
+def _announce_no_email(dag: DAG, *, where: Location) -> None:
+    """Say once per DAG that its tasks' e-mail arguments send nothing (there is no SMTP setting)."""
+    if dag.dag_id in _EMAIL_ANNOUNCED:
+        return
+    _EMAIL_ANNOUNCED.add(dag.dag_id)
+    log.warning(
+        "DAG %r at %s: email= with email_on_failure/email_on_retry sends no e-mail (dagrunner has no SMTP "
+        "settings); use on_failure_callback / on_retry_callback with a notifier instead",
+        dag.dag_id,
+        where,
+    )
 
 
 def _backoff_base(check: ArgChecker, value: Any) -> float:

@@ -48,6 +48,13 @@ _RENAMED = {
     "concurrency": "max_active_tasks",
 }
 
+#: Airflow 3 DAG arguments that mean nothing here: accepted, announced once in the log, then dropped.
+_IGNORED = {
+    "access_control": "dagrunner's roles apply to the whole deployment, not per DAG",
+    "auto_register": "every DAG a file defines is registered",
+    "disable_bundle_versioning": "dagrunner has no DAG bundles",
+}
+
 
 def collected_dags() -> list[DAG]:
     """Every DAG constructed since the last `reset_collected_dags()`, in order (the loader's view of a file)."""
@@ -83,10 +90,16 @@ class DAG:
         render_template_as_native_obj: bool = False,
         template_searchpath: str | Iterable[str] | None = None,
         user_defined_macros: dict[str, Any] | None = None,
+        user_defined_filters: dict[str, Callable[..., Any]] | None = None,
+        template_undefined: type[jinja2.Undefined] | None = None,
+        jinja_environment_kwargs: dict[str, Any] | None = None,
+        dag_display_name: str | None = None,
+        owner_links: dict[str, str] | None = None,
         **unknown: Any,
     ) -> None:
         self.defined_at: Location = user_location()
         check = ArgChecker(f"DAG {dag_id!r}", self.defined_at)
+        unknown = check.ignore(unknown, _IGNORED)
         if unknown:
             _reject_unknown(check, unknown)
         self.dag_id: str = check.string(
@@ -129,6 +142,24 @@ class DAG:
             template_searchpath = [template_searchpath]
         self.template_searchpath: list[str] = check.string_list("template_searchpath", template_searchpath)
         self.user_defined_macros: dict[str, Any] = check.mapping("user_defined_macros", user_defined_macros)
+        self.user_defined_filters: dict[str, Callable[..., Any]] = check.mapping(
+            "user_defined_filters", user_defined_filters
+        )
+        for name, function in self.user_defined_filters.items():
+            check.callable_(f"user_defined_filters[{name!r}]", function)
+        if template_undefined is not None and not (
+            isinstance(template_undefined, type) and issubclass(template_undefined, _jinja_undefined())
+        ):
+            check.fail("template_undefined", template_undefined, "a jinja2.Undefined class (e.g. jinja2.Undefined)")
+        self.template_undefined = template_undefined
+        self.jinja_environment_kwargs: dict[str, Any] = check.mapping(
+            "jinja_environment_kwargs", jinja_environment_kwargs
+        )
+        self._dag_display_name = check.optional_string("dag_display_name", dag_display_name)
+        #: Owner name -> a link (https:// or mailto:), as Airflow shows beside the owner; stored, not checked.
+        self.owner_links: dict[str, str] = check.mapping("owner_links", owner_links)
+        #: (upstream task id, downstream task id) -> edge info ({"label": ...}), set by `Label`.
+        self.edge_info: dict[tuple[str, str], dict[str, Any]] = {}
 
         #: The file that defined the DAG (for `@dag`, where the function was called); the loader may
         #: overwrite it with the path it imported, which is the same file under its canonical name.
@@ -152,6 +183,24 @@ class DAG:
 
     def __repr__(self) -> str:
         return f"<DAG: {self.dag_id}>"
+
+    @property
+    def dag_display_name(self) -> str:
+        """The name people see: `dag_display_name` when given, else the dag_id (Airflow's rule)."""
+        return self._dag_display_name or self.dag_id
+
+    @property
+    def owner(self) -> str:
+        """The owners of the DAG's tasks, comma-separated, as Airflow computes `DAG.owner`."""
+        return ", ".join(sorted({task.owner for task in self.tasks}))
+
+    def set_edge_info(self, upstream_task_id: str, downstream_task_id: str, info: dict[str, Any]) -> None:
+        """Attach `info` (e.g. {"label": "no rows"}) to an edge; `Label` calls this."""
+        self.edge_info[(upstream_task_id, downstream_task_id)] = dict(info)
+
+    def get_edge_info(self, upstream_task_id: str, downstream_task_id: str) -> dict[str, Any]:
+        """The info attached to an edge ({} when none)."""
+        return dict(self.edge_info.get((upstream_task_id, downstream_task_id), {}))
 
     # --- tasks and groups ---------------------------------------------------------------------------
 
@@ -263,8 +312,17 @@ class DAG:
                 native=self.render_template_as_native_obj,
                 searchpath=[*self.template_searchpath, os.path.dirname(os.path.abspath(self.fileloc))],
                 macros=self.user_defined_macros,
+                filters=self.user_defined_filters,
+                undefined=self.template_undefined,
+                options=self.jinja_environment_kwargs,
             )
         return self._template_env
+
+
+def _jinja_undefined() -> type:
+    import jinja2
+
+    return jinja2.Undefined
 
 
 def _reject_unknown(check: ArgChecker, unknown: dict[str, Any]) -> None:
@@ -273,7 +331,7 @@ def _reject_unknown(check: ArgChecker, unknown: dict[str, Any]) -> None:
             raise InvalidArgumentError(
                 f"{check.subject} at {check.where}: {name}= is the Airflow 2 spelling; use {_RENAMED[name]}= instead"
             )
-    check.unknown(unknown, inspect.signature(DAG.__init__).parameters.keys() - {"self", "unknown"})
+    check.unknown(unknown, inspect.signature(DAG.__init__).parameters.keys() - {"self", "unknown"} | set(_IGNORED))
 
 
 def _default_timezone(name: str) -> pendulum.Timezone | pendulum.FixedTimezone:

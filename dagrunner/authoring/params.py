@@ -9,13 +9,14 @@ answer without importing the DAG file.
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from dagrunner.errors import ParamValidationError
 
-__all__ = ["Param", "check_params", "check_value", "form_schema", "param_values"]
+__all__ = ["Param", "ParamsDict", "check_params", "check_value", "form_schema", "param_values"]
 
 _NOTSET: Any = object()
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -58,8 +59,89 @@ class Param:
         """The JSON stored with a request: the schema, plus `default` when there is one."""
         return {**self.schema_, **({"default": self.default} if self.has_default else {})}
 
+    @property
+    def value(self) -> Any:
+        """Airflow's `Param.value`: the default (None when there is none)."""
+        return self.default if self.has_default else None
+
+    def resolve(self, value: Any = _NOTSET, suppress_exception: bool = False) -> Any:
+        """`value` (else the default) checked against the schema, as Airflow's `Param.resolve`; without
+        either, or when it does not fit, ParamValidationError, or None with `suppress_exception`.
+        Unlike Airflow's, it does not store `value` in the Param (ParamsDict keeps set values)."""
+        chosen = self.default if value is _NOTSET else value
+        try:
+            if chosen is _NOTSET:
+                raise ParamValidationError("no value given and the Param has no default")
+            return check_value(self.schema(), chosen, name="value")
+        except ParamValidationError:
+            if suppress_exception:
+                return None
+            raise
+
     def __repr__(self) -> str:
         return f"Param({self.schema()!r})"
+
+
+class ParamsDict(MutableMapping[str, Any]):
+    """Params by name, read as their values (Airflow's `ParamsDict`): `d["x"]` is the value of Param "x",
+    `d.get_param("x")` the Param itself. Setting a name that holds a Param checks the new value against
+    its schema; a plain value becomes a Param with that default. `DAG(params=ParamsDict(...))` and a plain
+    dict of Params mean the same.
+    """
+
+    def __init__(self, dict_obj: Mapping[str, Any] | None = None, suppress_exception: bool = False) -> None:
+        self._params: dict[str, Param] = {}
+        self.suppress_exception = suppress_exception
+        for key, value in (dict_obj or {}).items():
+            self[key] = value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if isinstance(value, Param):
+            self._params[key] = value
+            return
+        current = self._params.get(key)
+        if current is None:
+            self._params[key] = Param(value)
+            return
+        try:
+            check_value(current.schema(), value, name=key)
+        except ParamValidationError:
+            if self.suppress_exception:
+                return
+            raise
+        updated = copy.copy(current)
+        updated.default = value
+        self._params[key] = updated
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._params[key].resolve(suppress_exception=self.suppress_exception)
+        except ParamValidationError as exc:
+            raise ParamValidationError(f"param {key!r}: {exc}") from None
+
+    def __delitem__(self, key: str) -> None:
+        del self._params[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __repr__(self) -> str:
+        return f"ParamsDict({self._params!r})"
+
+    def get_param(self, key: str) -> Param:
+        """The Param stored under `key` (KeyError when there is none)."""
+        return self._params[key]
+
+    def validate(self) -> dict[str, Any]:
+        """Every value, checked against its schema (ParamValidationError naming the first that fails)."""
+        return {key: self[key] for key in self._params}
+
+    def dump(self) -> dict[str, Any]:
+        """Every value, unchecked where it would fail (None for a Param with no value)."""
+        return {key: param.resolve(suppress_exception=True) for key, param in self._params.items()}
 
 
 def form_schema(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -40,17 +40,31 @@ XComPull = Callable[[str, str], Any]
 
 
 def build_template_env(
-    *, native: bool = False, searchpath: Iterable[str] = (), macros: Mapping[str, Any] | None = None
+    *,
+    native: bool = False,
+    searchpath: Iterable[str] = (),
+    macros: Mapping[str, Any] | None = None,
+    filters: Mapping[str, Callable[..., Any]] | None = None,
+    undefined: type[jinja2.Undefined] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> jinja2.Environment:
-    """A Jinja environment with StrictUndefined; `native` renders to Python objects instead of text."""
+    """A Jinja environment with StrictUndefined; `native` renders to Python objects instead of text.
+
+    `macros` become globals and `filters` filters (a DAG's `user_defined_macros` / `user_defined_filters`);
+    `undefined` replaces StrictUndefined (`template_undefined`) and `options` are further
+    `jinja2.Environment` arguments (`jinja_environment_kwargs`), applied over ours as Airflow does.
+    """
     env_class = NativeEnvironment if native else jinja2.Environment
-    env = env_class(
-        loader=jinja2.FileSystemLoader(list(searchpath)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    arguments: dict[str, Any] = {
+        "loader": jinja2.FileSystemLoader(list(searchpath)),
+        "undefined": undefined or jinja2.StrictUndefined,
+        "keep_trailing_newline": True,
+        "autoescape": False,
+        **(options or {}),
+    }
+    env = env_class(**arguments)
     env.globals.update(macros or {})
+    env.filters.update(filters or {})
     env.filters["shell_quote"] = shell_quote
     return env
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dagrunner.authoring.current_context import running_context
 from dagrunner.authoring.location import is_internal
 from dagrunner.errors import (
     DeferTask,
@@ -125,7 +126,7 @@ def run_task(
     pushed = getattr(context.get("ti"), "pushed", None)
     callback_errors: list[str] = []
     try:
-        with execution_timeout(timeout_s):
+        with execution_timeout(timeout_s), running_context(context):
             render_task(task, context, protected or {})
             callback_errors += _call_all(task.on_execute_callback, context, "on_execute_callback", masker)
             result = task.execute(context)

@@ -120,6 +120,9 @@ class TaskSpec:
     #: An ExternalTaskMarker's target, templates unrendered: {"external_dag_id", "external_task_id",
     #: "logical_date", "recursion_depth"} (`tasks clear` follows it into the other DAG).
     external_marker: Mapping[str, Any] | None = None
+    #: Airflow's naming arguments (#15): who owns the task, and the name shown instead of the task_id.
+    owner: str = "airflow"
+    task_display_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -210,6 +213,10 @@ class SerializedDag:
     #: name -> the JSON Schema of each DAG param (`Param.schema()`, a plain value's is {"default": value}):
     #: the trigger form, and what a trigger's conf is checked against. Defaulted: DAGs stored before it load.
     param_schemas: Mapping[str, Any] = field(default_factory=dict)
+    #: (upstream, downstream, label) of each labelled edge (`Label`), for `dags show`; and the name shown
+    #: instead of the dag_id. Defaulted: DAGs stored before them load.
+    edge_labels: tuple[tuple[str, str, str], ...] = ()
+    dag_display_name: str | None = None
 
     # --- conversions --------------------------------------------------------------------------------
 
@@ -245,6 +252,10 @@ class SerializedDag:
             tasks=tuple(_task_spec(task, priorities[task.task_id], setups_of) for task in dag.tasks),
             task_groups=_group_spec(dag.task_group),
             param_schemas=to_json_value(form_schema(dag.params)),
+            edge_labels=tuple(
+                (up, down, str(info["label"])) for (up, down), info in dag.edge_info.items() if "label" in info
+            ),
+            dag_display_name=dag._dag_display_name,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -275,6 +286,7 @@ class SerializedDag:
         values["tasks"] = tuple(TaskSpec.from_dict(t) for t in values["tasks"])
         values["task_groups"] = TaskGroupSpec.from_dict(values["task_groups"])
         values["param_schemas"] = dict(values.get("param_schemas") or {})
+        values["edge_labels"] = tuple(tuple(edge) for edge in values.get("edge_labels") or ())
         return cls(**values)
 
     # --- read views (computed once) -----------------------------------------------------------------
@@ -459,6 +471,8 @@ def _task_spec(task: BaseOperator, priority: int, setups_of: Mapping[str, tuple[
         outlets=tuple(asset.serialize() for asset in shared("outlets") or ()),
         inlets=tuple(asset.serialize() for asset in shared("inlets") or ()),
         external_marker=_external_marker(task),
+        owner=task.owner,
+        task_display_name=task._task_display_name,
     )
 
 
