@@ -107,9 +107,7 @@ class Finding:
 def modules_for(airflow_module: str) -> tuple[str, ...]:
     """The dagrunner modules an Airflow module's names are looked up in; () when there is none yet."""
     for pattern, targets in MODULES:
-        if pattern == airflow_module or (
-            pattern.endswith(".*") and airflow_module.startswith(pattern[:-2] + ".")
-        ):
+        if pattern == airflow_module or (pattern.endswith(".*") and airflow_module.startswith(pattern[:-2] + ".")):
             return targets
     return ()
 
@@ -137,7 +135,9 @@ def check_source(source: str, filename: str = "<file>") -> list[Finding]:
     try:
         tree = ast.parse(source, filename)
     except SyntaxError as exc:
-        raise DagRunnerError(f"{filename}:{exc.lineno}: not valid Python ({exc.msg}); fix it, then check again") from exc
+        raise DagRunnerError(
+            f"{filename}:{exc.lineno}: not valid Python ({exc.msg}); fix it, then check again"
+        ) from exc
     findings: list[Finding] = []
     bound: dict[str, Finding] = {}
     for node in ast.walk(tree):

@@ -10,7 +10,7 @@ from click.testing import Result
 
 from dagrunner.cli.airflow_check import MODULES, RENAMES, check_source, rewrite_imports
 
-AIRFLOW_DAG = '''\
+AIRFLOW_DAG = """\
 import pendulum
 from airflow.sdk import DAG, task, chain
 from airflow.providers.standard.operators.bash import BashOperator as Bash
@@ -27,13 +27,13 @@ with DAG("ported", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
         raise AirflowSkipException("nothing to do")
 
     chain(hello(), maybe_skip(), Bash(task_id="after", bash_command="true", trigger_rule=TriggerRule.ALL_DONE))
-'''
+"""
 
-UNKNOWN = '''\
+UNKNOWN = """\
 from airflow.sdk import DAG
 from airflow.providers.amazon.aws.operators.s3 import S3CreateBucketOperator
 import airflow.utils.dates
-'''
+"""
 
 
 def test_names_dagrunner_has_come_with_the_import_line_to_use() -> None:
@@ -43,7 +43,10 @@ def test_names_dagrunner_has_come_with_the_import_line_to_use() -> None:
     assert bash.import_line() == "from dagrunner.operators import BashOperator as Bash"
     # our own spelling when dagrunner has no object of that name: imported `as` the Airflow name
     skip = findings["airflow.exceptions.AirflowSkipException"].import_line()
-    assert skip in {"from dagrunner import AirflowSkipException", "from dagrunner import SkipTask as AirflowSkipException"}
+    assert skip in {
+        "from dagrunner import AirflowSkipException",
+        "from dagrunner import SkipTask as AirflowSkipException",
+    }
     assert findings["task.bash"].found and findings["TriggerRule.ALL_DONE"].found
     assert all(f.found for f in findings.values())
 
@@ -57,7 +60,9 @@ def test_names_it_lacks_are_reported_not_guessed() -> None:
 
 
 def test_an_unknown_attribute_of_a_known_name_is_missing() -> None:
-    findings = {f.airflow: f for f in check_source("from airflow.sdk import task\n@task.no_such_flavour\ndef f(): ...\n")}
+    findings = {
+        f.airflow: f for f in check_source("from airflow.sdk import task\n@task.no_such_flavour\ndef f(): ...\n")
+    }
     assert not findings["task.no_such_flavour"].found
 
 
@@ -71,9 +76,7 @@ def test_rewrite_replaces_only_the_import_lines_and_the_result_runs(tmp_path: Pa
     assert "DAG" in namespace
 
 
-def test_cli_reports_and_exits_1_when_something_is_missing(
-    tmp_path: Path, run_cli: Callable[..., Result]
-) -> None:
+def test_cli_reports_and_exits_1_when_something_is_missing(tmp_path: Path, run_cli: Callable[..., Result]) -> None:
     good, bad = tmp_path / "good.py", tmp_path / "bad.py"
     good.write_text(AIRFLOW_DAG)
     bad.write_text(UNKNOWN)
