@@ -10,6 +10,7 @@ taken.
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
 import sys
 import threading
 import time
@@ -86,3 +87,16 @@ def preloaded_context(preload: Sequence[str] = FORKSERVER_PRELOAD) -> ForkServer
         ctx.set_forkserver_preload(list(preload))
         return ctx
     return multiprocessing.get_context("spawn")
+
+
+def stop_child(process: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    """SIGTERM a child we started (a scheduler or triggerer), give it `grace_s` to finish what it holds,
+    then SIGKILL it; nothing to do when it has already exited."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5.0)

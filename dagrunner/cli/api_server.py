@@ -227,15 +227,9 @@ class SchedulerChild:
 
     def stop(self, timeout_s: float = 45.0) -> None:
         """SIGTERM, then wait for its grace period (running tries finish or are recorded); SIGKILL after."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5.0)
+        from dagrunner.subprocesses import stop_child
+
+        stop_child(self.process, timeout_s)
 
 
 @click.command()

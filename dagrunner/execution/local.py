@@ -10,6 +10,10 @@ forked (see `execution.worker` and `execution.forker`).
 the moment it is recorded, and a worker with no callbacks to wait for says in the same message that it
 is free, so the next try is handed over on the same wake-up. A worker that dies is replaced, and its
 try (if any) is reported `lost` so the scheduler records the failure.
+
+`submit`, `kill` and `wake` may be called from other threads than the one waiting in `events()` (the
+celery worker's pool threads hand their tries straight to a warm worker this way): one lock covers the
+executor's state, and is not held while `events()` waits.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -75,6 +80,7 @@ class LocalExecutor(Executor):
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._woken = False
+        self._lock = threading.RLock()
 
     # --- life cycle ------------------------------------------------------------------------------------
 
@@ -143,8 +149,9 @@ class LocalExecutor(Executor):
             raise ExecutionError(f"the local executor is shutting down; {item.key.label()} was not started")
         if not self._started:
             raise ExecutionError("LocalExecutor.submit() before start(); call start() first")
-        self._pending.append(item)
-        self._dispatch()
+        with self._lock:
+            self._pending.append(item)
+            self._dispatch()
 
     def _dispatch(self) -> None:
         for worker in self._workers:
@@ -161,13 +168,19 @@ class LocalExecutor(Executor):
 
     @property
     def slots_free(self) -> int:
-        return max(0, self.parallelism - self._in_flight())
+        with self._lock:
+            return max(0, self.parallelism - self._in_flight())
 
     def running(self) -> set[tuple[TaskKey, int]]:
-        held = {(w.item.key, w.item.try_number) for w in self._workers if w.item is not None}
-        return held | {(item.key, item.try_number) for item in self._pending}
+        with self._lock:
+            held = {(w.item.key, w.item.try_number) for w in self._workers if w.item is not None}
+            return held | {(item.key, item.try_number) for item in self._pending}
 
     def kill(self, key: TaskKey, reason: str) -> None:
+        with self._lock:
+            self._kill(key, reason)
+
+    def _kill(self, key: TaskKey, reason: str) -> None:
         for item in list(self._pending):
             if item.key == key:
                 self._pending.remove(item)
@@ -193,15 +206,18 @@ class LocalExecutor(Executor):
         """Events since the last call; waits up to `timeout` (None: forever) when there are none yet."""
         self._collect(0.0)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._events and self._workers:
+        # `_woken` too: a wake-up drained by the look above must end this call, not wait out `timeout`
+        # (the celery worker's dispatcher would leave a try it was woken for waiting up to half a second).
+        while not self._events and self._workers and not self._woken:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
             self._collect(remaining)
             if self._woken:
                 break
-        self._woken = False
-        events, self._events = self._events, []
+        with self._lock:
+            self._woken = False
+            events, self._events = self._events, []
         return events
 
     def wake(self) -> None:
@@ -210,13 +226,18 @@ class LocalExecutor(Executor):
 
     def _collect(self, timeout: float | None) -> None:
         """Read every message that is ready (waiting up to `timeout` for the first), handle deaths."""
-        if not self._workers:
-            return
-        by_object: dict[Any, _WorkerHandle] = {}
-        for worker in self._workers:
-            by_object[worker.conn] = worker
-            by_object[worker.process.sentinel] = worker
-        ready = wait([*by_object, self._wake_r], timeout=timeout)
+        with self._lock:
+            if not self._workers:
+                return
+            by_object: dict[Any, _WorkerHandle] = {}
+            for worker in self._workers:
+                by_object[worker.conn] = worker
+                by_object[worker.process.sentinel] = worker
+        ready = wait([*by_object, self._wake_r], timeout=timeout)  # not under the lock: submit() goes on
+        with self._lock:
+            self._handle_ready(ready, by_object)
+
+    def _handle_ready(self, ready: list[Any], by_object: dict[Any, _WorkerHandle]) -> None:
         dead: list[_WorkerHandle] = []
         for obj in ready:
             if obj == self._wake_r:

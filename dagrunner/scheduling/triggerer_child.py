@@ -17,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from dagrunner.subprocesses import stop_child
+
 log = logging.getLogger(__name__)
 #: One byte per report: "runs were created, look now".
 RUNS_CREATED = b"r"
@@ -81,14 +83,7 @@ class TriggererChild:
 
     def stop(self, timeout_s: float = 15.0) -> None:
         self._stopping.set()
-        process = self.process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5.0)
+        stop_child(self.process, timeout_s)
         if self._thread is not None:
             self._thread.join(5.0)
 

@@ -252,3 +252,25 @@ def test_messages_of_the_wrong_shape_are_refused(tmp_path: Path) -> None:
     ):
         with pytest.raises(MessageError):
             decode_try(broken)
+
+
+@pytest.mark.only_db("sqlite")
+def test_a_try_ends_once_when_its_end_is_seen_twice(celery_project: Project, executor: CeleryExecutor) -> None:
+    """The DB poll may see a try's end just before its worker's event comes: the event that comes second
+    is dropped, not taken for the end of the try sent next (no worker serves the queue here)."""
+    from dagrunner.execution.base import TryEvent
+    from dagrunner.execution.celery.messages import encode_event
+
+    dag_file = celery_project.dag_file("contract_dag.py", CONTRACT_DAG)
+    item = _item(celery_project, dag_file, "ok", "contract", CONTRACT_TASK_IDS)
+    executor.submit(item)
+    body = encode_event(TryEvent(item.key, item.try_number, "finished", "success"))
+
+    def publish() -> None:
+        with executor.app.producer_or_acquire() as producer:
+            producer.publish(body, exchange="", routing_key=executor.reply_to, serializer="json")
+
+    publish()
+    assert wait_event(executor, item.key, timeout=10).state == "success" and executor.running() == set()
+    publish()  # the same end again, after the first was taken
+    assert executor.events(1.0) == []

@@ -254,3 +254,12 @@ def test_a_worker_whose_database_connection_was_cut_carries_on(
     second = queue_try(project.engine, run, "inspect", process_file)
     event = run_one(local_executor, second)
     assert (event.kind, event.state) == ("finished", "success")
+
+
+def test_a_wake_up_ends_the_wait_even_when_it_came_before_the_wait(local_executor: Executor) -> None:
+    # events() first looks without waiting, which drains the wake-up pipe; that wake-up must still end
+    # the call (the celery worker's dispatcher is woken this way for a try to hand over).
+    local_executor.wake()
+    started = time.monotonic()
+    assert local_executor.events(5.0) == []
+    assert time.monotonic() - started < 1.0

@@ -183,8 +183,11 @@ class CeleryExecutor(Executor):
         sendable = dataclasses.replace(item, fileloc=_in_dags_folder(item.fileloc, self.settings.dags_folder))
         body = encode_try(sendable, reply_to=self.reply_to, file_hash=self._file_hash(item.fileloc))
         try:
+            # argsrepr/kwargsrepr given: Celery would otherwise saferepr() the body for monitoring tools, a
+            # quarter of send_task's CPU here, on the path of every chain's next task (docs/celery.md).
             self.app.send_task(RUN_TRY_TASK, args=[body], queue=flight.queue, routing_key=flight.queue,
-                               retry=False, priority=None)  # fmt: skip
+                               retry=False, priority=None, argsrepr=f"{item.key.label()} try {item.try_number}",
+                               kwargsrepr="{}")  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - kombu/redis/amqp raise many kinds; all mean "not sent"
             if self._broker_down_since is None:
                 self._broker_down_since = time.monotonic()
@@ -265,8 +268,8 @@ class CeleryExecutor(Executor):
 
     def events(self, timeout: float | None = 0.0) -> list[TryEvent]:
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._housekeeping()
         while True:
-            self._housekeeping()
             with self._cond:
                 if self._events or self._woken:
                     break
@@ -274,6 +277,9 @@ class CeleryExecutor(Executor):
                 if remaining is not None and remaining <= 0:
                     break
                 self._cond.wait(self.poll_s if remaining is None else min(remaining, self.poll_s))
+                if self._events or self._woken:
+                    break  # straight to the scheduler: the DB poll is not due on the path of an event
+            self._housekeeping()
         with self._cond:
             self._woken = False
             events, self._events = self._events, []
@@ -285,8 +291,11 @@ class CeleryExecutor(Executor):
             self._cond.notify_all()
 
     def _end(self, key: TaskKey, try_number: int, event: TryEvent) -> None:
+        """Report the end of a try in flight, once: the DB poll may see a try ended just before its
+        worker's event arrives, and a second event would be taken for the end of the try sent next."""
         with self._cond:
-            self._flight.pop((key, try_number), None)
+            if self._flight.pop((key, try_number), None) is None:
+                return
             self._events.append(event)
             self._cond.notify_all()
 

@@ -1,7 +1,9 @@
 """The worker side of the Celery executor: what `dagrunner worker` runs for each message.
 
 A Celery worker (thread pool, `concurrency` threads, late acks, prefetch 1 per thread) hands each try to a
-`TryRunner`: a `LocalExecutor` with `concurrency` warm worker processes, owned by one dispatcher thread.
+`TryRunner`: a `LocalExecutor` with `concurrency` warm worker processes. The pool thread that took the
+message gives the try straight to a free warm worker and waits; one dispatcher thread reads the tries' ends
+and publishes them (no thread in between on the way in: a chain's next try starts a hand-over sooner).
 So a try runs with exactly the local executor's runner and isolation (a forker forks one process per try:
 an exception, `os._exit`, a segfault or a hang fails only that try, and a worker process that dies is
 replaced), records its own start and outcome fenced on (state, try_number), and heartbeats per try.
@@ -22,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import socket
 import threading
 from collections import deque
@@ -70,9 +71,10 @@ class TryRunner:
         self.publish = publish
         self.local = LocalExecutor(settings, settings.db_url, actor=actor, parallelism=concurrency)
         self.engine = make_engine(settings.db_url, busy_timeout=settings.sqlite_busy_timeout)
-        self._inbox: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
         #: (key, try_number) -> the deliveries handed over and not ended: (reply_to, future) in order.
         self._waiting: dict[tuple[TaskKey, int], deque[tuple[str, Future[TryEvent]]]] = {}
+        #: Guards `_waiting` and the stop: a delivery is either handed over before the stop or refused.
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._dispatch, name="try-dispatcher", daemon=True)
         self._salt = parse_salt(settings)
@@ -84,7 +86,8 @@ class TryRunner:
         self._thread.start()
 
     def stop(self, grace_s: float = _STOP_WAIT_S) -> None:
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         self.local.wake()
         self._thread.join(timeout=grace_s)
         self.local.shutdown(grace_s)
@@ -102,14 +105,22 @@ class TryRunner:
         if refusal is not None:
             self._refuse(message, refusal)
             return
+        item = message.item
         done: Future[TryEvent] = Future()
-        self._inbox.put(("run", message, done))
-        self.local.wake()
+        with self._lock:
+            if self._stop.is_set():  # Celery stops taking messages first: only a race gets here
+                log.warning("%s try %d: not started, the worker is stopping", item.key.label(), item.try_number)
+                return
+            self._waiting.setdefault((item.key, item.try_number), deque()).append((message.reply_to, done))
+            self.local.submit(item)  # to a free warm worker now; its end comes back to the dispatcher
         done.result()
 
     def kill(self, key: TaskKey, try_number: int, reason: str) -> None:
-        self._inbox.put(("kill", (key, try_number), reason))
-        self.local.wake()
+        with self._lock:
+            if (key, try_number) not in self._waiting:
+                return
+            self.local.kill(key, reason)
+        self.local.wake()  # a try not handed to a worker yet is reported at once: the dispatcher reads it
 
     def _checked(self, message: TryMessage) -> TryMessage:
         """The message with its DAG file inside this worker's DAG folder (a relative path is taken there);
@@ -165,40 +176,17 @@ class TryRunner:
 
     def _dispatch(self) -> None:
         while not (self._stop.is_set() and not self._waiting):
-            self._take_inbox()
             for event in self.local.events(0.5):
                 self._ended(event)
-        while True:  # stopping: release every pool thread still waiting
-            try:
-                _, _, done = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(done, Future):
-                done.set_result(TryEvent(TaskKey("", "", ""), 1, "lost", detail="the worker is stopping"))
-
-    def _take_inbox(self) -> None:
-        while True:
-            try:
-                op, what, extra = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            if op == "run":
-                message: TryMessage = what
-                item = message.item
-                self._waiting.setdefault((item.key, item.try_number), deque()).append((message.reply_to, extra))
-                self.local.submit(item)
-            elif op == "kill":
-                key, try_number = what
-                if (key, try_number) in self._waiting:
-                    self.local.kill(key, extra)
 
     def _ended(self, event: TryEvent) -> None:
-        waiting = self._waiting.get((event.key, event.try_number))
-        if not waiting:
-            return
-        reply_to, done = waiting.popleft()
-        if not waiting:
-            del self._waiting[(event.key, event.try_number)]
+        with self._lock:
+            waiting = self._waiting.get((event.key, event.try_number))
+            if not waiting:
+                return
+            reply_to, done = waiting.popleft()
+            if not waiting:
+                del self._waiting[(event.key, event.try_number)]
         refused = event.kind == "finished" and event.state is None and event.detail.startswith("not started")
         if refused:
             log.info("%s try %d: %s", event.key.label(), event.try_number, event.detail)
