@@ -22,8 +22,10 @@ from typing import Any
 from dagrunner.errors import DagRunnerError
 
 TOP = ("dagrunner", "dagrunner.operators", "dagrunner.sensors", "dagrunner.timetables")
-OPERATORS = ("dagrunner.operators",)
-SENSORS = ("dagrunner.sensors",)
+# Operator and sensor modules also held helpers that live at the top here (Airflow 2's
+# `airflow.operators.python.get_current_context`), hence the fallback to `dagrunner`.
+OPERATORS = ("dagrunner.operators", "dagrunner")
+SENSORS = ("dagrunner.sensors", "dagrunner")
 
 # Airflow module (a trailing ".*" also matches its submodules) -> the dagrunner modules to look in, in order.
 # The first matching row wins, so the exact rows come before the ".*" ones.
@@ -41,6 +43,9 @@ MODULES: Sequence[tuple[str, tuple[str, ...]]] = (
     ("airflow.utils.task_group", ("dagrunner",)),
     ("airflow.utils.edgemodifier", ("dagrunner",)),
     ("airflow.utils.helpers", ("dagrunner",)),  # chain, cross_downstream (Airflow 2)
+    ("airflow.utils.context", ("dagrunner",)),  # Context, get_current_context (Airflow 2)
+    ("airflow.utils.weekday", TOP),
+    ("airflow.providers.standard.utils.*", TOP),  # WeekDay
     ("airflow.datasets", ("dagrunner",)),
     ("airflow.assets", ("dagrunner",)),
     ("airflow.operators.*", OPERATORS),
