@@ -16,12 +16,24 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from dagrunner.cli.airflow_check import check_source
 from dagrunner.cli.main import cli
 
 pytestmark = pytest.mark.slow
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "airflow_port"
 PORTED = sorted(FIXTURES.glob("*.py"))
+
+# Extra environment for the runs: Airflow's AIRFLOW_VAR_ / AIRFLOW_CONN_ are DAGRUNNER_VAR_ / DAGRUNNER_CONN_.
+ENV = {
+    "DAGRUNNER_VAR_PORT_REGION": "eu",
+    "DAGRUNNER_CONN_PORT_DB": "postgres://etl:s3cret@db.internal:5432/sales",
+}
+
+
+def missing_names(path: Path) -> list[str]:
+    """The Airflow names `path` uses that this dagrunner lacks (a fixture waiting for them is skipped)."""
+    return [f.airflow for f in check_source(path.read_text(), str(path)) if not f.found]
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +42,14 @@ def dagrunner(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Result]
     project = tmp_path_factory.mktemp("airflow_port")
     (project / "dags").mkdir()
     env = {"DAGRUNNER_HOME": str(project), "DAGRUNNER_DAGBAG_IMPORT_TIMEOUT": "10", "DAGRUNNER_DB_URL": None,
-           "DAGRUNNER_DAGS_FOLDER": None, "DAGRUNNER_CREATE_CRON_DATA_INTERVALS": None}  # fmt: skip
+           "DAGRUNNER_DAGS_FOLDER": None, "DAGRUNNER_CREATE_CRON_DATA_INTERVALS": None, **ENV}  # fmt: skip
 
     def invoke(*args: str) -> Result:
         return CliRunner(env=env).invoke(cli, list(args), catch_exceptions=False)
 
     for path in PORTED:
+        if missing_names(path):
+            continue
         result = invoke("dags", "check-airflow", str(path), "--rewrite")
         assert result.exit_code == 0, f"{path.name}: {result.output}"
         (project / "dags" / path.name).write_text(result.output)
@@ -46,6 +60,8 @@ def test_only_import_lines_change() -> None:
     from dagrunner.cli.airflow_check import rewrite_imports
 
     for path in PORTED:
+        if missing_names(path):
+            continue
         before = path.read_text()
         after = rewrite_imports(before, str(path))
         assert "airflow" not in "\n".join(line for line in after.splitlines() if "import" in line), path.name
@@ -59,11 +75,12 @@ def test_every_ported_file_loads(dagrunner: Callable[..., Result]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("dag_id", "logical_date", "expected"),
+    ("fixture", "dag_id", "logical_date", "expected"),
     [
-        ("port_classic", "2026-01-05", {"checks.context": "success", "checks.templated": "success", "end": "success"}),
-        ("port_taskflow", "2026-01-05", {"load": "success", "total": "success", "double[2]": "success"}),
+        ("classic", "port_classic", "2026-01-05", {"checks.context": "success", "checks.templated": "success", "end": "success"}),
+        ("taskflow", "port_taskflow", "2026-01-05", {"load": "success", "total": "success", "double[2]": "success"}),
         (
+            "branching",
             "port_branching",
             "2026-01-05T06:00",  # 05:00 UTC: ds is the UTC date, as in Airflow
             {
@@ -75,12 +92,27 @@ def test_every_ported_file_loads(dagrunner: Callable[..., Result]) -> None:
                 "nothing_to_do": "skipped",
             },
         ),  # fmt: skip
-        ("port_assets", "2026-01-05", {"create_scratch": "success", "write": "success", "drop_scratch": "success"}),
+        ("assets_setup", "port_assets", "2026-01-05", {"create_scratch": "success", "write": "success",
+                                                          "drop_scratch": "success"}),
+        (
+            "cross_dag",
+            "port_cross_dag",
+            "2026-01-05T03:00",  # a Monday, 03:00 UTC
+            {"notify": "success", "monday_work": "success", "other_day": "skipped", "in_window": "success",
+             "out_of_window": "skipped"},
+        ),
+        ("authoring_names", "port_authoring", "2026-01-05", {"check_context": "success", "end": "success",
+                                                             "macro": "success"}),
+        ("variables_connections", "port_variables", "2026-01-05", {"read_and_write": "success",
+                                                                   "templated": "success"}),
     ],
-)
+)  # fmt: skip
 def test_ported_dag_runs_to_success(
-    dagrunner: Callable[..., Result], dag_id: str, logical_date: str, expected: dict[str, str]
+    dagrunner: Callable[..., Result], fixture: str, dag_id: str, logical_date: str, expected: dict[str, str]
 ) -> None:
+    waiting_for = missing_names(FIXTURES / f"{fixture}.py")
+    if waiting_for:
+        pytest.skip(f"{fixture}.py waits for these names to land in dagrunner: {', '.join(waiting_for)}")
     result = dagrunner("dags", "test", dag_id, logical_date, "--json")
     assert result.exit_code == 0, result.output
     run = json.loads(result.output[result.output.index("{") :])
