@@ -114,8 +114,8 @@ def test_ported_dag_runs_to_success(
     if waiting_for:
         pytest.skip(f"{fixture}.py waits for these names to land in dagrunner: {', '.join(waiting_for)}")
     result = dagrunner("dags", "test", dag_id, logical_date, "--json")
-    assert result.exit_code == 0, result.output
     run = json.loads(result.output[result.output.index("{") :])
+    assert result.exit_code == 0, result.output + _failed_logs(dagrunner, run)
     assert run["state"] == "success"
     assert {task: run["tasks"][task] for task in expected} == expected
 
@@ -124,3 +124,9 @@ def test_the_asset_event_carries_the_extra_the_ported_task_set(dagrunner: Callab
     dagrunner("dags", "test", "port_assets", "2026-01-06")
     events = json.loads(dagrunner("assets", "events", "port.orders", "--json").output)
     assert {"rows": 3, "day": "2026-01-06"} in [event["extra"] for event in events]
+
+
+def _failed_logs(dagrunner: Callable[..., Result], run: dict) -> str:
+    """The logs of the run's failed tasks, so a failing port says why."""
+    failed = [task for task, state in run["tasks"].items() if state == "failed"]
+    return "".join(dagrunner("tasks", "logs", run["dag_id"], task, run["run_id"]).output for task in failed)
