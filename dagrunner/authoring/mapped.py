@@ -22,6 +22,45 @@ ExpandTarget = Literal["init", "op_kwargs"]
 
 _BASE_ARGS = init_params(BaseOperator).accepted
 
+#: The one `.expand()` input of an `.expand_kwargs(...)` task: each element is a dict of arguments for one
+#: instance. Stored under this name so the scheduler counts it and the runner indexes it like any input.
+EXPAND_KWARGS = "expand_kwargs"
+
+
+def check_expand_kwargs_value(
+    check: ArgChecker, value: Any, accepted: set[str] | None, *, operator_args: bool
+) -> list[Any] | XComArg:
+    """`expand_kwargs(...)` takes a list of dicts (each instance's arguments) or an upstream task's output.
+
+    Literal dicts are checked now: string keys, each an argument the task takes (`accepted`; None means any).
+    `operator_args`: the keys are operator arguments (not a @task function's), so scheduling arguments such
+    as `retries` are refused, as in `.expand()`.
+    """
+    if isinstance(value, XComArg):
+        return value
+    if not isinstance(value, list | tuple):
+        check.fail("expand_kwargs", value, "a list of dicts (one per instance) or an upstream task's output (XComArg)")
+    for element in value:
+        check_kwargs_element(check, element, accepted, operator_args=operator_args)
+    return list(value)
+
+
+def check_kwargs_element(
+    check: ArgChecker, element: Any, accepted: set[str] | None, *, operator_args: bool
+) -> dict[str, Any]:
+    """One element of an expand_kwargs input: a dict of argument name -> value for one instance."""
+    if not isinstance(element, Mapping) or not all(isinstance(k, str) for k in element):
+        check.fail("expand_kwargs", element, "each element to be a dict of argument name -> value")
+    if accepted is not None and element.keys() - accepted:
+        check.unknown(element.keys() - accepted, accepted)
+    for name in element.keys() & _BASE_ARGS if operator_args else ():
+        check.fail(
+            f"expand_kwargs(... {name!r} ...)",
+            element[name],
+            "operator-specific arguments only; scheduling arguments apply to every instance and go in partial()",
+        )
+    return dict(element)
+
 
 def check_expand_values(check: ArgChecker, mapped: Mapping[str, Any]) -> dict[str, list[Any] | XComArg]:
     """Each mapped value must be a literal list/tuple or an XComArg (a list produced at run time)."""
@@ -74,12 +113,21 @@ class OperatorPartial:
         expand_input = check_expand_values(self.check, mapped)
         return declare_mapped(self.operator_class, self.kwargs, expand_input, "init")
 
+    def expand_kwargs(self, kwargs: list[Mapping[str, Any]] | XComArg) -> MappedOperator:
+        """Declare the mapped task with one dict of arguments per instance (Airflow's `expand_kwargs`):
+        `BashOperator.partial(task_id="t").expand_kwargs([{"bash_command": "echo 1", "env": {...}}, ...])`."""
+        accepted = set(init_params(self.operator_class).accepted) - self.kwargs.keys()
+        value = check_expand_kwargs_value(self.check, kwargs, accepted, operator_args=True)
+        return declare_mapped(self.operator_class, self.kwargs, {EXPAND_KWARGS: value}, "init", by_kwargs=True)
+
 
 def declare_mapped(
     operator_class: type[BaseOperator],
     kwargs: Mapping[str, Any],
     expand_input: dict[str, list[Any] | XComArg],
     expand_target: ExpandTarget,
+    *,
+    by_kwargs: bool = False,
 ) -> MappedOperator:
     """Create the MappedOperator node: BaseOperator arguments go to it, the rest are kept for unmap()."""
     base = {k: v for k, v in kwargs.items() if k in _BASE_ARGS}
@@ -89,6 +137,7 @@ def declare_mapped(
         partial_kwargs=specific,
         expand_input=expand_input,
         expand_target=expand_target,
+        by_kwargs=by_kwargs,
         **base,
     )
 
@@ -105,9 +154,12 @@ class MappedOperator(BaseOperator):
         partial_kwargs: dict[str, Any],
         expand_input: dict[str, list[Any] | XComArg],
         expand_target: ExpandTarget = "init",
+        by_kwargs: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        #: Declared with `expand_kwargs(...)`: the one input's elements are whole dicts of arguments.
+        self.by_kwargs = by_kwargs
         self.operator_class = operator_class
         self.expand_input = expand_input
         self.expand_target: ExpandTarget = expand_target
@@ -142,6 +194,11 @@ class MappedOperator(BaseOperator):
     def unmap(self, values: Mapping[str, Any]) -> BaseOperator:
         """The concrete operator for one map index (not added to the DAG); `values` maps name -> one value."""
         kwargs = {**self.base_kwargs, **self.partial_kwargs}
+        if self.by_kwargs:
+            check = ArgChecker(f"mapped task {self.task_id!r}", self.defined_at)
+            by_init = self.expand_target == "init"
+            accepted = set(init_params(self.operator_class).accepted) - self.partial_kwargs.keys() if by_init else None
+            values = check_kwargs_element(check, values[EXPAND_KWARGS], accepted, operator_args=by_init)
         if self.expand_target == "op_kwargs":
             kwargs["op_kwargs"] = {**(kwargs.get("op_kwargs") or {}), **values}
         else:

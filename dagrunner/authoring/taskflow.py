@@ -21,7 +21,7 @@ from dagrunner.authoring.baseoperator import BaseOperator
 from dagrunner.authoring.context_keys import KNOWN_CONTEXT_KEYS
 from dagrunner.authoring.init_params import init_params
 from dagrunner.authoring.location import user_location
-from dagrunner.authoring.mapped import check_expand_values, declare_mapped
+from dagrunner.authoring.mapped import EXPAND_KWARGS, check_expand_kwargs_value, check_expand_values, declare_mapped
 from dagrunner.authoring.operators.bash import BashCommandError, BashOperator
 from dagrunner.authoring.operators.python import (
     BranchPythonOperator,
@@ -30,6 +30,7 @@ from dagrunner.authoring.operators.python import (
     call_with_context,
     check_callable_args,
 )
+from dagrunner.authoring.operators.python_virtualenv import ExternalPythonOperator, PythonVirtualenvOperator
 from dagrunner.authoring.sensors.decorated import DecoratedSensorOperator
 from dagrunner.authoring.templating import render_shell_command
 from dagrunner.authoring.xcom_arg import XComArg
@@ -43,6 +44,22 @@ _DECORATOR_OWNED = frozenset({"python_callable", "op_args", "op_kwargs", "bash_c
 
 class PythonDecoratedOperator(PythonOperator):
     """The task behind `@task`: a PythonOperator that may push a dict result as one XCom per key."""
+
+    def __init__(self, *, multiple_outputs: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.multiple_outputs = self._arg_check.boolean("multiple_outputs", multiple_outputs)
+
+
+class PythonVirtualenvDecoratedOperator(PythonVirtualenvOperator):
+    """The task behind `@task.virtualenv`: the function's source runs in a cached venv."""
+
+    def __init__(self, *, multiple_outputs: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.multiple_outputs = self._arg_check.boolean("multiple_outputs", multiple_outputs)
+
+
+class ExternalPythonDecoratedOperator(ExternalPythonOperator):
+    """The task behind `@task.external_python(python=...)`: the function's source runs in that interpreter."""
 
     def __init__(self, *, multiple_outputs: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -200,6 +217,10 @@ class TaskFunction:
         """Map the function over lists: one task instance per value (per tuple of values for several)."""
         return _TaskFunctionPartial(self, {}).expand(**mapped)
 
+    def expand_kwargs(self, kwargs: list[Mapping[str, Any]] | XComArg) -> XComArg:
+        """Map the function over dicts of arguments: one task instance per dict (Airflow's `expand_kwargs`)."""
+        return _TaskFunctionPartial(self, {}).expand_kwargs(kwargs)
+
     def _label(self) -> str:
         return str(self.operator_kwargs.get("task_id") or self.function.__name__)
 
@@ -244,6 +265,23 @@ class _TaskFunctionPartial:
             check.unknown(mapped.keys() - named, named)
         expand_input = check_expand_values(check, mapped)
         tf._check_call((), {**self.kwargs, **mapped}, partial=False)
+        return self._declare(expand_input, by_kwargs=False)
+
+    def expand_kwargs(self, kwargs: list[Mapping[str, Any]] | XComArg) -> XComArg:
+        """One instance per dict of function arguments; literal dicts are checked against the signature now,
+        an upstream task's dicts when each instance runs."""
+        tf = self.task_function
+        check = ArgChecker(f"@task {tf.function.__name__!r}", user_location())
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in tf.signature.parameters.values())
+        named = {n for n, p in tf.signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        accepted = None if takes_any else named - self.kwargs.keys()
+        value = check_expand_kwargs_value(check, kwargs, accepted, operator_args=False)
+        for element in value if isinstance(value, list) else ():
+            tf._check_call((), {**self.kwargs, **element}, partial=False)
+        return self._declare({EXPAND_KWARGS: value}, by_kwargs=True)
+
+    def _declare(self, expand_input: dict[str, list[Any] | XComArg], *, by_kwargs: bool) -> XComArg:
+        tf = self.task_function
         kwargs = {
             **{k: v for k, v in tf.operator_kwargs.items() if k != "task_id"},
             "task_id": unique_task_id(tf._label(), tf.operator_kwargs),
@@ -252,14 +290,15 @@ class _TaskFunctionPartial:
             "op_kwargs": dict(self.kwargs),
             "multiple_outputs": tf.multiple_outputs,
         }
-        mapped_task = declare_mapped(tf.operator_class, kwargs, expand_input, "op_kwargs")
+        mapped_task = declare_mapped(tf.operator_class, kwargs, expand_input, "op_kwargs", by_kwargs=by_kwargs)
         if tf.marker is not None:
             tf.marker(mapped_task)
         return XComArg(mapped_task)
 
 
 class _TaskDecorator:
-    """`@task`, `@task(...)`, and the flavours `@task.branch`, `@task.short_circuit`, `@task.bash`, `@task.sensor`."""
+    """`@task`, `@task(...)`, and the flavours `@task.branch`, `@task.short_circuit`, `@task.bash`, `@task.sensor`,
+    `@task.virtualenv`, `@task.external_python`."""
 
     def __init__(self, operator_class: type[BaseOperator]) -> None:
         self.operator_class = operator_class
@@ -285,6 +324,8 @@ class _TaskNamespace(_TaskDecorator):
         self.short_circuit = _TaskDecorator(ShortCircuitDecoratedOperator)
         self.bash = _TaskDecorator(BashDecoratedOperator)
         self.sensor = _TaskDecorator(DecoratedSensorOperator)
+        self.virtualenv = _TaskDecorator(PythonVirtualenvDecoratedOperator)
+        self.external_python = _TaskDecorator(ExternalPythonDecoratedOperator)
 
 
 task = _TaskNamespace()

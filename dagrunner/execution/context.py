@@ -345,6 +345,10 @@ def resolve_task(
     values, from_xcom = expanded_values(task, map_index, pull)
     concrete = task.unmap(values)
     protected: dict[str, Any] = {}
+    if getattr(task, "by_kwargs", False):  # expand_kwargs: the one input is this instance's dict of arguments
+        (arguments,) = values.values()  # a dict: unmap() above refused anything else
+        from_xcom = set(arguments) if from_xcom else set()
+        values = dict(arguments)
     for name in from_xcom:
         value = values[name]
         if task.expand_target == "op_kwargs" and (getattr(concrete, "op_kwargs", None) or {}).get(name) is value:

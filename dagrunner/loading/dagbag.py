@@ -18,6 +18,7 @@ from typing import Any
 from dagrunner.errors import DagNotFoundError
 from dagrunner.loading.discovery import DagFileScanner, Stamp
 from dagrunner.loading.isolated_import import FileImport, ImportFailure, file_hash, import_files
+from dagrunner.loading.plugins import load_plugins
 from dagrunner.loading.serialization import SerializedDag, declared_assets
 
 
@@ -101,6 +102,7 @@ class DagBag:
         """Discover files, import new or changed ones, drop removed ones, and settle dag_id ownership."""
         now = now or datetime.now(UTC)
         report = RefreshReport()
+        load_plugins(self.plugins_folder)  # once per process: custom timetables, which serialized DAGs name
         found = self._scanner.scan()  # path -> stamp, in path order
         for gone in sorted(self.files.keys() - found.keys()):
             del self.files[gone]

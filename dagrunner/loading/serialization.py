@@ -213,6 +213,8 @@ class SerializedDag:
     @classmethod
     def from_dag(cls, dag: DAG) -> SerializedDag:
         setup_teardown.check_dag(dag)
+        if dag.timetable.kind == "custom":
+            _require_custom_timetable(dag.timetable.serialize()["class"])
         setups_of = _setup_task_ids(dag)
         check_compensations(dag)
         weights = {t.task_id: t.priority_weight for t in dag.tasks}
@@ -326,6 +328,8 @@ class SerializedDag:
     def timetable(self) -> Timetable:
         from dagrunner.timetables import deserialize_timetable
 
+        if self.timetable_data.get("type") == "custom":  # written as in Airflow: its class comes from a plugin
+            _require_custom_timetable(str(self.timetable_data.get("class")))
         return deserialize_timetable(dict(self.timetable_data))
 
     @property
@@ -452,6 +456,14 @@ def _task_spec(task: BaseOperator, priority: int, setups_of: Mapping[str, tuple[
         outlets=tuple(asset.serialize() for asset in shared("outlets") or ()),
         inlets=tuple(asset.serialize() for asset in shared("inlets") or ()),
     )
+
+
+def _require_custom_timetable(path: str) -> None:
+    """A custom timetable must be registered by a plugin (Airflow's rule): the scheduler rebuilds it by name."""
+    from dagrunner.authoring._settings import get_settings
+    from dagrunner.loading.plugins import require_timetable
+
+    require_timetable(path, get_settings().plugins_folder)
 
 
 def _setup_task_ids(dag: DAG) -> dict[str, tuple[str, ...]]:

@@ -14,6 +14,7 @@ from dagrunner.authoring.operators import (
     ShortCircuitOperator,
     determine_kwargs,
 )
+from dagrunner.authoring.operators.python_virtualenv import ExternalPythonOperator, PythonVirtualenvOperator
 
 __all__ = [
     "ApprovalOperator",
@@ -28,4 +29,6 @@ __all__ = [
     "PythonOperator",
     "ShortCircuitOperator",
     "determine_kwargs",
+    "ExternalPythonOperator",
+    "PythonVirtualenvOperator",
 ]

@@ -4,8 +4,9 @@ This is a leaf package (only `dagrunner.errors` below it) so that authoring can 
 when a DAG is defined and scheduling can plan runs, without either importing the other.
 """
 
-from dagrunner.timetables.base import DagRunInfo, Timetable
+from dagrunner.timetables.base import DagRunInfo, DataInterval, Timetable
 from dagrunner.timetables.cron import PRESETS
+from dagrunner.timetables.custom import TimeRestriction
 from dagrunner.timetables.factory import deserialize_timetable, make_timetable
 from dagrunner.timetables.periodic import (
     CronDataIntervalTimetable,
@@ -32,6 +33,8 @@ __all__ = [
     "CronDataIntervalTimetable",
     "CronTriggerTimetable",
     "DagRunInfo",
+    "DataInterval",
+    "TimeRestriction",
     "DeltaDataIntervalTimetable",
     "DeltaTriggerTimetable",
     "NullTimetable",

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from dagrunner.timetables.zones import load_zone, plain_utc, to_utc
@@ -54,6 +54,27 @@ class DagRunInfo:
     def interval(cls, start: datetime, end: datetime) -> DagRunInfo:
         """A scheduled data-interval run: covers `[start, end)` and may run once `end` has passed."""
         return cls(run_after=end, logical_date=start, data_interval_start=start, data_interval_end=end)
+
+    @classmethod
+    def exact(cls, at: datetime) -> DagRunInfo:
+        """Airflow's name for `at`: a run at a single instant, for custom timetables written as in Airflow."""
+        return cls.at(at)
+
+    @property
+    def data_interval(self) -> DataInterval:
+        """Airflow's view of the interval, `(start, end)`, for custom timetables written as in Airflow."""
+        return DataInterval(self.data_interval_start, self.data_interval_end)
+
+
+class DataInterval(NamedTuple):
+    """The period of data a run covers, `[start, end)`: Airflow's `DataInterval`, for custom timetables."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def exact(cls, at: datetime) -> DataInterval:
+        return cls(at, at)
 
 
 class Timetable(ABC):

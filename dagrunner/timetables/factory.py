@@ -11,6 +11,8 @@ from dagrunner.errors import InvalidScheduleError
 from dagrunner.timetables.assets import AssetTriggeredTimetable, as_condition
 from dagrunner.timetables.base import Timetable
 from dagrunner.timetables.cron import PRESETS
+from dagrunner.timetables.custom import CustomTimetableAdapter
+from dagrunner.timetables.custom import Timetable as CustomTimetable
 from dagrunner.timetables.periodic import (
     CronDataIntervalTimetable,
     CronTriggerTimetable,
@@ -30,6 +32,7 @@ _BY_KIND: dict[str, Any] = {
         OnceTimetable,
         NullTimetable,
         AssetTriggeredTimetable,
+        CustomTimetableAdapter,
     )
 }
 
@@ -45,6 +48,9 @@ def make_timetable(schedule: object, *, timezone: str, create_cron_data_interval
     load_zone(timezone)
     if isinstance(schedule, Timetable):
         return schedule if schedule.timezone_is_set else schedule.with_timezone(timezone)
+    if isinstance(schedule, CustomTimetable):  # written as in Airflow: answered through the adapter
+        schedule.validate()
+        return CustomTimetableAdapter(schedule, timezone)
     if schedule is None:
         return NullTimetable(timezone)
     condition = as_condition(schedule)
@@ -61,7 +67,7 @@ def make_timetable(schedule: object, *, timezone: str, create_cron_data_interval
     raise InvalidScheduleError(
         f"schedule {schedule!r} ({type(schedule).__name__}) is not understood: use a cron string such as "
         f"'0 6 * * *', a preset ({', '.join(PRESETS)}), '@once', None, a timedelta, a relativedelta, "
-        "a Timetable, or assets (Asset('x'), [a, b], a | b)"
+        "a Timetable (dagrunner.timetables.custom.Timetable for your own), or assets (Asset('x'), [a, b], a | b)"
     )
 
 

@@ -55,6 +55,9 @@ def create_app(
 
         engine = make_engine(settings.db_url, busy_timeout=settings.sqlite_busy_timeout)
         ensure_schema(engine, auto_init=True)
+    from dagrunner.loading.plugins import load_plugins
+
+    load_plugins(settings.plugins_folder)  # custom timetables, which the stored DAGs name (next run, detail)
     state = WebState(settings, engine) if clock is None else WebState(settings, engine, clock)
     app = FastAPI(
         title="dagrunner",

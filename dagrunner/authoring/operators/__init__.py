@@ -10,6 +10,7 @@ from dagrunner.authoring.operators.python import (
     ShortCircuitOperator,
     determine_kwargs,
 )
+from dagrunner.authoring.operators.python_virtualenv import ExternalPythonOperator, PythonVirtualenvOperator
 
 __all__ = [
     "ApprovalOperator",
@@ -24,4 +25,6 @@ __all__ = [
     "PythonOperator",
     "ShortCircuitOperator",
     "determine_kwargs",
+    "ExternalPythonOperator",
+    "PythonVirtualenvOperator",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from dagrunner.authoring.arguments import ArgChecker
 from dagrunner.authoring.baseoperator import BaseOperator
@@ -88,7 +88,7 @@ def call_with_context(
 class PythonOperator(BaseOperator):
     """Calls `python_callable(*op_args, **op_kwargs, **<context keys it asks for>)`; returns its result."""
 
-    template_fields = ("templates_dict", "op_args", "op_kwargs")
+    template_fields: ClassVar[Sequence[str]] = ("templates_dict", "op_args", "op_kwargs")
 
     def __init__(
         self,
