@@ -21,7 +21,10 @@ from typing import Any
 
 from dagrunner.errors import DagRunnerError
 
-TOP = ("dagrunner", "dagrunner.operators", "dagrunner.sensors", "dagrunner.timetables")
+# `dagrunner.timetables.custom` before `dagrunner.timetables`: its `Timetable` is Airflow's authoring
+# interface (the one a DAG subclasses); `dagrunner.timetables.Timetable` is the engine's.
+TIMETABLES = ("dagrunner.timetables.custom", "dagrunner.timetables")
+TOP = ("dagrunner", "dagrunner.operators", "dagrunner.sensors", *TIMETABLES)
 # Operator and sensor modules also held helpers that live at the top here (Airflow 2's
 # `airflow.operators.python.get_current_context`), hence the fallback to `dagrunner`.
 OPERATORS = ("dagrunner.operators", "dagrunner")
@@ -52,7 +55,8 @@ MODULES: Sequence[tuple[str, tuple[str, ...]]] = (
     ("airflow.providers.standard.operators.*", OPERATORS),
     ("airflow.sensors.*", SENSORS),
     ("airflow.providers.standard.sensors.*", SENSORS),
-    ("airflow.timetables.*", ("dagrunner.timetables", "dagrunner")),
+    ("airflow.timetables.*", (*TIMETABLES, "dagrunner")),
+    ("airflow.plugins_manager", ("dagrunner.loading.plugins",)),  # AirflowPlugin (registers timetables)
     ("airflow.notifications.*", ("dagrunner", "dagrunner.notifications")),
     ("airflow.triggers.*", ("dagrunner.triggers",)),
     ("airflow.providers.standard.triggers.*", ("dagrunner.triggers",)),

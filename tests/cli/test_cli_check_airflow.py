@@ -110,3 +110,12 @@ def test_the_table_points_at_modules_that_exist() -> None:
             importlib.import_module(module)
     for module, name in RENAMES.values():
         assert hasattr(importlib.import_module(module), name), (module, name)
+
+
+def test_a_custom_timetable_gets_the_authoring_interface_not_the_engines() -> None:
+    source = (
+        "from airflow.timetables.base import Timetable, DagRunInfo\nfrom airflow.plugins_manager import AirflowPlugin\n"
+    )
+    lines = {f.airflow: f.import_line() for f in check_source(source)}
+    assert lines["airflow.timetables.base.Timetable"] == "from dagrunner.timetables.custom import Timetable"
+    assert lines["airflow.plugins_manager.AirflowPlugin"] == "from dagrunner.loading.plugins import AirflowPlugin"

@@ -22,7 +22,8 @@ from dagrunner.cli.main import cli
 pytestmark = pytest.mark.slow
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "airflow_port"
-PORTED = sorted(FIXTURES.glob("*.py"))
+PORTED = sorted(FIXTURES.glob("*.py"))  # DAG files, into the project's dags/
+PLUGINS = sorted((FIXTURES / "plugins").glob("*.py"))  # into its plugins/, as Airflow's plugins folder
 
 # Extra environment for the runs: Airflow's AIRFLOW_VAR_ / AIRFLOW_CONN_ are DAGRUNNER_VAR_ / DAGRUNNER_CONN_.
 ENV = {
@@ -47,19 +48,21 @@ def dagrunner(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Result]
     def invoke(*args: str) -> Result:
         return CliRunner(env=env).invoke(cli, list(args), catch_exceptions=False)
 
-    for path in PORTED:
+    (project / "plugins").mkdir()
+    for path in [*PORTED, *PLUGINS]:
         if missing_names(path):
             continue
         result = invoke("dags", "check-airflow", str(path), "--rewrite")
         assert result.exit_code == 0, f"{path.name}: {result.output}"
-        (project / "dags" / path.name).write_text(result.output)
+        folder = "plugins" if path in PLUGINS else "dags"
+        (project / folder / path.name).write_text(result.output)
     return invoke
 
 
 def test_only_import_lines_change() -> None:
     from dagrunner.cli.airflow_check import rewrite_imports
 
-    for path in PORTED:
+    for path in [*PORTED, *PLUGINS]:
         if missing_names(path):
             continue
         before = path.read_text()
@@ -103,6 +106,12 @@ def test_every_ported_file_loads(dagrunner: Callable[..., Result]) -> None:
         ),
         ("authoring_names", "port_authoring", "2026-01-05", {"check_context": "success", "end": "success",
                                                              "macro": "success"}),
+        (
+            "taskflow_extras",
+            "port_taskflow_extras",
+            "2026-01-05",
+            {"check_sums": "success", "interval": "success", "monday_report": "success"},
+        ),
         ("variables_connections", "port_variables", "2026-01-05", {"read_and_write": "success",
                                                                    "templated": "success"}),
     ],
@@ -130,3 +139,12 @@ def _failed_logs(dagrunner: Callable[..., Result], run: dict) -> str:
     """The logs of the run's failed tasks, so a failing port says why."""
     failed = [task for task, state in run["tasks"].items() if state == "failed"]
     return "".join(dagrunner("tasks", "logs", run["dag_id"], task, run["run_id"]).output for task in failed)
+
+
+def test_a_custom_timetable_from_a_plugin_plans_runs(dagrunner: Callable[..., Result]) -> None:
+    if missing_names(FIXTURES / "plugins" / "every_other_day.py"):
+        pytest.skip("custom timetables have not landed")
+    result = dagrunner("dags", "next-runs", "port_taskflow_extras", "-n", "3", "--from", "2026-01-01", "--json")
+    assert result.exit_code == 0, result.output
+    starts = [run["data_interval_start"][:10] for run in json.loads(result.output)]
+    assert starts == ["2026-01-01", "2026-01-03", "2026-01-05"]
