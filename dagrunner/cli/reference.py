@@ -31,7 +31,9 @@ def generate(root: click.Command | None = None) -> str:
 
         root = cli
     parts = [HEADER]
-    for path, command, ctx in _walk(root, click.Context(root, info_name="dagrunner")):
+    # The command's context_settings (e.g. `-h` for help) as a real invocation applies them; click caches
+    # the help option per command, so a context without them would render differently once `--help` ran.
+    for path, command, ctx in _walk(root, click.Context(root, info_name="dagrunner", **root.context_settings)):
         parts.append(_section(path, command, ctx))
     return "\n".join(parts).rstrip() + "\n"
 
@@ -43,7 +45,7 @@ def _walk(command: click.Command, ctx: click.Context) -> Iterator[tuple[str, cli
             sub = command.get_command(ctx, name)
             if sub is None or sub.hidden:
                 continue
-            yield from _walk(sub, click.Context(sub, info_name=name, parent=ctx))
+            yield from _walk(sub, click.Context(sub, info_name=name, parent=ctx, **sub.context_settings))
 
 
 def _section(path: str, command: click.Command, ctx: click.Context) -> str:
