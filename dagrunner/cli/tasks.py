@@ -160,11 +160,14 @@ def clear(
     downstream: bool,
     yes: bool,
 ) -> None:
-    """Clear task instances so the scheduler runs them again (audited). Queued/running ones are left alone."""
+    """Clear task instances so the scheduler runs them again (audited). Queued/running ones are left alone.
+
+    A cleared ExternalTaskMarker also clears the external task it names, and what is downstream of it."""
     from datetime import datetime
 
     from dagrunner.cli.params import parse_date, parse_regex
     from dagrunner.persistence.views import instance_label
+    from dagrunner.scheduling.external_clear import follow_markers
     from dagrunner.scheduling.operations import clear as clear_tis
     from dagrunner.scheduling.operations import select_for_clear
 
@@ -180,16 +183,25 @@ def clear(
         if not chosen:
             render.info("nothing to clear")
             return
+        batches = [(dag, chosen), *follow_markers(session, dag, chosen, cli.dagbag.get_dag)]
+        everything = [(d.dag_id, ti) for d, tis in batches for ti in tis]
         if not yes:
-            for ti in chosen[:50]:
-                render.info(f"  {ti.run_id} {instance_label(ti.task_id, ti.map_index)} ({ti.state.value})")
-            if len(chosen) > 50:
-                render.info(f"  ... and {len(chosen) - 50} more")
-            click.confirm(f"Clear these {len(chosen)} task instance(s)?", abort=True)
-        result = clear_tis(session, dag, chosen, actor=cli.actor, now=datetime.now(UTC))
-    render.info(f"cleared {len(result.cleared)} task instance(s); {len(result.runs_requeued)} run(s) queued again")
-    for ti in result.left_running:
-        render.info(f"  left alone (still {ti.state.value}): {ti.run_id} {instance_label(ti.task_id, ti.map_index)}")
+            for owner, ti in everything[:50]:
+                where = "" if owner == dag_id else f"{owner} "
+                render.info(f"  {where}{ti.run_id} {instance_label(ti.task_id, ti.map_index)} ({ti.state.value})")
+            if len(everything) > 50:
+                render.info(f"  ... and {len(everything) - 50} more")
+            click.confirm(f"Clear these {len(everything)} task instance(s)?", abort=True)
+        now = datetime.now(UTC)
+        results = [clear_tis(session, d, tis, actor=cli.actor, now=now) for d, tis in batches]
+    cleared = sum(len(r.cleared) for r in results)
+    requeued = sum(len(r.runs_requeued) for r in results)
+    render.info(f"cleared {cleared} task instance(s); {requeued} run(s) queued again")
+    for result in results:
+        for ti in result.left_running:
+            render.info(
+                f"  left alone (still {ti.state.value}): {ti.run_id} {instance_label(ti.task_id, ti.map_index)}"
+            )
 
 
 @tasks.command("why")

@@ -33,6 +33,7 @@ from dagrunner.execution.dag_cache import DagCache
 from dagrunner.execution.logs import write_line
 from dagrunner.execution.masking import SecretMasker
 from dagrunner.execution.retries import RetryPolicy
+from dagrunner.execution.run_services import RunServices
 from dagrunner.execution.runnable import RunnableTask
 from dagrunner.execution.runner import TryOutcome, print_traceback, run_task, summarize
 from dagrunner.states import TaskInstanceState
@@ -122,7 +123,12 @@ def _read_asset_events(conn: Connection, item: WorkItem) -> AssetEventsRead | No
 
 
 def prepare(
-    task: RunnableTask, item: WorkItem, start: TryStart, masker: SecretMasker, loader: XComLoader | None
+    task: RunnableTask,
+    item: WorkItem,
+    start: TryStart,
+    masker: SecretMasker,
+    loader: XComLoader | None,
+    services: RunServices | None = None,
 ) -> Prepared:
     """The per-try operator and its context (may raise: a mapped input that does not fit, say)."""
     dag = task.dag
@@ -136,6 +142,7 @@ def prepare(
         reschedule_count=start.reschedule_count,
         next_method=start.next_method,
         next_kwargs=start.next_kwargs,
+        services=services,
     )
     concrete, protected = resolve_task(task, item.key.map_index, ti.pull_for_render)
     ti.task = concrete
@@ -224,11 +231,17 @@ def write_result(fd: int, item: WorkItem, state: TaskInstanceState, outcome: Try
 
 
 def run_here(
-    task: RunnableTask, item: WorkItem, start: TryStart, masker: SecretMasker, loader: XComLoader | None
+    task: RunnableTask,
+    item: WorkItem,
+    start: TryStart,
+    masker: SecretMasker,
+    loader: XComLoader | None,
+    services: RunServices | None = None,
 ) -> tuple[TryOutcome, Prepared | None]:
-    """Prepare and run the try in this process (output already pointing at its log)."""
+    """Prepare and run the try in this process (output already pointing at its log); `services` answer
+    what the task asks about other DAGs' runs (`execution.run_services`)."""
     try:
-        prepared = prepare(task, item, start, masker, loader)
+        prepared = prepare(task, item, start, masker, loader, services)
     except Exception as exc:  # noqa: BLE001 - e.g. a mapped input that does not fit: the try fails
         print_traceback(exc)
         return TryOutcome.failed(summarize(exc, masker)), None

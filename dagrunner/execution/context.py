@@ -32,6 +32,7 @@ from dagrunner.errors import ExecutionError, VariableNotFoundError
 from dagrunner.execution.asset_context import AssetEventsRead, asset_context
 from dagrunner.execution.base import RunFacts, TaskKey, XComRows
 from dagrunner.execution.masking import VAR_ENV_PREFIX, SecretMasker, is_sensitive
+from dagrunner.execution.run_services import NoRunServices, RunServices, TriggeredRun
 from dagrunner.execution.runnable import is_mapped
 from dagrunner.execution.runner import RETURN_VALUE, check_json
 
@@ -111,6 +112,7 @@ class TaskInstanceView:
         reschedule_count: int = 0,
         next_method: str | None = None,
         next_kwargs: Mapping[str, Any] | None = None,
+        services: RunServices | None = None,
     ) -> None:
         self.dag_id = key.dag_id
         self.run_id = key.run_id
@@ -130,6 +132,7 @@ class TaskInstanceView:
         self.pushed: dict[str, Any] = {}
         self._xcoms = xcoms
         self._is_mapped = is_mapped
+        self._services: RunServices = services or NoRunServices()
 
     def xcom_push(self, key: str, value: Any) -> None:
         """Store `value` under `key` when the try ends (JSON only; checked now, so the error names this line)."""
@@ -174,8 +177,61 @@ class TaskInstanceView:
             return found.get(map_indexes, default)
         return [found.get(m, default) for m in map_indexes]
 
+    # --- other DAGs' runs (Airflow 3's RuntimeTaskInstance calls; `execution.run_services`) ------------
+
+    @property
+    def runs_progress_while_waiting(self) -> bool:
+        """False under the inline executor: a try that waits for another run blocks the only thread that
+        could run it."""
+        return bool(getattr(self._services, "runs_progress_while_waiting", True))
+
+    def get_dagrun_state(self, dag_id: str, run_id: str) -> str:
+        """The state of run `run_id` of `dag_id` (NotFoundError when there is none)."""
+        return self._services.dagrun_state(dag_id=dag_id, run_id=run_id)
+
+    def get_dr_count(
+        self,
+        dag_id: str,
+        logical_dates: Iterable[datetime] | None = None,
+        run_ids: Iterable[str] | None = None,
+        states: Iterable[str] | None = None,
+    ) -> int:
+        """How many runs of `dag_id` match every filter given."""
+        return self._services.dr_count(dag_id=dag_id, logical_dates=_list(logical_dates), run_ids=_list(run_ids),
+                                       states=_list(states))  # fmt: skip
+
+    def get_ti_count(
+        self,
+        dag_id: str,
+        task_ids: Iterable[str] | None = None,
+        logical_dates: Iterable[datetime] | None = None,
+        run_ids: Iterable[str] | None = None,
+        states: Iterable[str] | None = None,
+    ) -> int:
+        """How many task instances of `dag_id` (every map index counts) match every filter given."""
+        return self._services.ti_count(dag_id=dag_id, task_ids=_list(task_ids), logical_dates=_list(logical_dates),
+                                       run_ids=_list(run_ids), states=_list(states))  # fmt: skip
+
+    def trigger_dag_run(
+        self,
+        dag_id: str,
+        *,
+        run_id: str | None = None,
+        logical_date: datetime | None = None,
+        conf: Mapping[str, Any] | None = None,
+        reset_dag_run: bool = False,
+    ) -> TriggeredRun:
+        """Create a manual run of `dag_id` as `dagrunner dags trigger` does (TriggerDagRunOperator's way;
+        Airflow raises DagRunTriggerException for its task runner to do this)."""
+        return self._services.trigger_dag_run(dag_id=dag_id, run_id=run_id, logical_date=logical_date,
+                                              conf=dict(conf or {}), reset_dag_run=reset_dag_run)  # fmt: skip
+
     def __repr__(self) -> str:
         return f"<TaskInstance {self.key.label()} try {self.try_number}>"
+
+
+def _list(values: Iterable[Any] | None) -> list[Any] | None:
+    return None if values is None else list(values)
 
 
 # --- variables -----------------------------------------------------------------------------------------

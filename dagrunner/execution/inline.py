@@ -18,6 +18,7 @@ from dagrunner.clock import Clock, SystemClock
 from dagrunner.execution import attempt
 from dagrunner.execution.base import Executor, TaskKey, TryEvent, WorkItem
 from dagrunner.execution.dag_cache import DagCache
+from dagrunner.execution.external_runs import DbRunServices
 from dagrunner.execution.logs import log_path, open_log, output_to
 from dagrunner.execution.masking import SecretMasker
 from dagrunner.execution.recording import XComRows, read_xcoms
@@ -110,7 +111,8 @@ class InlineExecutor(Executor):
                 if task is None:
                     outcome = attempt.load_failure(load_error or "the task could not be loaded")
                 else:
-                    outcome, prepared = attempt.run_here(task, item, start, masker, self._load_xcoms(item))
+                    services = DbRunServices(self.engine, item.key, clock=self.clock, runs_progress_while_waiting=False)
+                    outcome, prepared = attempt.run_here(task, item, start, masker, self._load_xcoms(item), services)
             policy = attempt.policy_of(task)
             state = attempt.finish(self.engine, item, outcome, policy=policy, actor=self.actor, clock=self.clock)
             attempt.write_result(fd, item, state, outcome)

@@ -19,6 +19,8 @@ Four kinds of process talk over `multiprocessing` pipes, each message one frozen
                                       --TryStarted---------------------------------->
                                       <--XComRequest --------------------------------  (any number)
                                       --XComsRead | XComReadFailed ----------------->
+                                      <--ServiceCall --------------------------------  (any number, run_services)
+                                      --ServiceAnswer ------------------------------>
                                       <--TryFinished---------------------------------
                                       --Recorded------------------------------------>  (if it has callbacks)
                                       <--CallbacksRan -------------------------------
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagrunner.execution.base import TaskKey, TryEvent, WorkItem, XComRows
+from dagrunner.execution.run_services import ServiceCall
 
 if TYPE_CHECKING:
     from dagrunner.execution.attempt import TryStart
@@ -239,4 +242,4 @@ class CallbacksRan:
 
 
 #: What a task process may send while its try runs (after `TryStarted`).
-FromTaskProcess = XComRequest | TryFinished | CallbacksRan
+FromTaskProcess = XComRequest | ServiceCall | TryFinished | CallbacksRan

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dagrunner.authoring.params import check_params
 from dagrunner.errors import DuplicateRunError
 from dagrunner.loading.serialization import SerializedDag, TaskSpec
 from dagrunner.persistence import queries
@@ -65,6 +66,29 @@ def create_run(
     except IntegrityError as exc:
         raise DuplicateRunError(_duplicate_message(dag.dag_id, run_id, info.logical_date)) from exc
     return run
+
+
+def trigger_run(
+    session: Session,
+    dag: SerializedDag,
+    *,
+    actor: str,
+    now: datetime,
+    conf: Mapping[str, Any] | None = None,
+    logical_date: datetime | None = None,
+    run_id: str | None = None,
+    owner: str | None = None,
+) -> DagRun:
+    """A manual run at `logical_date` (default: now) with its data interval from the timetable: what
+    `dagrunner dags trigger`, the web's trigger and TriggerDagRunOperator all create.
+
+    The conf must fit the DAG's Params (ParamValidationError naming the param, before anything is written).
+    """
+    check_params(dag.param_schemas, conf or {})
+    info = dag.timetable.manual_run_info(logical_date or now)
+    return create_run(
+        session, dag, info, run_type=DagRunType.MANUAL, actor=actor, now=now, run_id=run_id, conf=conf, owner=owner
+    )
 
 
 def new_instance(dag_id: str, run_id: str, spec: TaskSpec, now: datetime) -> TaskInstance:

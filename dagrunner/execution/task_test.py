@@ -23,10 +23,12 @@ from dagrunner.errors import DagRunnerError, ExecutionError
 from dagrunner.execution import attempt, runner
 from dagrunner.execution.base import RunFacts, TaskKey, WorkItem
 from dagrunner.execution.context import PrevSuccess
+from dagrunner.execution.external_runs import ReadOnlyRunServices
 from dagrunner.execution.logs import output_to, write_line
 from dagrunner.execution.masking import SecretMasker
 from dagrunner.execution.recording import XComRows, final_state, previous_success, read_xcoms
 from dagrunner.execution.retries import RetryPolicy
+from dagrunner.execution.run_services import RunServices
 from dagrunner.execution.runner import run_callbacks
 from dagrunner.persistence.engine import make_engine, session_scope, sqlite_path
 from dagrunner.persistence.models import DagRun
@@ -49,8 +51,8 @@ def test_task(
     conf: dict[str, Any] | None = None,
 ) -> tuple[TaskInstanceState, str]:
     """Run `task_id` of the live `dag` for `logical_date`; (the state it would get, its log text)."""
-    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader):
-        return _run(item, task, start, loader)
+    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader, services):
+        return _run(item, task, start, loader, services)
 
 
 def render_task(
@@ -64,7 +66,7 @@ def render_task(
 ) -> dict[str, Any]:
     """`task_id`'s templated fields rendered for `logical_date` (field -> value, secrets masked), without
     running it: what `dagrunner tasks render` shows."""
-    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader):
+    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader, _):
         masker = SecretMasker.from_environ()
         prepared = attempt.prepare(task, item, start, masker, loader)
         runner.render_task(prepared.task, prepared.context, prepared.protected)
@@ -74,8 +76,9 @@ def render_task(
 @contextlib.contextmanager
 def _pretend_try(
     settings: Settings, dag: DAG, task_id: str, logical_date: datetime, map_index: int, conf: dict[str, Any] | None
-) -> Iterator[tuple[WorkItem, RunnableTask, attempt.TryStart, XComLoader | None]]:
-    """The work item, task, start facts and XCom loader of a try that is never recorded."""
+) -> Iterator[tuple[WorkItem, RunnableTask, attempt.TryStart, XComLoader | None, RunServices | None]]:
+    """The work item, task, start facts, XCom loader and run services (reads only) of a try that is never
+    recorded."""
     task: RunnableTask = dag.get_task(task_id)
     if task.is_mapped and map_index < 0:
         raise ExecutionError(f"task {task_id!r} is mapped: say which instance to test with a map index (0, 1, ...)")
@@ -83,7 +86,8 @@ def _pretend_try(
     try:
         run_id, facts, start = _facts(engine, dag, task, logical_date, conf)
         item = WorkItem(TaskKey(dag.dag_id, run_id, task_id, map_index), 1, dag.fileloc, facts)
-        yield item, task, start, _loader(engine, item)
+        services = ReadOnlyRunServices(engine, item.key) if engine is not None else None
+        yield item, task, start, _loader(engine, item), services
     finally:
         if engine is not None:
             engine.dispose()
@@ -103,14 +107,18 @@ test_task.__test__ = False  # type: ignore[attr-defined]  # a pytest collecting 
 
 
 def _run(
-    item: WorkItem, task: RunnableTask, start: attempt.TryStart, loader: XComLoader | None
+    item: WorkItem,
+    task: RunnableTask,
+    start: attempt.TryStart,
+    loader: XComLoader | None,
+    services: RunServices | None,
 ) -> tuple[TaskInstanceState, str]:
     masker = SecretMasker.from_environ()
     fd, path = tempfile.mkstemp(prefix="dagrunner-task-test-", suffix=".log")
     try:
         attempt.write_header(fd, item, pid=os.getpid())
         with output_to(fd, masker):
-            outcome, prepared = attempt.run_here(task, item, start, masker, loader)
+            outcome, prepared = attempt.run_here(task, item, start, masker, loader, services)
         state = final_state(outcome.state, True, 1, 0, RetryPolicy.none())
         _describe(fd, state, outcome.error, masker.mask_value(dict(outcome.xcoms)), outcome.skip_task_ids)
         if prepared is not None:

@@ -78,6 +78,8 @@ from dagrunner.execution.messages import (
 )
 from dagrunner.execution.recording import heartbeat, moved_on, read_xcoms
 from dagrunner.execution.retries import RetryPolicy
+from dagrunner.execution.run_services import ServiceAnswer, ServiceCall
+from dagrunner.execution.run_services import answer as answer_service
 from dagrunner.execution.runner import TryOutcome, timeout_message
 from dagrunner.execution.worker_config import WorkerConfig
 from dagrunner.persistence.engine import OUTAGE_ERRORS, Outage, make_engine, session_scope
@@ -365,6 +367,13 @@ class Worker:
         except Exception as exc:  # noqa: BLE001
             return XComReadFailed(f"{type(exc).__name__}: {exc}")
 
+    def answer_service(self, item: WorkItem, call: ServiceCall) -> ServiceAnswer:
+        """A task process's question about other DAGs' runs, answered on the worker's engine (an error the
+        call raised goes back to the task, not the worker)."""
+        from dagrunner.execution.external_runs import DbRunServices
+
+        return answer_service(DbRunServices(self.engine, item.key), call)
+
     def heartbeat(self, item: WorkItem) -> str | None:
         """Stamp the try's heartbeat; why it must stop when its instance no longer runs it (None: go on)."""
         try:
@@ -400,6 +409,9 @@ class TrySupervisor(Protocol):
 
     def heartbeat(self, item: WorkItem) -> str | None:
         """Record that the try of `item` is alive; why it must stop when its instance moved on (None: go on)."""
+
+    def answer_service(self, item: WorkItem, call: ServiceCall) -> ServiceAnswer:
+        """What a task process asked about other DAGs' runs (`execution.run_services`), answered."""
 
 
 class TryProcess:
@@ -540,6 +552,8 @@ class TryProcess:
                 match _receive(conn):
                     case XComRequest() as request:
                         self._answer_xcoms(conn, request)
+                    case ServiceCall() as call:
+                        self._answer_service(conn, call)
                     case TryFinished(outcome, wants_recorded):
                         self.wants_recorded = wants_recorded
                         return outcome
@@ -575,6 +589,11 @@ class TryProcess:
         connection of its own, see `forker._xcom_loader`)."""
         reply = self.supervisor.read_xcoms(self.item, list(request.task_ids))
         with contextlib.suppress(OSError):  # it died meanwhile: waiting sees its pipe closed
+            conn.send(reply)
+
+    def _answer_service(self, conn: Connection, call: ServiceCall) -> None:
+        reply = self.supervisor.answer_service(self.item, call)
+        with contextlib.suppress(OSError):
             conn.send(reply)
 
     def _outcome_of_exit(self) -> TryOutcome:
@@ -629,6 +648,8 @@ class TryProcess:
             match _receive(conn):
                 case XComRequest() as request:
                     self._answer_xcoms(conn, request)
+                case ServiceCall() as call:
+                    self._answer_service(conn, call)
                 case CallbacksRan(errors):
                     return list(errors)
                 case _:

@@ -117,6 +117,9 @@ class TaskSpec:
     #: Assets (#12): the serialized Asset / AssetAlias dicts this task updates on success, and reads.
     outlets: tuple[Mapping[str, Any], ...] = ()
     inlets: tuple[Mapping[str, Any], ...] = ()
+    #: An ExternalTaskMarker's target, templates unrendered: {"external_dag_id", "external_task_id",
+    #: "logical_date", "recursion_depth"} (`tasks clear` follows it into the other DAG).
+    external_marker: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -455,6 +458,7 @@ def _task_spec(task: BaseOperator, priority: int, setups_of: Mapping[str, tuple[
         compensates=task.compensates,
         outlets=tuple(asset.serialize() for asset in shared("outlets") or ()),
         inlets=tuple(asset.serialize() for asset in shared("inlets") or ()),
+        external_marker=_external_marker(task),
     )
 
 
@@ -464,6 +468,12 @@ def _require_custom_timetable(path: str) -> None:
     from dagrunner.loading.plugins import require_timetable
 
     require_timetable(path, get_settings().plugins_folder)
+
+
+def _external_marker(task: BaseOperator) -> dict[str, Any] | None:
+    """An ExternalTaskMarker's target (its `marker_target()`), None for every other task."""
+    target = getattr(task, "marker_target", None)
+    return target() if callable(target) and not task.is_mapped else None
 
 
 def _setup_task_ids(dag: DAG) -> dict[str, tuple[str, ...]]:

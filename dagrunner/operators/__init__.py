@@ -14,7 +14,11 @@ from dagrunner.authoring.operators import (
     ShortCircuitOperator,
     determine_kwargs,
 )
+from dagrunner.authoring.operators.datetime_branch import BranchDateTimeOperator
+from dagrunner.authoring.operators.latest_only import LatestOnlyOperator
 from dagrunner.authoring.operators.python_virtualenv import ExternalPythonOperator, PythonVirtualenvOperator
+from dagrunner.authoring.operators.trigger_dagrun import TriggerDagRunOperator
+from dagrunner.authoring.operators.weekday import BranchDayOfWeekOperator, WeekDay
 
 __all__ = [
     "ApprovalOperator",
@@ -31,4 +35,9 @@ __all__ = [
     "determine_kwargs",
     "ExternalPythonOperator",
     "PythonVirtualenvOperator",
+    "LatestOnlyOperator",
+    "TriggerDagRunOperator",
+    "BranchDateTimeOperator",
+    "BranchDayOfWeekOperator",
+    "WeekDay",
 ]

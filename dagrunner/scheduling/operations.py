@@ -3,51 +3,27 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dagrunner.authoring.params import check_params
 from dagrunner.errors import NotFoundError
+from dagrunner.execution.run_creation import trigger_run as trigger_run  # re-exported: `dags trigger` calls it here
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence.audit import RUN, TASK, Change, record_event, transition
-from dagrunner.persistence.models import DagRun, DagRunType, TaskInstance
+from dagrunner.persistence.models import DagRun, TaskInstance
 from dagrunner.persistence.queries import get_run, slots_in_use
 from dagrunner.scheduling.approvals import approval_checks
 from dagrunner.scheduling.breakers import breaker_check
 from dagrunner.scheduling.compensation import explain_checks
-from dagrunner.scheduling.dagruns import create_run
 from dagrunner.scheduling.evaluation import decide
 from dagrunner.scheduling.history import past_states_for
 from dagrunner.scheduling.readiness import Check
 from dagrunner.scheduling.setup_teardown import clear_closure
 from dagrunner.states import FINISHED, OCCUPYING_SLOT, RUN_FINISHED, DagRunState, TaskInstanceState
-
-
-def trigger_run(
-    session: Session,
-    dag: SerializedDag,
-    *,
-    actor: str,
-    now: datetime,
-    conf: Mapping[str, Any] | None = None,
-    logical_date: datetime | None = None,
-    run_id: str | None = None,
-    owner: str | None = None,
-) -> DagRun:
-    """A manual run at `logical_date` (default: now) with its data interval from the timetable.
-
-    The conf must fit the DAG's Params (ParamValidationError naming the param, before anything is written).
-    """
-    check_params(dag.param_schemas, conf or {})
-    info = dag.timetable.manual_run_info(logical_date or now)
-    return create_run(
-        session, dag, info, run_type=DagRunType.MANUAL, actor=actor, now=now, run_id=run_id, conf=conf, owner=owner
-    )
 
 
 @dataclass

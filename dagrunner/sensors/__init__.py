@@ -9,6 +9,9 @@ from dagrunner.authoring.sensors import (
     SensorTimeout,
     TimeDeltaSensor,
 )
+from dagrunner.authoring.sensors.date_time import DateTimeSensor
+from dagrunner.authoring.sensors.external_task import ExternalTaskMarker, ExternalTaskSensor
+from dagrunner.authoring.sensors.time_sensor import TimeSensor
 
 __all__ = [
     "BaseSensorOperator",
@@ -18,4 +21,8 @@ __all__ = [
     "PythonSensor",
     "SensorTimeout",
     "TimeDeltaSensor",
+    "ExternalTaskSensor",
+    "DateTimeSensor",
+    "TimeSensor",
+    "ExternalTaskMarker",
 ]
