@@ -102,7 +102,8 @@ def test_every_ported_file_loads(dagrunner: Callable[..., Result]) -> None:
             "port_cross_dag",
             "2026-01-05T03:00",  # a Monday, 03:00 UTC
             {"notify": "success", "monday_work": "success", "other_day": "skipped", "in_window": "success",
-             "out_of_window": "skipped"},
+             "out_of_window": "skipped", "after_logical_date": "success", "after_midnight": "success",
+             "trigger_taskflow": "success"},
         ),
         ("authoring_names", "port_authoring", "2026-01-05", {"check_context": "success", "end": "success",
                                                              "macro": "success"}),
@@ -148,3 +149,16 @@ def test_a_custom_timetable_from_a_plugin_plans_runs(dagrunner: Callable[..., Re
     assert result.exit_code == 0, result.output
     starts = [run["data_interval_start"][:10] for run in json.loads(result.output)]
     assert starts == ["2026-01-01", "2026-01-03", "2026-01-05"]
+
+
+def test_the_triggered_run_carries_its_rendered_conf(dagrunner: Callable[..., Result]) -> None:
+    if missing_names(FIXTURES / "cross_dag.py"):
+        pytest.skip("TriggerDagRunOperator has not landed")
+
+    def triggered() -> list[dict]:
+        runs = json.loads(dagrunner("runs", "list", "port_taskflow", "--json").output)
+        return [run for run in runs if run["run_id"] == "triggered_by_port_cross_dag"]
+
+    if not triggered():  # the parametrized run above may not have run first
+        assert dagrunner("dags", "test", "port_cross_dag", "2026-01-05T03:00").exit_code == 0
+    assert [run["conf"] for run in triggered()] == [{"source": "port_cross_dag"}]
