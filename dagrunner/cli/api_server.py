@@ -175,16 +175,13 @@ def api_server(cli: CliContext, host: str | None, port: int | None) -> None:
 def ensure_first_admin(cli: CliContext, url: str) -> None:
     """In a database without users, create `admin` with a random password, print it once and keep it in
     the state folder (mode 0600); later starts say where it is instead of printing it again."""
-    from sqlalchemy import select
-
-    from dagrunner.persistence.models import WebUser
-    from dagrunner.persistence.users import create_user
+    from dagrunner.persistence.users import create_user, has_users
     from dagrunner.roles import Role
 
     path = cli.settings.state_folder / PASSWORD_FILE
     password = None
     with cli.session() as session:
-        if session.scalar(select(WebUser.id).limit(1)) is None:
+        if not has_users(session):
             password = secrets.token_urlsafe(16)
             create_user(session, STANDALONE_ADMIN, Role.ADMIN, password, actor=cli.actor, when=datetime.now(UTC))
             _write_private(path, password + "\n")  # before the commit: no admin whose password is lost

@@ -24,16 +24,19 @@ def dags() -> None:
 @json_option("a list of DAGs")
 @pass_cli
 def list_dags(cli: CliContext, as_json: bool) -> None:
-    """Every DAG the folder defines: id, file, schedule, next run, paused, tags."""
+    """Every DAG the folder defines: id, file, schedule, next run (the one the scheduler creates next, after
+    the runs that exist), paused, tags."""
     from dagrunner.persistence.views import paused_dags
+    from dagrunner.scheduling.dagruns import next_run_after
 
     bag = cli.dagbag
     now = datetime.now(UTC)
     with cli.read_session() as session:
         paused = paused_dags(session)
+        next_runs = next_run_after(session, bag.dags, now)
     rows = []
     for dag_id, dag in sorted(bag.dags.items()):
-        nxt = next_run_after(dag, now)
+        nxt = next_runs.get(dag_id)
         rows.append(
             {
                 "dag_id": dag_id,
@@ -56,14 +59,6 @@ def list_dags(cli: CliContext, as_json: bool) -> None:
         render.err_console.print(
             f"{len({p for p, _ in bag.failures})} file(s) failed to import: see `dagrunner dags errors`"
         )
-
-
-def next_run_after(dag: SerializedDag, now: datetime) -> datetime | None:
-    """When the scheduler would next create a run of this DAG (its `run_after`), ignoring existing runs."""
-    info = dag.timetable.next_dagrun_info(
-        last=None, start_date=dag.start_date, end_date=dag.end_date, catchup=dag.catchup, now=now
-    )
-    return info.run_after if info else None
 
 
 @dags.command("errors")
@@ -152,31 +147,36 @@ def _set_paused(cli: CliContext, dag_id: str, paused: bool) -> None:
 @dags.command("next-runs")
 @click.argument("dag_id")
 @click.option("-n", "--num", "limit", type=click.IntRange(min=1), help="How many runs (default 10 without --to).")
-@click.option("--from", "from_", metavar="DATE", help="Start here instead of the DAG's start_date.")
+@click.option("--from", "from_", metavar="DATE",
+              help="Start at the first run whose logical date is at or after DATE (default: the first run to come).")  # fmt: skip
 @click.option("--to", "to", metavar="DATE", help="Stop once a run's run_after is later than this.")
 @json_option("a list of the runs to come")
 @pass_cli
 def next_runs(
     cli: CliContext, dag_id: str, limit: int | None, from_: str | None, to: str | None, as_json: bool
 ) -> None:
-    """Preview the runs the scheduler would create with catchup, oldest first.
+    """Preview the runs the schedule gives, oldest first: from now (runs whose run_after is still to come)
+    unless --from says where to start.
 
     Dates are read in the DAG's timezone. Rows whose day has a DST switch are flagged.
     """
     from dagrunner.timetables import is_dst_affected
 
     dag = cli.dagbag.get_dag(dag_id)
-    after = parse_date(from_, dag.timezone, "--from") if from_ else None
-    if after is None and dag.start_date is None:
-        after = datetime.now(UTC)  # no start_date: preview from now
     until = parse_date(to, dag.timezone, "--to") if to else None
     if limit is None and until is None:
         limit = 10
+    if from_:
+        after, later_than = parse_date(from_, dag.timezone, "--from"), None
+    else:
+        now = datetime.now(UTC)
+        after, later_than = _latest_due(dag, now), now
     runs: list[DagRunInfo] = []
     for info in dag.timetable.iter_runs(start_date=dag.start_date, end_date=dag.end_date, after=after, until=until):
         if limit is not None and len(runs) >= limit:
             break
-        runs.append(info)
+        if later_than is None or info.run_after > later_than:
+            runs.append(info)
     if as_json:
         render.print_json([_run_json(info) for info in runs])
         return
@@ -208,6 +208,17 @@ def next_runs(
     )
     if not runs:
         render.info("No runs in that range.")
+
+
+def _latest_due(dag: SerializedDag, now: datetime) -> datetime:
+    """Where a preview from `now` starts walking the schedule: the logical date of the latest run due by now
+    (a data-interval run due later starts before now), else now; the walk then keeps runs due after now."""
+    if dag.start_date is None or not dag.timetable.can_be_scheduled:
+        return now
+    info = dag.timetable.next_dagrun_info(
+        last=None, start_date=dag.start_date, end_date=dag.end_date, catchup=False, now=now
+    )
+    return min(info.logical_date, now) if info else now
 
 
 def _run_json(info: DagRunInfo) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 import click
 import networkx as nx
@@ -233,20 +234,35 @@ def why(cli: CliContext, dag_id: str, task_id: str, run_id: str, map_index: int,
 @click.argument("dag_id")
 @click.argument("task_id")
 @click.argument("logical_date", required=False)
+@click.option("--map-index", "map_index", type=click.IntRange(min=0), default=None,
+              help="Which instance of a mapped task to render (default: every instance).")  # fmt: skip
 @pass_cli
-def render_cmd(cli: CliContext, dag_id: str, task_id: str, logical_date: str | None) -> None:
-    """Show a task's templated fields rendered for LOGICAL_DATE (default: now), without running it."""
+def render_cmd(cli: CliContext, dag_id: str, task_id: str, logical_date: str | None, map_index: int | None) -> None:
+    """Show a task's templated fields rendered for LOGICAL_DATE (default: now), without running it.
+
+    A mapped task is rendered once per instance; its XCom inputs come from the stored run at that date.
+    """
     from datetime import datetime
 
     from dagrunner.cli.params import parse_date
-    from dagrunner.execution.task_test import render_task
+    from dagrunner.execution.task_test import mapped_count, render_task
 
     dag = cli.dagbag.get_dag(dag_id)
     dag.task(task_id)
     when = parse_date(logical_date, dag.timezone, "LOGICAL_DATE") if logical_date else datetime.now(UTC)
-    for field, value in render_task(cli.settings, _live_dag(cli, dag.fileloc, dag_id), task_id, when).items():
-        render.console.print(f"[bold]# {field}[/]", markup=True)
-        click.echo(value if isinstance(value, str) else repr(value))
+    live: Any = _live_dag(cli, dag.fileloc, dag_id)
+    if not live.get_task(task_id).is_mapped:
+        if map_index is not None:
+            raise click.UsageError(f"task {task_id!r} is not mapped: --map-index applies to mapped tasks only")
+        indexes = [-1]
+    else:
+        indexes = [map_index] if map_index is not None else list(range(mapped_count(cli.settings, live, task_id, when)))
+    for index in indexes:
+        if index >= 0:
+            render.console.rule(f"{task_id}, map_index {index}")
+        for field, value in render_task(cli.settings, live, task_id, when, map_index=index).items():
+            render.console.print(f"[bold]# {field}[/]", markup=True)
+            click.echo(value if isinstance(value, str) else repr(value))
 
 
 @tasks.command("test")

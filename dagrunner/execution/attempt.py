@@ -28,7 +28,14 @@ from dagrunner.clock import Clock, SystemClock, utcnow
 from dagrunner.errors import DagRunnerError
 from dagrunner.execution.asset_context import AssetEventsRead
 from dagrunner.execution.base import WorkItem, XComRows
-from dagrunner.execution.context import PrevSuccess, TaskInstanceView, XComSource, build_context, resolve_task
+from dagrunner.execution.context import (
+    PrevSuccess,
+    TaskInstanceView,
+    XComSource,
+    build_context,
+    expanded_count,
+    resolve_task,
+)
 from dagrunner.execution.dag_cache import DagCache
 from dagrunner.execution.logs import write_line
 from dagrunner.execution.masking import SecretMasker
@@ -147,7 +154,8 @@ def prepare(
     concrete, protected = resolve_task(task, item.key.map_index, ti.pull_for_render)
     ti.task = concrete
     context = build_context(task=concrete, ti=ti, run=item.run, prev_success=start.prev_success, masker=masker,
-                            asset_events=start.asset_events)  # fmt: skip
+                            asset_events=start.asset_events,
+                            expanded_ti_count=expanded_count(task, ti.pull_for_render))  # fmt: skip
     return Prepared(concrete, context, protected, timeout_seconds(task))
 
 

@@ -1,11 +1,19 @@
 """The run context a try's templates and code see (DESIGN section 4, "Template context"), Airflow's names.
 
-Dates are pendulum DateTimes in UTC, as Airflow gives them; `ds` is the logical date's UTC day. `params`
-are the DAG's params, overridden by the task's, overridden by the run's conf (Airflow's
-`dag_run_conf_overrides_params`). `conf` is the run's conf dict (Airflow's `conf` is its configuration
-object; ours is the run's, as DESIGN lists it). `compensation` is set for an undo task's try (saga
-compensation, `compensation_context`) and None otherwise. `var.value.NAME` / `var.json.NAME` read the environment
-variable `DAGRUNNER_VAR_<NAME>`; values of secret-looking names (variables and params) are masked in the try's log.
+Airflow 3's keys with Airflow 3's values (its task runner's `get_template_context`): dates are pendulum
+DateTimes in UTC; `ds` is the logical date's UTC day; `task_instance_key_str` is `dag_id__task_id__ds_nodash`;
+`prev_*_success` describe the DAG's latest successful run with an earlier logical date (None: there is none);
+`expanded_ti_count` is a mapped task's number of instances in this run, None for a task that is not mapped;
+`map_index_template` is the task's (None unless set). `params` are the DAG's params, overridden by the task's,
+overridden by the run's conf (Airflow's `dag_run_conf_overrides_params`).
+
+Deliberate differences from Airflow 3: `conf` is the run's conf dict (Airflow 3 dropped its `conf`, its
+configuration object; ours is the run's, as DESIGN lists it); `map_index` is the try's map index (Airflow has it
+on `ti` only); `compensation` is set for an undo task's try (saga compensation, `compensation_context`) and None
+otherwise; `macros` lacks `ds_format_locale` (Babel) and `yaml` (PyYAML is no dependency); `test_mode`,
+`start_date` and `try_number`, declared by Airflow's `Context` but not set by its task runner, are absent (the
+try number is `ti.try_number`). `var.value.NAME` / `var.json.NAME` read the environment variable
+`DAGRUNNER_VAR_<NAME>`; values of secret-looking names (variables and params) are masked in the try's log.
 
 XComs: the supervising process pre-fetches the XComs of the task's upstream tasks before the try starts,
 so the common `xcom_pull` needs no database; anything else is read through `XComSource.loader` on demand.
@@ -25,6 +33,9 @@ from types import MappingProxyType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import dateutil
+import dateutil.parser
+import dateutil.relativedelta
+import dateutil.tz
 import pendulum
 
 from dagrunner.authoring.params import param_values
@@ -49,6 +60,7 @@ class PrevSuccess:
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
     start_date: datetime | None = None
+    end_date: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -284,18 +296,30 @@ class VariableAccessor:
 
 
 def ds_add(ds: str, days: int) -> str:
-    """`ds_add("2026-01-05", -1)` -> "2026-01-04"."""
-    return (datetime.strptime(ds, "%Y-%m-%d") + timedelta(days=days)).strftime("%Y-%m-%d")
+    """`ds_add("2026-01-05", -1)` -> "2026-01-04" (Airflow's: 0 days gives `ds` back unparsed)."""
+    if not days:
+        return str(ds)
+    return (datetime.strptime(str(ds), "%Y-%m-%d") + timedelta(days=days)).strftime("%Y-%m-%d")
 
 
 def ds_format(ds: str, input_format: str, output_format: str) -> str:
     """`ds_format("2026-01-05", "%Y-%m-%d", "%d/%m/%Y")` -> "05/01/2026"."""
-    return datetime.strptime(ds, input_format).strftime(output_format)
+    return datetime.strptime(str(ds), input_format).strftime(output_format)
 
 
+def datetime_diff_for_humans(dt: datetime, since: datetime | None = None) -> str:
+    """`datetime_diff_for_humans(data_interval_start)` -> "2 days ago": pendulum's wording, from now unless
+    `since` is given."""
+    return pendulum.instance(dt).diff_for_humans(None if since is None else pendulum.instance(since))
+
+
+#: `macros` in the context: Airflow 3's `airflow.sdk.execution_time.macros` names, minus `ds_format_locale`
+#: (needs Babel) and `yaml` (PyYAML is no dependency of ours). `dateutil`'s submodules Airflow users reach
+#: for (`relativedelta`, `parser`, `tz`) are imported so that `macros.dateutil.relativedelta...` works.
 MACROS = SimpleNamespace(
     ds_add=ds_add,
     ds_format=ds_format,
+    datetime_diff_for_humans=datetime_diff_for_humans,
     datetime=datetime,
     timedelta=timedelta,
     time=time,
@@ -318,8 +342,13 @@ def build_context(
     masker: SecretMasker,
     environ: Mapping[str, str] | None = None,
     asset_events: AssetEventsRead | None = None,
+    expanded_ti_count: int | None = None,
 ) -> dict[str, Any]:
-    """The context dict for one try of `task` (the concrete per-try copy) as `ti`."""
+    """The context dict for one try of `task` (the concrete per-try copy) as `ti`.
+
+    `expanded_ti_count` is how many instances the task was expanded into when it is mapped (see
+    `expanded_count`), None otherwise, as Airflow gives it.
+    """
     dag = task.dag
     key = ti.key
     logical = _utc(run.logical_date)
@@ -340,9 +369,10 @@ def build_context(
         run_after=_utc(run.run_after),
         conf=MappingProxyType(dict(conf)),
     )
+    ds_nodash = logical.strftime("%Y%m%d")
     return {
         "ds": logical.strftime("%Y-%m-%d"),
-        "ds_nodash": logical.strftime("%Y%m%d"),
+        "ds_nodash": ds_nodash,
         "ts": ts,
         "ts_nodash": logical.strftime("%Y%m%dT%H%M%S"),
         "ts_nodash_with_tz": ts.replace("-", "").replace(":", ""),
@@ -352,7 +382,9 @@ def build_context(
         "prev_data_interval_start_success": _utc_or_none(prev.data_interval_start),
         "prev_data_interval_end_success": _utc_or_none(prev.data_interval_end),
         "prev_start_date_success": _utc_or_none(prev.start_date),
+        "prev_end_date_success": _utc_or_none(prev.end_date),
         "run_id": key.run_id,
+        "task_instance_key_str": f"{key.dag_id}__{key.task_id}__{ds_nodash}",
         "dag_run": dag_run,
         "ti": ti,
         "task_instance": ti,
@@ -363,6 +395,9 @@ def build_context(
         "macros": MACROS,
         "var": VariableAccessor(masker, environ),
         "map_index": key.map_index,
+        "expanded_ti_count": expanded_ti_count,
+        "map_index_template": getattr(task, "map_index_template", None),
+        "outlets": list(getattr(task, "outlets", None) or []),
         "task_reschedule_count": ti.reschedule_count,
         "compensation": compensation_context(task, ti),
         **asset_context(getattr(task, "inlets", []), asset_events),
@@ -412,6 +447,26 @@ def resolve_task(
         elif name in concrete.template_fields and getattr(concrete, name, None) is value:
             protected[name] = value
     return concrete, protected
+
+
+def expanded_count(task: RunnableTask, pull: Callable[[str, str], Any]) -> int | None:
+    """How many instances a mapped task is expanded into in this run (Airflow's `expanded_ti_count`: the
+    product of its `.expand()` inputs' lengths, XCom inputs by the upstream value); None for a task that is
+    not mapped, or whose XCom input is not a list or dict (its try fails on that with a clear error)."""
+    if not is_mapped(task):
+        return None
+    from dagrunner.authoring.xcom_arg import XComArg
+
+    count = 1
+    for source in task.expand_input.values():
+        if not isinstance(source, XComArg):
+            count *= len(list(source))
+            continue
+        value = pull(source.operator.task_id, source.key)
+        if not isinstance(value, list | tuple | dict):
+            return None
+        count *= len(value)
+    return count
 
 
 def expanded_values(

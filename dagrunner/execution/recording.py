@@ -111,7 +111,7 @@ _XCOM_COLUMNS = select(_XCOM_T.c.task_id, _XCOM_T.c.map_index, _XCOM_T.c.key, _X
 _RUN_XCOMS = _XCOM_COLUMNS.where(_XCOM_T.c.dag_id == bindparam("b_dag_id"), _XCOM_T.c.run_id == bindparam("b_run_id"))
 _TASK_XCOMS = _RUN_XCOMS.where(_XCOM_T.c.task_id.in_(bindparam("b_task_ids", expanding=True)))
 _PREVIOUS_SUCCESS = (
-    select(_RUN_T.c.data_interval_start, _RUN_T.c.data_interval_end, _RUN_T.c.start_date)
+    select(_RUN_T.c.data_interval_start, _RUN_T.c.data_interval_end, _RUN_T.c.start_date, _RUN_T.c.end_date)
     .where(
         _RUN_T.c.dag_id == bindparam("b_dag_id"),
         _RUN_T.c.state == DagRunState.SUCCESS,
@@ -464,7 +464,7 @@ def moved_on(db: Executable, key: TaskKey, try_number: int) -> str:
 # --- reads a try needs ---------------------------------------------------------------------------------
 
 
-PreviousRun = tuple[datetime | None, datetime | None, datetime | None]
+PreviousRun = tuple[datetime | None, datetime | None, datetime | None, datetime | None]
 
 
 def read_xcoms(session: Executable, dag_id: str, run_id: str, task_ids: Iterable[str] | None = None) -> XComRows:
@@ -480,10 +480,10 @@ def read_xcoms(session: Executable, dag_id: str, run_id: str, task_ids: Iterable
 
 
 def previous_success(session: Executable, dag_id: str, logical_date: datetime) -> PreviousRun | None:
-    """(data_interval_start, data_interval_end, start_date) of the DAG's latest successful run before
-    `logical_date` (for prev_*_success in the context), or None."""
+    """(data_interval_start, data_interval_end, start_date, end_date) of the DAG's latest successful run
+    before `logical_date` (for prev_*_success in the context), or None."""
     row = session.execute(_PREVIOUS_SUCCESS, {"b_dag_id": dag_id, "b_logical_date": logical_date}).first()
-    return None if row is None else (row[0], row[1], row[2])
+    return None if row is None else (row[0], row[1], row[2], row[3])
 
 
 # --- helpers -------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, select
 from dagrunner.errors import DagRunnerError, ExecutionError
 from dagrunner.execution import attempt, runner
 from dagrunner.execution.base import RunFacts, TaskKey, WorkItem
-from dagrunner.execution.context import PrevSuccess
+from dagrunner.execution.context import PrevSuccess, TaskInstanceView, XComSource, expanded_count
 from dagrunner.execution.external_runs import ReadOnlyRunServices
 from dagrunner.execution.logs import output_to, write_line
 from dagrunner.execution.masking import SecretMasker
@@ -71,6 +71,22 @@ def render_task(
         prepared = attempt.prepare(task, item, start, masker, loader)
         runner.render_task(prepared.task, prepared.context, prepared.protected)
         return {name: _masked(getattr(prepared.task, name), masker) for name in prepared.task.template_fields}
+
+
+def mapped_count(settings: Settings, dag: Any, task_id: str, logical_date: datetime) -> int:
+    """How many instances mapped `task_id` expands into for `logical_date`: literal inputs by their length,
+    XCom inputs by the upstream values of the stored run with that date. ExecutionError when an upstream
+    value is missing (no run, or its upstream has not run yet)."""
+    with _pretend_try(settings, dag, task_id, logical_date, 0, None) as (item, task, start, loader, _):
+        xcoms = XComSource(start.xcom_rows, fetched_task_ids=start.fetched_task_ids, loader=loader)
+        ti = TaskInstanceView(item.key, 1, start.max_tries, xcoms)
+        count = expanded_count(task, ti.pull_for_render)
+    if count is None:
+        raise ExecutionError(
+            f"task {task_id!r} is mapped over an upstream task's XCom, which no run at {logical_date.isoformat()} "
+            "holds yet: run the upstream tasks for that date first, or pick one instance with --map-index"
+        )
+    return count
 
 
 @contextlib.contextmanager

@@ -82,6 +82,11 @@ def create_user(
     return _view(user)
 
 
+def has_users(session: Session) -> bool:
+    """Whether anyone may sign in yet (`standalone` creates the first admin when not)."""
+    return session.scalar(select(WebUser.id).limit(1)) is not None
+
+
 def list_users(session: Session) -> list[UserView]:
     return [_view(u) for u in session.scalars(select(WebUser).order_by(WebUser.username))]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -18,12 +19,44 @@ from dagrunner.execution.run_creation import add_instances, create_run
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence import queries
 from dagrunner.persistence.models import DagRun, DagRunType
-from dagrunner.timetables import DagRunInfo
+from dagrunner.timetables import DagRunInfo, Timetable
 
-__all__ = ["add_instances", "continue_from", "create_due_runs", "create_run", "run_info"]
+__all__ = ["add_instances", "continue_from", "create_due_runs", "create_run", "next_run_after", "run_info"]
 
 
-def continue_from(session: Session, dags: Mapping[str, SerializedDag], now: datetime) -> dict[str, DagRunInfo]:
+class Schedule(Protocol):
+    """What planning a DAG's scheduled runs reads of it (a `SerializedDag` has it; the web's catalog makes one
+    from the stored JSON without parsing the tasks)."""
+
+    @property
+    def timetable(self) -> Timetable: ...
+
+    @property
+    def start_date(self) -> datetime | None: ...
+
+    @property
+    def end_date(self) -> datetime | None: ...
+
+    @property
+    def catchup(self) -> bool: ...
+
+
+def next_run_after(session: Session, dags: Mapping[str, Schedule], now: datetime) -> dict[str, datetime | None]:
+    """dag_id -> the `run_after` of the next run the scheduler will create for it, after the runs that exist
+    (as `create_due_runs` continues: from its latest scheduled run, past dates a backfill already took); None
+    when it will create none. What `dags list` and the web's DAG list show. One query for all of `dags`."""
+    schedulable = {d: dag for d, dag in dags.items() if dag.timetable.can_be_scheduled}
+    last = continue_from(session, schedulable, now)
+    found: dict[str, datetime | None] = dict.fromkeys(dags)
+    for dag_id, dag in schedulable.items():
+        info = dag.timetable.next_dagrun_info(
+            last=last.get(dag_id), start_date=dag.start_date, end_date=dag.end_date, catchup=dag.catchup, now=now
+        )
+        found[dag_id] = info.run_after if info else None
+    return found
+
+
+def continue_from(session: Session, dags: Mapping[str, Schedule], now: datetime) -> dict[str, DagRunInfo]:
     """Per DAG, the run its timetable continues from: its latest scheduled run, moved past the dates right
     after it that already have a run (a backfill ahead of the scheduler). Those dates are skipped, not
     scheduled again and not counted as active; the next due date is the first one past them. DAGs with
@@ -39,7 +72,7 @@ def continue_from(session: Session, dags: Mapping[str, SerializedDag], now: date
     return found
 
 
-def _past_taken(dag: SerializedDag, last: DagRunInfo | None, taken: set[datetime], now: datetime) -> DagRunInfo | None:
+def _past_taken(dag: Schedule, last: DagRunInfo | None, taken: set[datetime], now: datetime) -> DagRunInfo | None:
     """Walk the timetable from `last` while each next date is one of `taken`; the last one walked over."""
     while True:
         info = dag.timetable.next_dagrun_info(

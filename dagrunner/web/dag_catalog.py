@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from dagrunner.errors import DagNotFoundError, DagRunnerError
 from dagrunner.loading.serialization import SerializedDag
 from dagrunner.persistence.models import Dag, DagFile
+from dagrunner.timetables import Timetable
 
 #: Ask for at most this many files' JSON in one query (SQLite's bound-parameter limit is far above it).
 _CHUNK = 500
@@ -76,10 +77,17 @@ class DagCatalog:
         thousands loads its own DAGs' JSON, not everyone's."""
         entries = self._entries(session, dag_ids)
         found: dict[str, datetime | None] = {}
+        stale: dict[str, _Entry] = {}
         for dag_id in dag_ids:
             entry = entries.get(dag_id)
-            if entry is not None:
-                found[dag_id] = _next_run(entry, now)
+            if entry is None:
+                continue
+            if entry.next_run is not None and now < entry.next_run[1]:
+                found[dag_id] = entry.next_run[0]
+            else:
+                stale[dag_id] = entry
+        if stale:
+            found.update(_next_runs(session, stale, now))
         return found
 
     def dag(self, session: Session, dag_id: str) -> SerializedDag:
@@ -143,15 +151,21 @@ def _parsed(entry: _Entry) -> SerializedDag | None:
     return entry.dag
 
 
-def _next_run(entry: _Entry, now: datetime) -> datetime | None:
-    """`next_run_after`, reused until it may change: computing it walks the schedule (milliseconds a DAG,
-    too slow for a list of a thousand on every poll)."""
-    if entry.next_run is not None and now < entry.next_run[1]:
-        return entry.next_run[0]
-    value = _schedule_next(entry.data, now)
-    until = value if value is not None and value > now else now + NEXT_RUN_TTL
-    entry.next_run = (value, min(until, now + NEXT_RUN_TTL * 20))
-    return value
+def _next_runs(session: Session, entries: Mapping[str, _Entry], now: datetime) -> dict[str, datetime | None]:
+    """`next_run_after` (after the runs that exist, as `dags list`) for these DAGs, remembered on each entry
+    until it may change: computing it walks the schedule (milliseconds a DAG, too slow for a list of a
+    thousand on every poll). It moves when the scheduler creates that run, which it does once it is due."""
+    from dagrunner.scheduling.dagruns import next_run_after
+
+    schedules = {dag_id: found for dag_id, entry in entries.items() if (found := _schedule(entry.data)) is not None}
+    values = next_run_after(session, schedules, now) if schedules else {}
+    answers: dict[str, datetime | None] = {}
+    for dag_id, entry in entries.items():
+        value = values.get(dag_id)
+        until = value if value is not None and value > now else now + NEXT_RUN_TTL
+        entry.next_run = (value, min(until, now + NEXT_RUN_TTL * 20))
+        answers[dag_id] = value
+    return answers
 
 
 def import_errors(session: Session) -> list[ImportErrorView]:
@@ -160,10 +174,20 @@ def import_errors(session: Session) -> list[ImportErrorView]:
     return [ImportErrorView.parse(path, stored) for path, stored in session.execute(query)]
 
 
-def _schedule_next(data: Mapping[str, Any], now: datetime) -> datetime | None:
-    """When the scheduler would next create a run of the stored DAG, ignoring existing runs (as `dags
-    list`): from its timetable and dates alone, without parsing its tasks (`SerializedDag.from_dict` reads
-    the dates the same way)."""
+@dataclass(frozen=True)
+class _Schedule:
+    """A stored DAG's schedule, all `next_run_after` reads of it."""
+
+    timetable: Timetable
+    start_date: datetime | None
+    end_date: datetime | None
+    catchup: bool
+
+
+def _schedule(data: Mapping[str, Any]) -> _Schedule | None:
+    """The stored DAG's timetable and dates, read without parsing its tasks (`SerializedDag.from_dict` reads
+    the dates the same way); None for one stored by another dagrunner version (shown without a next run
+    until it is parsed again)."""
     from dagrunner.timetables import deserialize_timetable
 
     try:
@@ -173,11 +197,9 @@ def _schedule_next(data: Mapping[str, Any], now: datetime) -> datetime | None:
             pendulum.instance(datetime.fromisoformat(data[k])).in_timezone(zone) if data.get(k) else None
             for k in ("start_date", "end_date")
         )
-        info = timetable.next_dagrun_info(last=None, start_date=start, end_date=end, catchup=bool(data["catchup"]),
-                                          now=now)  # fmt: skip
+        return _Schedule(timetable, start, end, bool(data["catchup"]))
     except (DagRunnerError, KeyError, TypeError, ValueError):
-        return None  # stored by another dagrunner version: shown without a next run until parsed again
-    return info.run_after if info else None
+        return None
 
 
 def catalog_of(state: Any) -> DagCatalog:
