@@ -316,3 +316,38 @@ def test(
         render.table(None, ["task", "state"], [(ti.label, ti.state) for ti in result.tasks])
     if result.run.state != "success":
         raise click.exceptions.Exit(1)
+
+
+@dags.command("check-airflow")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.option("--rewrite", is_flag=True,
+              help="Print FILE with its Airflow import lines replaced by dagrunner's (nothing else changed).")  # fmt: skip
+@json_option('a list of the Airflow names ({"line", "airflow", "found", "dagrunner", "import"})')
+def check_airflow(file: str, rewrite: bool, as_json: bool) -> None:
+    """Report which Airflow imports and names in FILE dagrunner has, and the import line to use for each.
+
+    FILE is read, never imported. Exit 1 when some name has no dagrunner equivalent yet (with --rewrite:
+    the error names them, and nothing is printed).
+    """
+    from pathlib import Path
+
+    from dagrunner.cli.airflow_check import check_source, rewrite_imports
+
+    source = Path(file).read_text(encoding="utf-8")
+    if rewrite:
+        click.echo(rewrite_imports(source, file), nl=False)
+        return
+    findings = check_source(source, file)
+    missing = [f for f in findings if not f.found]
+    if as_json:
+        render.print_json([f.to_json() for f in findings])
+    else:
+        rows = [(f.line, f.airflow, f.import_line() or (f.target_name or "") if f.found else "no equivalent yet")
+                for f in findings]  # fmt: skip
+        render.table(None, ["line", "airflow", "dagrunner"], rows)
+        if not findings:
+            render.info(f"{file}: no Airflow imports")
+        else:
+            render.info(f"{len(findings) - len(missing)} of {len(findings)} Airflow names have a dagrunner equivalent")
+    if missing:
+        raise click.exceptions.Exit(1)
