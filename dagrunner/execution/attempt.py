@@ -40,6 +40,8 @@ from dagrunner.states import TaskInstanceState
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
+    from dagrunner.authoring._secrets import SecretsBackend
+
 HOSTNAME = socket.gethostname()
 ASSET_TRIGGERED = "asset_triggered"  # DagRunType.ASSET_TRIGGERED, without importing the models here
 SYSTEM_CLOCK: Clock = SystemClock()
@@ -122,7 +124,12 @@ def _read_asset_events(conn: Connection, item: WorkItem) -> AssetEventsRead | No
 
 
 def prepare(
-    task: RunnableTask, item: WorkItem, start: TryStart, masker: SecretMasker, loader: XComLoader | None
+    task: RunnableTask,
+    item: WorkItem,
+    start: TryStart,
+    masker: SecretMasker,
+    loader: XComLoader | None,
+    secrets: SecretsBackend | None = None,
 ) -> Prepared:
     """The per-try operator and its context (may raise: a mapped input that does not fit, say)."""
     dag = task.dag
@@ -140,7 +147,7 @@ def prepare(
     concrete, protected = resolve_task(task, item.key.map_index, ti.pull_for_render)
     ti.task = concrete
     context = build_context(task=concrete, ti=ti, run=item.run, prev_success=start.prev_success, masker=masker,
-                            asset_events=start.asset_events)  # fmt: skip
+                            asset_events=start.asset_events, secrets=secrets)  # fmt: skip
     return Prepared(concrete, context, protected, timeout_seconds(task))
 
 
@@ -224,11 +231,17 @@ def write_result(fd: int, item: WorkItem, state: TaskInstanceState, outcome: Try
 
 
 def run_here(
-    task: RunnableTask, item: WorkItem, start: TryStart, masker: SecretMasker, loader: XComLoader | None
+    task: RunnableTask,
+    item: WorkItem,
+    start: TryStart,
+    masker: SecretMasker,
+    loader: XComLoader | None,
+    secrets: SecretsBackend | None = None,
 ) -> tuple[TryOutcome, Prepared | None]:
-    """Prepare and run the try in this process (output already pointing at its log)."""
+    """Prepare and run the try in this process (output already pointing at its log); `secrets`: the
+    metadata DB's connections and variables as this process reaches them (None: the environment only)."""
     try:
-        prepared = prepare(task, item, start, masker, loader)
+        prepared = prepare(task, item, start, masker, loader, secrets)
     except Exception as exc:  # noqa: BLE001 - e.g. a mapped input that does not fit: the try fails
         print_traceback(exc)
         return TryOutcome.failed(summarize(exc, masker)), None

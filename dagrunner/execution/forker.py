@@ -80,6 +80,7 @@ from dagrunner.execution.messages import (
     XComsRead,
 )
 from dagrunner.execution.runner import TryOutcome, run_callbacks
+from dagrunner.execution.secrets import PipeSecrets
 
 if TYPE_CHECKING:
     from dagrunner.execution.attempt import XComLoader
@@ -468,7 +469,9 @@ def _run_try(
     """Run the started try, send how it finished and, with callbacks, run them for the state recorded.
 
     The output is drained into the log before each report, so a recorded end has its whole log."""
-    outcome, prepared = attempt.run_here(task, item, started.start, masker, _xcom_loader(conn))
+    lock = threading.Lock()  # one pipe for XCom and secret requests: one request and its answer at a time
+    secrets = PipeSecrets(conn, lock)
+    outcome, prepared = attempt.run_here(task, item, started.start, masker, _xcom_loader(conn, lock), secrets)
     output.drain()
     wants_recorded = prepared is not None and _has_callbacks(prepared.task)
     try:
@@ -503,11 +506,10 @@ def _has_callbacks(task: RunnableTask) -> bool:
     )
 
 
-def _xcom_loader(conn: Connection) -> XComLoader:
+def _xcom_loader(conn: Connection, lock: threading.Lock) -> XComLoader:
     """Reads XComs the worker did not pre-fetch: the worker reads them and answers over the pipe (see
     `worker.TryProcess._answer_xcoms`). A task process opens no database connection of its own: importing
     SQLAlchemy for it would cost more than the try."""
-    lock = threading.Lock()  # user code may pull from threads: one request and its answer at a time
 
     def load(task_ids: list[str]) -> XComRows:
         with lock:

@@ -20,20 +20,17 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
+from dagrunner.authoring._secrets import SENSITIVE_WORDS, VAR_ENV_PREFIX, is_sensitive
+
+__all__ = ["MASK", "SENSITIVE_WORDS", "VAR_ENV_PREFIX", "MaskedStream", "SecretMasker", "is_sensitive"]
+
 MASK = "***"
-VAR_ENV_PREFIX = "DAGRUNNER_VAR_"
-SENSITIVE_WORDS = ("password", "secret", "token", "api_key", "apikey", "passwd", "credential", "private_key")
 #: Shorter values are not masked: masking "a" or "on" would garble every line (Airflow's rule too).
 MIN_SECRET_LENGTH = 5
 #: A secret this long that contains `$` is masked also in what is left of it after shell expansion.
 SHELL_FRAGMENT_MIN_SECRET = 8
 #: What bash expands after a `$`: ${...}, a name, a special parameter (or a lone `$`, which stays).
 _SHELL_EXPANSION = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*|[0-9!#$*?@-])")
-
-
-def is_sensitive(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in SENSITIVE_WORDS)
 
 
 class SecretMasker:

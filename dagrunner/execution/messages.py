@@ -19,6 +19,8 @@ Four kinds of process talk over `multiprocessing` pipes, each message one frozen
                                       --TryStarted---------------------------------->
                                       <--XComRequest --------------------------------  (any number)
                                       --XComsRead | XComReadFailed ----------------->
+                                      <--SecretRequest ------------------------------  (any number)
+                                      --SecretAnswer -------------------------------->
                                       <--TryFinished---------------------------------
                                       --Recorded------------------------------------>  (if it has callbacks)
                                       <--CallbacksRan -------------------------------
@@ -215,6 +217,25 @@ XComReply = XComsRead | XComReadFailed
 
 
 @dataclass(frozen=True, slots=True)
+class SecretRequest:
+    """Task process -> worker: a connection's JSON form or a variable's value from the metadata DB, or set a
+    variable (`op`: "connection", "variable", "set_variable"); see `execution.secrets`."""
+
+    op: str
+    key: str
+    value: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretAnswer:
+    """Worker -> task process: the value (None: not stored), or why it could not be read (`error`)."""
+
+    value: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TryFinished:
     """Task process -> worker: how the try finished. With `wants_recorded` it has callbacks and waits for
     `Recorded` to run them; otherwise it exits at once."""
@@ -239,4 +260,4 @@ class CallbacksRan:
 
 
 #: What a task process may send while its try runs (after `TryStarted`).
-FromTaskProcess = XComRequest | TryFinished | CallbacksRan
+FromTaskProcess = XComRequest | SecretRequest | TryFinished | CallbacksRan

@@ -28,6 +28,7 @@ from dagrunner.execution.masking import SecretMasker
 from dagrunner.execution.recording import XComRows, final_state, previous_success, read_xcoms
 from dagrunner.execution.retries import RetryPolicy
 from dagrunner.execution.runner import run_callbacks
+from dagrunner.execution.secrets import DatabaseSecrets
 from dagrunner.persistence.engine import make_engine, session_scope, sqlite_path
 from dagrunner.persistence.models import DagRun
 from dagrunner.settings import Settings
@@ -49,8 +50,8 @@ def test_task(
     conf: dict[str, Any] | None = None,
 ) -> tuple[TaskInstanceState, str]:
     """Run `task_id` of the live `dag` for `logical_date`; (the state it would get, its log text)."""
-    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader):
-        return _run(item, task, start, loader)
+    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader, secrets):
+        return _run(item, task, start, loader, secrets)
 
 
 def render_task(
@@ -64,9 +65,9 @@ def render_task(
 ) -> dict[str, Any]:
     """`task_id`'s templated fields rendered for `logical_date` (field -> value, secrets masked), without
     running it: what `dagrunner tasks render` shows."""
-    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader):
+    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader, secrets):
         masker = SecretMasker.from_environ()
-        prepared = attempt.prepare(task, item, start, masker, loader)
+        prepared = attempt.prepare(task, item, start, masker, loader, secrets)
         runner.render_task(prepared.task, prepared.context, prepared.protected)
         return {name: _masked(getattr(prepared.task, name), masker) for name in prepared.task.template_fields}
 
@@ -74,8 +75,9 @@ def render_task(
 @contextlib.contextmanager
 def _pretend_try(
     settings: Settings, dag: DAG, task_id: str, logical_date: datetime, map_index: int, conf: dict[str, Any] | None
-) -> Iterator[tuple[WorkItem, RunnableTask, attempt.TryStart, XComLoader | None]]:
-    """The work item, task, start facts and XCom loader of a try that is never recorded."""
+) -> Iterator[tuple[WorkItem, RunnableTask, attempt.TryStart, XComLoader | None, DatabaseSecrets | None]]:
+    """The work item, task, start facts, XCom loader and the DB's connections and variables (None: no DB
+    yet, the environment only) of a try that is never recorded."""
     task: RunnableTask = dag.get_task(task_id)
     if task.is_mapped and map_index < 0:
         raise ExecutionError(f"task {task_id!r} is mapped: say which instance to test with a map index (0, 1, ...)")
@@ -83,7 +85,8 @@ def _pretend_try(
     try:
         run_id, facts, start = _facts(engine, dag, task, logical_date, conf)
         item = WorkItem(TaskKey(dag.dag_id, run_id, task_id, map_index), 1, dag.fileloc, facts)
-        yield item, task, start, _loader(engine, item)
+        secrets = None if engine is None else DatabaseSecrets(engine, settings.state_folder, actor="tasks test")
+        yield item, task, start, _loader(engine, item), secrets
     finally:
         if engine is not None:
             engine.dispose()
@@ -103,14 +106,18 @@ test_task.__test__ = False  # type: ignore[attr-defined]  # a pytest collecting 
 
 
 def _run(
-    item: WorkItem, task: RunnableTask, start: attempt.TryStart, loader: XComLoader | None
+    item: WorkItem,
+    task: RunnableTask,
+    start: attempt.TryStart,
+    loader: XComLoader | None,
+    secrets: DatabaseSecrets | None,
 ) -> tuple[TaskInstanceState, str]:
     masker = SecretMasker.from_environ()
     fd, path = tempfile.mkstemp(prefix="dagrunner-task-test-", suffix=".log")
     try:
         attempt.write_header(fd, item, pid=os.getpid())
         with output_to(fd, masker):
-            outcome, prepared = attempt.run_here(task, item, start, masker, loader)
+            outcome, prepared = attempt.run_here(task, item, start, masker, loader, secrets)
         state = final_state(outcome.state, True, 1, 0, RetryPolicy.none())
         _describe(fd, state, outcome.error, masker.mask_value(dict(outcome.xcoms)), outcome.skip_task_ids)
         if prepared is not None:
