@@ -86,7 +86,7 @@ def get(cli: CliContext, conn_id: str, reveal: bool, as_json: bool) -> None:
         raise NotFoundError(f"no connection {conn_id!r}; `dagrunner connections list` shows them")
     conn = Connection.from_json(json.dumps(fields), conn_id=conn_id)
     shown = conn if reveal else masked(conn)
-    data = {**shown.to_dict(), "uri": shown.get_uri()}
+    data = {**shown.to_dict(), "uri": shown.get_uri().replace("%2A%2A%2A", MASK)}
     if as_json:
         render.print_json(data)
         return
