@@ -48,22 +48,19 @@ def add(cli: CliContext, conn_id: str, conn_uri: str | None, conn_json: str | No
     if sum([conn_uri is not None, conn_json is not None, fields_given]) != 1:
         raise click.UsageError("give one of --conn-uri, --conn-json, or the --conn-* fields (with --conn-type)")
     if conn_uri is not None:
-        conn = Connection.from_uri(conn_id, conn_uri)
+        conn = Connection.from_uri(conn_uri, conn_id=conn_id)
     elif conn_json is not None:
         conn = Connection.from_json(conn_json, conn_id=conn_id)
     else:
         if not conn_type:
             raise click.UsageError("--conn-type is required with the --conn-* fields")
-        if conn_extra is not None:
-            Connection.from_json(json.dumps({"extra": conn_extra}), conn_id=conn_id)  # checks it is an object
-        conn = Connection(conn_id, conn_type, None, conn_host, conn_schema, conn_login, conn_password,
-                          None, conn_extra)  # fmt: skip
-        conn.port = _port(conn_id, conn_port)
+        conn = Connection(conn_id=conn_id, conn_type=conn_type, host=conn_host, schema=conn_schema,
+                          login=conn_login, password=conn_password, port=conn_port, extra=conn_extra)  # fmt: skip
     if conn_description is not None:
         conn.description = conn_description
     if not conn.conn_type:
         raise InvalidConnectionError(f"connection {conn_id!r}: conn_type is missing")
-    fields = conn.to_dict()
+    fields = conn.to_dict(prune_empty=True)
     fields["extra"] = conn.extra
     with cli.session() as session:
         add_connection(session, conn_id, fields, _box(cli), actor=cli.actor, when=datetime.now(UTC))
@@ -86,7 +83,7 @@ def get(cli: CliContext, conn_id: str, reveal: bool, as_json: bool) -> None:
         raise NotFoundError(f"no connection {conn_id!r}; `dagrunner connections list` shows them")
     conn = Connection.from_json(json.dumps(fields), conn_id=conn_id)
     shown = conn if reveal else masked(conn)
-    data = {**shown.to_dict(), "uri": shown.get_uri().replace("%2A%2A%2A", MASK)}
+    data = {**shown.to_dict(prune_empty=True), "uri": shown.get_uri().replace("%2A%2A%2A", MASK)}
     if as_json:
         render.print_json(data)
         return
@@ -125,23 +122,15 @@ def delete(cli: CliContext, conn_id: str) -> None:
 def masked(conn: Connection) -> Connection:
     """A copy with the password and the secret-looking extras replaced by ***."""
     extra = {k: (MASK if v not in (None, "") and str(v) in conn.secrets() else v) for k, v in conn.extra_dejson.items()}
-    return Connection(conn.conn_id, conn.conn_type, conn.description, conn.host, conn.schema, conn.login,
-                      MASK if conn.password else None, conn.port, json.dumps(extra) if extra else None)  # fmt: skip
+    return Connection(conn_id=conn.conn_id, conn_type=conn.conn_type, description=conn.description, host=conn.host,
+                      schema=conn.schema, login=conn.login, password=MASK if conn.password else None, port=conn.port,
+                      extra=extra or None)  # fmt: skip
 
 
 def _box(cli: CliContext):  # type: ignore[no-untyped-def]
     from dagrunner.persistence.fernet import secret_box
 
     return secret_box(cli.settings.state_folder)
-
-
-def _port(conn_id: str, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidConnectionError(f"connection {conn_id!r}: port {value!r} is not a number") from None
 
 
 def _text(value: object) -> str:
