@@ -36,6 +36,8 @@ _EXPORTS = {
     "AssetAny": "dagrunner.timetables.assets",
     "AssetWatcher": "dagrunner.timetables.assets",
     "FailTask": "dagrunner.errors",
+    "Connection": "dagrunner.authoring.connection",  # #15
+    "Variable": "dagrunner.authoring.variable",  # #15
 }
 
 __all__ = [
@@ -62,10 +64,13 @@ __all__ = [
     "task",
     "task_group",
     "teardown",
+    "Connection",  # #15
+    "Variable",  # #15
 ]
 
 if TYPE_CHECKING:
     from dagrunner.authoring.baseoperator import BaseOperator
+    from dagrunner.authoring.connection import Connection  # #15
     from dagrunner.authoring.dag import DAG, dag
     from dagrunner.authoring.dependencies import chain, cross_downstream
     from dagrunner.authoring.notifier import BaseNotifier
@@ -74,6 +79,7 @@ if TYPE_CHECKING:
     from dagrunner.authoring.task_group import TaskGroup, task_group
     from dagrunner.authoring.taskflow import task
     from dagrunner.authoring.trigger_rule import TriggerRule, WeightRule
+    from dagrunner.authoring.variable import Variable  # #15
     from dagrunner.authoring.xcom_arg import XComArg
     from dagrunner.errors import FailTask, SkipTask
     from dagrunner.timetables.assets import Asset, AssetAlias, AssetAll, AssetAny, AssetWatcher

@@ -11,9 +11,7 @@ from click.testing import Result
 
 DAG = """
 import pendulum
-from dagrunner import DAG, task
-from dagrunner.authoring.connection import Connection
-from dagrunner.authoring.variable import Variable
+from dagrunner import DAG, Connection, Variable, task
 from dagrunner.operators import BashOperator
 
 with DAG("uses_secrets", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
