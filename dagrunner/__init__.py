@@ -49,6 +49,8 @@ _EXPORTS = {
     "AirflowSkipException": "dagrunner.exceptions",
     "AirflowFailException": "dagrunner.exceptions",
     "AirflowSensorTimeout": "dagrunner.exceptions",
+    "Connection": "dagrunner.authoring.connection",  # #15
+    "Variable": "dagrunner.authoring.variable",  # #15
 }
 
 __all__ = [
@@ -85,10 +87,13 @@ __all__ = [
     "AirflowSkipException",
     "AirflowFailException",
     "AirflowSensorTimeout",
+    "Connection",  # #15
+    "Variable",  # #15
 ]
 
 if TYPE_CHECKING:
     from dagrunner.authoring.baseoperator import BaseOperator
+    from dagrunner.authoring.connection import Connection  # #15
     from dagrunner.authoring.current_context import Context, get_current_context
     from dagrunner.authoring.dag import DAG, dag
     from dagrunner.authoring.dependencies import chain, chain_linear, cross_downstream
@@ -99,6 +104,7 @@ if TYPE_CHECKING:
     from dagrunner.authoring.task_group import TaskGroup, task_group
     from dagrunner.authoring.taskflow import task
     from dagrunner.authoring.trigger_rule import TriggerRule, WeightRule
+    from dagrunner.authoring.variable import Variable  # #15
     from dagrunner.authoring.xcom_arg import XComArg
     from dagrunner.errors import FailTask, SkipTask
     from dagrunner.exceptions import (

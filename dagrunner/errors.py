@@ -148,6 +148,18 @@ class VariableNotFoundError(ExecutionError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ConnectionNotFoundError(ExecutionError, KeyError):
+    """`Connection.get(conn_id)` / `{{ conn.conn_id }}` for a connection that is neither in the environment
+    (`DAGRUNNER_CONN_<ID>`) nor in the metadata DB."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidConnectionError(DagRunnerError, ValueError):
+    """A connection URI or JSON that cannot be read (says which part is wrong)."""
+
+
 class XComError(ExecutionError):
     """A task returned a value that cannot be stored as XCom (not JSON-serializable)."""
 
@@ -191,6 +203,11 @@ class DatabaseReadOnlyError(PersistenceError):
 class DatabaseOutageTimeoutError(DatabaseUnavailableError):
     """The metadata database stayed unusable (unreachable, locked or read-only) for longer than the
     `db_unreachable_timeout_sec` setting, so the scheduler, backfill or worker gave up."""
+
+
+class FernetKeyError(PersistenceError):
+    """The Fernet key for connections and variables is malformed, or is not the key a stored value was
+    encrypted with (never answered with plaintext or an empty value)."""
 
 
 class IllegalTransitionError(PersistenceError):

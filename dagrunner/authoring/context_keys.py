@@ -42,5 +42,6 @@ KNOWN_CONTEXT_KEYS: frozenset[str] = frozenset(
         "ts_nodash",
         "ts_nodash_with_tz",
         "var",
+        "conn",  # connections: {{ conn.my_db.host }} (environment first, then the metadata DB)
     }
 )

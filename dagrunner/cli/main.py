@@ -123,6 +123,12 @@ def _register() -> None:
     cli.add_command(api_server)  # #14
     cli.add_command(standalone)  # #14
     cli.add_command(users)  # #14
+    from dagrunner.cli.connections import connections  # #15
+    from dagrunner.cli.variables import rotate_fernet_key, variables  # #15
+
+    cli.add_command(connections)  # #15
+    cli.add_command(variables)  # #15
+    cli.add_command(rotate_fernet_key)  # #15
 
 
 _register()

@@ -48,6 +48,8 @@ from dagrunner.states import TaskInstanceState
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
+    from dagrunner.authoring._secrets import SecretsBackend
+
 HOSTNAME = socket.gethostname()
 ASSET_TRIGGERED = "asset_triggered"  # DagRunType.ASSET_TRIGGERED, without importing the models here
 SYSTEM_CLOCK: Clock = SystemClock()
@@ -136,6 +138,7 @@ def prepare(
     masker: SecretMasker,
     loader: XComLoader | None,
     services: RunServices | None = None,
+    secrets: SecretsBackend | None = None,
 ) -> Prepared:
     """The per-try operator and its context (may raise: a mapped input that does not fit, say)."""
     dag = task.dag
@@ -154,7 +157,7 @@ def prepare(
     concrete, protected = resolve_task(task, item.key.map_index, ti.pull_for_render)
     ti.task = concrete
     context = build_context(task=concrete, ti=ti, run=item.run, prev_success=start.prev_success, masker=masker,
-                            asset_events=start.asset_events,
+                            asset_events=start.asset_events, secrets=secrets,
                             expanded_ti_count=expanded_count(task, ti.pull_for_render))  # fmt: skip
     return Prepared(concrete, context, protected, timeout_seconds(task))
 
@@ -245,11 +248,13 @@ def run_here(
     masker: SecretMasker,
     loader: XComLoader | None,
     services: RunServices | None = None,
+    secrets: SecretsBackend | None = None,
 ) -> tuple[TryOutcome, Prepared | None]:
     """Prepare and run the try in this process (output already pointing at its log); `services` answer
-    what the task asks about other DAGs' runs (`execution.run_services`)."""
+    what the task asks about other DAGs' runs (`execution.run_services`); `secrets`: the metadata DB's
+    connections and variables as this process reaches them (None: the environment only)."""
     try:
-        prepared = prepare(task, item, start, masker, loader, services)
+        prepared = prepare(task, item, start, masker, loader, services=services, secrets=secrets)
     except Exception as exc:  # noqa: BLE001 - e.g. a mapped input that does not fit: the try fails
         print_traceback(exc)
         return TryOutcome.failed(summarize(exc, masker)), None

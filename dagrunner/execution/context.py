@@ -13,7 +13,9 @@ on `ti` only); `compensation` is set for an undo task's try (saga compensation, 
 otherwise; `macros` lacks `ds_format_locale` (Babel) and `yaml` (PyYAML is no dependency); `test_mode`,
 `start_date` and `try_number`, declared by Airflow's `Context` but not set by its task runner, are absent (the
 try number is `ti.try_number`). `var.value.NAME` / `var.json.NAME` read the environment variable
-`DAGRUNNER_VAR_<NAME>`; values of secret-looking names (variables and params) are masked in the try's log.
+`DAGRUNNER_VAR_<NAME>`, else the metadata DB's variable; `conn.ID` reads `DAGRUNNER_CONN_<ID>`, else the
+metadata DB's connection. Values of secret-looking names (variables and params) and connection passwords are
+masked in the try's log.
 
 XComs: the supervising process pre-fetches the XComs of the task's upstream tasks before the try starts,
 so the common `xcom_pull` needs no database; anything else is read through `XComSource.loader` on demand.
@@ -22,7 +24,6 @@ so the common `xcom_pull` needs no database; anything else is read through `XCom
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import uuid
@@ -38,16 +39,20 @@ import dateutil.relativedelta
 import dateutil.tz
 import pendulum
 
+from dagrunner.authoring import _secrets
+from dagrunner.authoring.connection import Connection
 from dagrunner.authoring.params import param_values
-from dagrunner.errors import ExecutionError, VariableNotFoundError
+from dagrunner.authoring.variable import not_found_message, parse_json
+from dagrunner.errors import ConnectionNotFoundError, ExecutionError, VariableNotFoundError
 from dagrunner.execution.asset_context import AssetEventsRead, asset_context
 from dagrunner.execution.base import RunFacts, TaskKey, XComRows
-from dagrunner.execution.masking import VAR_ENV_PREFIX, SecretMasker, is_sensitive
+from dagrunner.execution.masking import SecretMasker, is_sensitive
 from dagrunner.execution.run_services import NoRunServices, RunServices, TriggeredRun
 from dagrunner.execution.runnable import is_mapped
 from dagrunner.execution.runner import RETURN_VALUE, check_json
 
 if TYPE_CHECKING:
+    from dagrunner.authoring._secrets import SecretsBackend
     from dagrunner.execution.runnable import MappedTask, RunnableTask
 
 _NOTSET: Any = object()
@@ -246,33 +251,24 @@ def _list(values: Iterable[Any] | None) -> list[Any] | None:
     return None if values is None else list(values)
 
 
-# --- variables -----------------------------------------------------------------------------------------
+# --- variables and connections ---------------------------------------------------------------------------
 
 
 class _VariableValues:
-    def __init__(self, masker: SecretMasker, environ: Mapping[str, str], as_json: bool) -> None:
+    def __init__(self, masker: SecretMasker, environ: Mapping[str, str] | None, as_json: bool) -> None:
         self._masker = masker
         self._environ = environ
         self._as_json = as_json
 
     def get(self, name: str, default: Any = _NOTSET) -> Any:
-        env_name = VAR_ENV_PREFIX + name.upper()
-        raw = self._environ.get(env_name)
+        raw, where = _secrets.variable_text(name, self._environ)
         if raw is None:
             if default is _NOTSET:
-                raise VariableNotFoundError(
-                    f"variable {name!r} is not set; set the environment variable {env_name} for the "
-                    "scheduler and workers, or pass a default: var.value.get(name, default)"
-                )
+                raise VariableNotFoundError(not_found_message(name))
             return default
         if is_sensitive(name):
             self._masker.add(raw)
-        if not self._as_json:
-            return raw
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ExecutionError(f"variable {name!r} ({env_name}) is not valid JSON: {exc}") from None
+        return parse_json(name, raw, where) if self._as_json else raw
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -284,12 +280,46 @@ class _VariableValues:
 
 
 class VariableAccessor:
-    """`var` in the context: `var.value.name`, `var.value.get(name, default)`, `var.json.name`."""
+    """`var` in the context: `var.value.name`, `var.value.get(name, default)`, `var.json.name`; the
+    environment (`DAGRUNNER_VAR_<NAME>`) first, then the metadata DB, as `Variable.get`."""
 
     def __init__(self, masker: SecretMasker, environ: Mapping[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
-        self.value = _VariableValues(masker, env, as_json=False)
-        self.json = _VariableValues(masker, env, as_json=True)
+        self.value = _VariableValues(masker, environ, as_json=False)
+        self.json = _VariableValues(masker, environ, as_json=True)
+
+
+class ConnectionAccessor:
+    """`conn` in the context: `{{ conn.my_db.host }}`, `conn.get("my_db")` (Airflow's, with its
+    `default_conn`); the environment (`DAGRUNNER_CONN_<ID>`) first, then the metadata DB."""
+
+    def __init__(self, masker: SecretMasker, environ: Mapping[str, str] | None = None) -> None:
+        self._masker = masker
+        self._environ = environ
+
+    def get(self, conn_id: str, default_conn: Any = None) -> Any:
+        try:
+            return self._read(conn_id)
+        except ConnectionNotFoundError:
+            if default_conn is not None:
+                return default_conn
+            raise
+
+    def _read(self, conn_id: str) -> Connection:
+        text, where = _secrets.connection_text(conn_id, self._environ)
+        if text is None:
+            return Connection.get(conn_id)  # raises the one "not defined" message
+        conn = Connection.from_text(conn_id, text, where)
+        for secret in conn.secrets():
+            self._masker.add(secret)
+        return conn
+
+    def __getattr__(self, conn_id: str) -> Connection:
+        if conn_id.startswith("__"):
+            raise AttributeError(conn_id)
+        return self._read(conn_id)
+
+    def __getitem__(self, conn_id: str) -> Connection:
+        return self._read(conn_id)
 
 
 # --- macros --------------------------------------------------------------------------------------------
@@ -343,12 +373,15 @@ def build_context(
     environ: Mapping[str, str] | None = None,
     asset_events: AssetEventsRead | None = None,
     expanded_ti_count: int | None = None,
+    secrets: SecretsBackend | None = None,
 ) -> dict[str, Any]:
     """The context dict for one try of `task` (the concrete per-try copy) as `ti`.
 
     `expanded_ti_count` is how many instances the task was expanded into when it is mapped (see
-    `expanded_count`), None otherwise, as Airflow gives it.
-    """
+    `expanded_count`), None otherwise, as Airflow gives it. `secrets` is the metadata DB's connections and
+    variables as this executor reaches them (None: only the environment's); it is installed for the try's
+    code (`Connection.get`, `Variable.get`), whose secrets `masker` then hides."""
+    _secrets.install(secrets, masker.add, environ)
     dag = task.dag
     key = ti.key
     logical = _utc(run.logical_date)
@@ -394,6 +427,7 @@ def build_context(
         "conf": conf,
         "macros": MACROS,
         "var": VariableAccessor(masker, environ),
+        "conn": ConnectionAccessor(masker, environ),
         "map_index": key.map_index,
         "expanded_ti_count": expanded_ti_count,
         "map_index_template": getattr(task, "map_index_template", None),

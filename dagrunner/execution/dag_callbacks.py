@@ -28,13 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 import pendulum
 
+from dagrunner.authoring import _secrets
 from dagrunner.clock import utcnow
 from dagrunner.errors import DagRunnerError, ExecutionError
-from dagrunner.execution.context import MACROS, DagRunView, VariableAccessor
+from dagrunner.execution.context import MACROS, ConnectionAccessor, DagRunView, VariableAccessor
 from dagrunner.execution.dag_cache import DagCache
 from dagrunner.execution.logs import open_log, output_to, write_line
 from dagrunner.execution.masking import SecretMasker
 from dagrunner.execution.runner import print_traceback, summarize
+from dagrunner.execution.secrets import DatabaseSecrets
 from dagrunner.execution.worker_config import WorkerConfig
 
 if TYPE_CHECKING:
@@ -85,6 +87,9 @@ def run_request(config: WorkerConfig, request_id: int) -> None:
             return  # done meanwhile (another scheduler ran it), or gone with its run
         path = callback_log_path(config.logs_folder, facts.dag_id, facts.run_id, facts.kind, request_id)
         masker = SecretMasker.from_environ()
+        # the callbacks' `Connection.get` / `Variable.get` / `conn` / `var` read the metadata DB too
+        secrets = DatabaseSecrets(engine, config.state_folder or Path(".dagrunner"), actor=config.actor)
+        _secrets.install(secrets, masker.add)
         fd = open_log(path)
         try:
             write_line(fd, f"[dagrunner] {utcnow().isoformat(timespec='milliseconds')} {facts.kind} of "
@@ -146,6 +151,7 @@ def build_dag_context(dag: Any, facts: RequestFacts, masker: SecretMasker) -> di
         "conf": conf,
         "macros": MACROS,
         "var": VariableAccessor(masker),
+        "conn": ConnectionAccessor(masker),
     }
 
 

@@ -81,6 +81,7 @@ from dagrunner.execution.messages import (
 )
 from dagrunner.execution.run_services import PipeRunServices
 from dagrunner.execution.runner import TryOutcome, run_callbacks
+from dagrunner.execution.secrets import PipeSecrets
 
 if TYPE_CHECKING:
     from dagrunner.execution.attempt import XComLoader
@@ -469,9 +470,11 @@ def _run_try(
     """Run the started try, send how it finished and, with callbacks, run them for the state recorded.
 
     The output is drained into the log before each report, so a recorded end has its whole log."""
-    lock = threading.Lock()  # user code may ask from threads: one request and its answer at a time
+    lock = threading.Lock()  # one pipe for XCom, run-service and secret requests: one at a time
     services = PipeRunServices(conn, lock)
-    outcome, prepared = attempt.run_here(task, item, started.start, masker, _xcom_loader(conn, lock), services)
+    secrets = PipeSecrets(conn, lock)
+    outcome, prepared = attempt.run_here(task, item, started.start, masker, _xcom_loader(conn, lock),
+                                         services=services, secrets=secrets)  # fmt: skip
     output.drain()
     wants_recorded = prepared is not None and _has_callbacks(prepared.task)
     try:

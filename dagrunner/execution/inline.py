@@ -23,6 +23,7 @@ from dagrunner.execution.logs import log_path, open_log, output_to
 from dagrunner.execution.masking import SecretMasker
 from dagrunner.execution.recording import XComRows, read_xcoms
 from dagrunner.execution.runner import run_callbacks
+from dagrunner.execution.secrets import DatabaseSecrets
 from dagrunner.persistence.engine import session_scope
 from dagrunner.settings import Settings
 
@@ -51,6 +52,7 @@ class InlineExecutor(Executor):
             import_timeout_s=settings.dagbag_import_timeout,
         )
         self._events: list[TryEvent] = []
+        self._secrets = DatabaseSecrets(engine, settings.state_folder, actor=actor)
         self._woken = threading.Event()
 
     def start(self) -> None:
@@ -112,7 +114,8 @@ class InlineExecutor(Executor):
                     outcome = attempt.load_failure(load_error or "the task could not be loaded")
                 else:
                     services = DbRunServices(self.engine, item.key, clock=self.clock, runs_progress_while_waiting=False)
-                    outcome, prepared = attempt.run_here(task, item, start, masker, self._load_xcoms(item), services)
+                    outcome, prepared = attempt.run_here(task, item, start, masker, self._load_xcoms(item),
+                                                        services=services, secrets=self._secrets)  # fmt: skip
             policy = attempt.policy_of(task)
             state = attempt.finish(self.engine, item, outcome, policy=policy, actor=self.actor, clock=self.clock)
             attempt.write_result(fd, item, state, outcome)

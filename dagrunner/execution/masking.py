@@ -20,20 +20,17 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
+from dagrunner.authoring._secrets import CONN_ENV_PREFIX, SENSITIVE_WORDS, VAR_ENV_PREFIX, is_sensitive
+
+__all__ = ["MASK", "SENSITIVE_WORDS", "VAR_ENV_PREFIX", "MaskedStream", "SecretMasker", "is_sensitive"]
+
 MASK = "***"
-VAR_ENV_PREFIX = "DAGRUNNER_VAR_"
-SENSITIVE_WORDS = ("password", "secret", "token", "api_key", "apikey", "passwd", "credential", "private_key")
 #: Shorter values are not masked: masking "a" or "on" would garble every line (Airflow's rule too).
 MIN_SECRET_LENGTH = 5
 #: A secret this long that contains `$` is masked also in what is left of it after shell expansion.
 SHELL_FRAGMENT_MIN_SECRET = 8
 #: What bash expands after a `$`: ${...}, a name, a special parameter (or a lone `$`, which stays).
 _SHELL_EXPANSION = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*|[0-9!#$*?@-])")
-
-
-def is_sensitive(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in SENSITIVE_WORDS)
 
 
 class SecretMasker:
@@ -47,13 +44,20 @@ class SecretMasker:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> SecretMasker:
-        """A masker that knows every `DAGRUNNER_VAR_*` value whose variable name looks secret."""
+        """A masker that knows every `DAGRUNNER_VAR_*` value whose variable name looks secret, and the
+        password (and secret-looking extras) of every `DAGRUNNER_CONN_*` connection: a task that echoes
+        its environment shows them masked."""
         env = os.environ if environ is None else environ
-        return cls(
+        masker = cls(
             value
             for name, value in env.items()
             if name.startswith(VAR_ENV_PREFIX) and is_sensitive(name[len(VAR_ENV_PREFIX) :])
         )
+        for name, value in env.items():
+            if name.startswith(CONN_ENV_PREFIX):
+                for secret in _connection_secrets(name[len(CONN_ENV_PREFIX) :].lower(), value):
+                    masker.add(secret)
+        return masker
 
     def add(self, value: Any) -> None:
         """Mask `value` from now on (with its lines and shell fragments: see the module docstring)."""
@@ -89,6 +93,17 @@ class SecretMasker:
         if isinstance(value, dict):
             return {k: self.mask_value(v) for k, v in value.items()}
         return value
+
+
+def _connection_secrets(conn_id: str, text: str) -> list[str]:
+    """The secrets of an environment connection; none when it does not parse (reading it says why)."""
+    from dagrunner.authoring.connection import Connection
+    from dagrunner.errors import InvalidConnectionError
+
+    try:
+        return Connection.from_text(conn_id, text).secrets()
+    except InvalidConnectionError:
+        return []
 
 
 def _pieces(secret: str) -> set[str]:

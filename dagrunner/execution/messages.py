@@ -21,6 +21,8 @@ Four kinds of process talk over `multiprocessing` pipes, each message one frozen
                                       --XComsRead | XComReadFailed ----------------->
                                       <--ServiceCall --------------------------------  (any number, run_services)
                                       --ServiceAnswer ------------------------------>
+                                      <--SecretRequest ------------------------------  (any number)
+                                      --SecretAnswer -------------------------------->
                                       <--TryFinished---------------------------------
                                       --Recorded------------------------------------>  (if it has callbacks)
                                       <--CallbacksRan -------------------------------
@@ -218,6 +220,25 @@ XComReply = XComsRead | XComReadFailed
 
 
 @dataclass(frozen=True, slots=True)
+class SecretRequest:
+    """Task process -> worker: a connection's JSON form or a variable's value from the metadata DB, or set a
+    variable (`op`: "connection", "variable", "set_variable"); see `execution.secrets`."""
+
+    op: str
+    key: str
+    value: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretAnswer:
+    """Worker -> task process: the value (None: not stored), or why it could not be read (`error`)."""
+
+    value: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TryFinished:
     """Task process -> worker: how the try finished. With `wants_recorded` it has callbacks and waits for
     `Recorded` to run them; otherwise it exits at once."""
@@ -242,4 +263,4 @@ class CallbacksRan:
 
 
 #: What a task process may send while its try runs (after `TryStarted`).
-FromTaskProcess = XComRequest | ServiceCall | TryFinished | CallbacksRan
+FromTaskProcess = XComRequest | ServiceCall | SecretRequest | TryFinished | CallbacksRan

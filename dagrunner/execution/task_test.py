@@ -30,6 +30,7 @@ from dagrunner.execution.recording import XComRows, final_state, previous_succes
 from dagrunner.execution.retries import RetryPolicy
 from dagrunner.execution.run_services import RunServices
 from dagrunner.execution.runner import run_callbacks
+from dagrunner.execution.secrets import DatabaseSecrets
 from dagrunner.persistence.engine import make_engine, session_scope, sqlite_path
 from dagrunner.persistence.models import DagRun
 from dagrunner.settings import Settings
@@ -51,8 +52,8 @@ def test_task(
     conf: dict[str, Any] | None = None,
 ) -> tuple[TaskInstanceState, str]:
     """Run `task_id` of the live `dag` for `logical_date`; (the state it would get, its log text)."""
-    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader, services):
-        return _run(item, task, start, loader, services)
+    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as pretend:
+        return _run(*pretend)
 
 
 def render_task(
@@ -66,9 +67,9 @@ def render_task(
 ) -> dict[str, Any]:
     """`task_id`'s templated fields rendered for `logical_date` (field -> value, secrets masked), without
     running it: what `dagrunner tasks render` shows."""
-    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader, _):
+    with _pretend_try(settings, dag, task_id, logical_date, map_index, conf) as (item, task, start, loader, _, secrets):
         masker = SecretMasker.from_environ()
-        prepared = attempt.prepare(task, item, start, masker, loader)
+        prepared = attempt.prepare(task, item, start, masker, loader, secrets=secrets)
         runner.render_task(prepared.task, prepared.context, prepared.protected)
         return {name: _masked(getattr(prepared.task, name), masker) for name in prepared.task.template_fields}
 
@@ -77,7 +78,7 @@ def mapped_count(settings: Settings, dag: Any, task_id: str, logical_date: datet
     """How many instances mapped `task_id` expands into for `logical_date`: literal inputs by their length,
     XCom inputs by the upstream values of the stored run with that date. ExecutionError when an upstream
     value is missing (no run, or its upstream has not run yet)."""
-    with _pretend_try(settings, dag, task_id, logical_date, 0, None) as (item, task, start, loader, _):
+    with _pretend_try(settings, dag, task_id, logical_date, 0, None) as (item, task, start, loader, _, _secrets):
         xcoms = XComSource(start.xcom_rows, fetched_task_ids=start.fetched_task_ids, loader=loader)
         ti = TaskInstanceView(item.key, 1, start.max_tries, xcoms)
         count = expanded_count(task, ti.pull_for_render)
@@ -92,9 +93,11 @@ def mapped_count(settings: Settings, dag: Any, task_id: str, logical_date: datet
 @contextlib.contextmanager
 def _pretend_try(
     settings: Settings, dag: DAG, task_id: str, logical_date: datetime, map_index: int, conf: dict[str, Any] | None
-) -> Iterator[tuple[WorkItem, RunnableTask, attempt.TryStart, XComLoader | None, RunServices | None]]:
-    """The work item, task, start facts, XCom loader and run services (reads only) of a try that is never
-    recorded."""
+) -> Iterator[
+    tuple[WorkItem, RunnableTask, attempt.TryStart, XComLoader | None, RunServices | None, DatabaseSecrets | None]
+]:
+    """The work item, task, start facts, XCom loader, run services (reads only) and the DB's connections and
+    variables (None: no DB yet, the environment only) of a try that is never recorded."""
     task: RunnableTask = dag.get_task(task_id)
     if task.is_mapped and map_index < 0:
         raise ExecutionError(f"task {task_id!r} is mapped: say which instance to test with a map index (0, 1, ...)")
@@ -103,7 +106,8 @@ def _pretend_try(
         run_id, facts, start = _facts(engine, dag, task, logical_date, conf)
         item = WorkItem(TaskKey(dag.dag_id, run_id, task_id, map_index), 1, dag.fileloc, facts)
         services = ReadOnlyRunServices(engine, item.key) if engine is not None else None
-        yield item, task, start, _loader(engine, item), services
+        secrets = None if engine is None else DatabaseSecrets(engine, settings.state_folder, actor="tasks test")
+        yield item, task, start, _loader(engine, item), services, secrets
     finally:
         if engine is not None:
             engine.dispose()
@@ -128,13 +132,14 @@ def _run(
     start: attempt.TryStart,
     loader: XComLoader | None,
     services: RunServices | None,
+    secrets: DatabaseSecrets | None,
 ) -> tuple[TaskInstanceState, str]:
     masker = SecretMasker.from_environ()
     fd, path = tempfile.mkstemp(prefix="dagrunner-task-test-", suffix=".log")
     try:
         attempt.write_header(fd, item, pid=os.getpid())
         with output_to(fd, masker):
-            outcome, prepared = attempt.run_here(task, item, start, masker, loader, services)
+            outcome, prepared = attempt.run_here(task, item, start, masker, loader, services=services, secrets=secrets)
         state = final_state(outcome.state, True, 1, 0, RetryPolicy.none())
         _describe(fd, state, outcome.error, masker.mask_value(dict(outcome.xcoms)), outcome.skip_task_ids)
         if prepared is not None:

@@ -66,6 +66,8 @@ from dagrunner.execution.messages import (
     KillRequest,
     Recorded,
     Report,
+    SecretAnswer,
+    SecretRequest,
     Stamp,
     Stop,
     TryFacts,
@@ -81,6 +83,7 @@ from dagrunner.execution.retries import RetryPolicy
 from dagrunner.execution.run_services import ServiceAnswer, ServiceCall
 from dagrunner.execution.run_services import answer as answer_service
 from dagrunner.execution.runner import TryOutcome, timeout_message
+from dagrunner.execution.secrets import DatabaseSecrets
 from dagrunner.execution.worker_config import WorkerConfig
 from dagrunner.persistence.engine import OUTAGE_ERRORS, Outage, make_engine, session_scope
 from dagrunner.states import TaskInstanceState
@@ -135,6 +138,7 @@ class Worker:
         #: One connection for all our transactions: no pool checkout (or PostgreSQL ping) per transaction.
         #: After a lost connection SQLAlchemy connects again on its next use.
         self.db: DbConnection = self.engine.connect()
+        self.secrets = DatabaseSecrets(self.engine, config.state_folder or Path(".dagrunner"), actor=config.actor)
         #: (fileloc, dag_id) -> (the file's stamp, task_id -> upstream task ids) as a task process described it.
         self.upstreams: dict[tuple[str, str], tuple[Stamp, dict[str, frozenset[str]]]] = {}
         #: The files the forker has imported, and the task processes forked ahead for the next tries.
@@ -374,6 +378,10 @@ class Worker:
 
         return answer_service(DbRunServices(self.engine, item.key), call)
 
+    def read_secret(self, request: SecretRequest) -> SecretAnswer:
+        """A connection or variable a task process asked for (or a variable it sets), or why not."""
+        return self.secrets.answer(request)
+
     def heartbeat(self, item: WorkItem) -> str | None:
         """Stamp the try's heartbeat; why it must stop when its instance no longer runs it (None: go on)."""
         try:
@@ -406,6 +414,9 @@ class TrySupervisor(Protocol):
 
     def read_xcoms(self, item: WorkItem, task_ids: list[str]) -> XComReply:
         """The XComs a task process asked for, or why they could not be read."""
+
+    def read_secret(self, request: SecretRequest) -> SecretAnswer:
+        """A connection or variable a task process asked for (or a variable it sets), or why not."""
 
     def heartbeat(self, item: WorkItem) -> str | None:
         """Record that the try of `item` is alive; why it must stop when its instance moved on (None: go on)."""
@@ -554,6 +565,8 @@ class TryProcess:
                         self._answer_xcoms(conn, request)
                     case ServiceCall() as call:
                         self._answer_service(conn, call)
+                    case SecretRequest() as request:
+                        self._answer_secret(conn, request)
                     case TryFinished(outcome, wants_recorded):
                         self.wants_recorded = wants_recorded
                         return outcome
@@ -594,6 +607,11 @@ class TryProcess:
     def _answer_service(self, conn: Connection, call: ServiceCall) -> None:
         reply = self.supervisor.answer_service(self.item, call)
         with contextlib.suppress(OSError):
+            conn.send(reply)
+
+    def _answer_secret(self, conn: Connection, request: SecretRequest) -> None:
+        reply = self.supervisor.read_secret(request)
+        with contextlib.suppress(OSError):  # it died meanwhile: waiting sees its pipe closed
             conn.send(reply)
 
     def _outcome_of_exit(self) -> TryOutcome:
@@ -650,6 +668,8 @@ class TryProcess:
                     self._answer_xcoms(conn, request)
                 case ServiceCall() as call:
                     self._answer_service(conn, call)
+                case SecretRequest() as request:
+                    self._answer_secret(conn, request)
                 case CallbacksRan(errors):
                     return list(errors)
                 case _:

@@ -41,6 +41,8 @@ class WorkerConfig:
     db_unreachable_timeout_s: float = 300.0
     environ: dict[str, str] = field(default_factory=dict)
     cwd: str = ""
+    #: Where the Fernet key file is (connections and variables, `persistence.fernet`); None: ./.dagrunner.
+    state_folder: Path | None = None
 
     @classmethod
     def from_settings(
@@ -56,5 +58,6 @@ class WorkerConfig:
             import_timeout_s=settings.dagbag_import_timeout,
             actor=actor,
             db_unreachable_timeout_s=settings.db_unreachable_timeout_sec,
+            state_folder=settings.state_folder,
             **extra,
         )

@@ -691,6 +691,38 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
 
+# --- issue #15: connections and variables ---------------------------------------------------------------------
+
+
+class ConnectionRecord(Base):
+    """A stored connection (Airflow's `connection` table). `password` and `extra` are Fernet tokens
+    (`persistence.fernet`), never plaintext; the other fields are not secrets and stay readable."""
+
+    __tablename__ = "connection"
+
+    conn_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    conn_type: Mapped[str] = mapped_column(String(500), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(Text)
+    schema: Mapped[str | None] = mapped_column(Text)
+    login: Mapped[str | None] = mapped_column(Text)
+    password: Mapped[str | None] = mapped_column(Text)
+    port: Mapped[int | None] = mapped_column(Integer)
+    extra: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class VariableRecord(Base):
+    """A stored variable (Airflow's `variable` table); `val` is a Fernet token, never plaintext."""
+
+    __tablename__ = "variable"
+
+    key: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    val: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
 TABLE_NAMES: frozenset[str] = frozenset(Base.metadata.tables)
 
 

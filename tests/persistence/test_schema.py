@@ -51,6 +51,8 @@ EXPECTED_TABLES = {
     "dag_run_asset_event",
     "outbox",  # issue #12 part C
     "outbox_sink",
+    "connection",  # issue #15
+    "variable",  # issue #15
 }
 
 
