@@ -12,19 +12,16 @@ read in the DAG's timezone. The moment judged is now, or the run's logical date 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from typing import Any
 
 import pendulum
 
-from dagrunner.authoring.baseoperator import BaseOperator
-from dagrunner.authoring.operators.python import BranchMixin
-from dagrunner.authoring.operators.weekday import follow_ids
-from dagrunner.clock import utcnow
+from dagrunner.authoring.operators.clock_branch import MomentBranchOperator
 
 
-class BranchDateTimeOperator(BranchMixin, BaseOperator):
+class BranchDateTimeOperator(MomentBranchOperator):
     """Follow `follow_task_ids_if_true` when the moment is within the target window, else the others."""
 
     def __init__(
@@ -37,30 +34,20 @@ class BranchDateTimeOperator(BranchMixin, BaseOperator):
         use_task_logical_date: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(follow_task_ids_if_true=follow_task_ids_if_true, follow_task_ids_if_false=follow_task_ids_if_false,
+                         use_task_logical_date=use_task_logical_date, **kwargs)  # fmt: skip
         check = self._arg_check
         if target_lower is None and target_upper is None:
             check.fail("target_upper", target_upper, "a datetime or time when target_lower is None (both are None)")
         for name, value in (("target_lower", target_lower), ("target_upper", target_upper)):
             if value is not None and not isinstance(value, datetime | time):
                 check.fail(name, value, "a datetime, a datetime.time, or None")
-        self.follow_task_ids_if_true = follow_ids(check, "follow_task_ids_if_true", follow_task_ids_if_true)
-        self.follow_task_ids_if_false = follow_ids(check, "follow_task_ids_if_false", follow_task_ids_if_false)
         self.target_lower = target_lower
         self.target_upper = target_upper
-        self.use_task_logical_date = check.boolean("use_task_logical_date", use_task_logical_date)
 
-    def execute(self, context: Mapping[str, Any]) -> list[str]:
-        chosen = self.choose_branch(context, utcnow())
-        self.branches_to_skip(chosen)
-        return chosen
-
-    def choose_branch(self, context: Mapping[str, Any], now: datetime) -> list[str]:
-        moment = pendulum.instance(context["logical_date"] if self.use_task_logical_date else now)
-        moment = moment.in_timezone(self.dag.timezone)
+    def holds(self, moment: pendulum.DateTime) -> bool:
         lower, upper = self.window(moment)
-        inside = (lower is None or lower <= moment) and (upper is None or moment <= upper)
-        return list(self.follow_task_ids_if_true if inside else self.follow_task_ids_if_false)
+        return (lower is None or lower <= moment) and (upper is None or moment <= upper)
 
     def window(self, moment: pendulum.DateTime) -> tuple[datetime | None, datetime | None]:
         """The window's ends as aware datetimes, times taken on `moment`'s date (DAG timezone)."""

@@ -16,22 +16,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from dagrunner.authoring.baseoperator import BaseOperator
-from dagrunner.authoring.operators.python import BranchMixin
-from dagrunner.clock import utcnow
+from dagrunner.authoring.operators.clock_branch import ClockBranchOperator
 from dagrunner.timetables import DagRunInfo
 
 #: Run types LatestOnlyOperator judges; every other run (manual, asset_triggered) proceeds.
 _JUDGED_RUN_TYPES = frozenset({"scheduled", "backfill"})
 
 
-class LatestOnlyOperator(BranchMixin, BaseOperator):
+class LatestOnlyOperator(ClockBranchOperator):
     """Skip the direct downstream tasks unless this run is the DAG's latest scheduled one."""
-
-    def execute(self, context: Mapping[str, Any]) -> list[str]:
-        chosen = self.choose_branch(context, utcnow())
-        self.branches_to_skip(chosen)
-        return chosen
 
     def choose_branch(self, context: Mapping[str, Any], now: datetime) -> list[str]:
         """All direct downstream task ids when the run is the latest (or not scheduled), else none."""

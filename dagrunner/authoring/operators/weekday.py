@@ -12,15 +12,12 @@ so a run at midnight Europe/Amsterdam is on the day its DAG says.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Iterable
 from typing import Any
 
 import pendulum
 
-from dagrunner.authoring.baseoperator import BaseOperator
-from dagrunner.authoring.operators.python import BranchMixin
-from dagrunner.clock import utcnow
+from dagrunner.authoring.operators.clock_branch import MomentBranchOperator
 
 
 @enum.unique
@@ -65,16 +62,7 @@ class WeekDay(enum.IntEnum):
         )
 
 
-def follow_ids(check: Any, arg: str, value: str | Iterable[str]) -> list[str]:
-    """A branch target argument (a task id or several) as a list."""
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, Iterable):
-        check.fail(arg, value, "a task id or a list of task ids")
-    return check.string_list(arg, list(value))  # type: ignore[no-any-return]
-
-
-class BranchDayOfWeekOperator(BranchMixin, BaseOperator):
+class BranchDayOfWeekOperator(MomentBranchOperator):
     """Follow `follow_task_ids_if_true` on the days in `week_day`, else `follow_task_ids_if_false`."""
 
     def __init__(
@@ -86,23 +74,13 @@ class BranchDayOfWeekOperator(BranchMixin, BaseOperator):
         use_task_logical_date: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        check = self._arg_check
-        self.follow_task_ids_if_true = follow_ids(check, "follow_task_ids_if_true", follow_task_ids_if_true)
-        self.follow_task_ids_if_false = follow_ids(check, "follow_task_ids_if_false", follow_task_ids_if_false)
+        super().__init__(follow_task_ids_if_true=follow_task_ids_if_true, follow_task_ids_if_false=follow_task_ids_if_false,
+                         use_task_logical_date=use_task_logical_date, **kwargs)  # fmt: skip
         try:
             self._week_day_num = WeekDay.validate_week_day(week_day)
         except (AttributeError, TypeError) as exc:
-            check.fail("week_day", week_day, f"a day name, a WeekDay, or several of them ({exc})")
+            self._arg_check.fail("week_day", week_day, f"a day name, a WeekDay, or several of them ({exc})")
         self.week_day = week_day
-        self.use_task_logical_date = check.boolean("use_task_logical_date", use_task_logical_date)
 
-    def execute(self, context: Mapping[str, Any]) -> list[str]:
-        chosen = self.choose_branch(context, utcnow())
-        self.branches_to_skip(chosen)
-        return chosen
-
-    def choose_branch(self, context: Mapping[str, Any], now: datetime) -> list[str]:
-        when = context["logical_date"] if self.use_task_logical_date else now
-        day = pendulum.instance(when).in_timezone(self.dag.timezone).isoweekday()
-        return list(self.follow_task_ids_if_true if day in self._week_day_num else self.follow_task_ids_if_false)
+    def holds(self, moment: pendulum.DateTime) -> bool:
+        return moment.isoweekday() in self._week_day_num
