@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,7 +24,7 @@ from dagrunner.errors import (
 )
 from dagrunner.settings import Settings
 from dagrunner.web.api import ROUTER_MODULES
-from dagrunner.web.deps import WebState
+from dagrunner.web.deps import Viewer, WebState
 from dagrunner.web.security import SECURITY_HEADERS, SecurityHeaders
 from dagrunner.web.ui import mount_ui
 
@@ -62,7 +63,7 @@ def create_app(
     app = FastAPI(
         title="dagrunner",
         version=__version__,
-        openapi_url=f"{API_PREFIX}/openapi.json",
+        openapi_url=None,  # served below, behind the viewer role like every endpoint but /health
         docs_url=None,  # Swagger UI loads its scripts from a CDN and inline: our CSP forbids both
         redoc_url=None,
     )
@@ -78,6 +79,10 @@ def create_app(
         # this answer carries the headers itself, and says nothing of the exception (uvicorn logs it).
         return JSONResponse({"detail": "internal error; the api-server's log has the traceback"},
                             status_code=500, headers=dict(SECURITY_HEADERS))  # fmt: skip
+
+    @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
+    def openapi(_user: Viewer) -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -241,3 +241,11 @@ def test_an_unexpected_error_is_a_500_with_the_security_headers_and_no_details(w
     assert response.status_code == 500
     assert "secret internals" not in response.text
     _assert_security_headers(response.headers, api=False)
+
+
+def test_the_openapi_document_needs_credentials_like_every_endpoint_but_health(web: WebProject) -> None:
+    assert web.client(None).get("/api/v1/openapi.json").status_code == 401
+    document = web.client("viewer").get("/api/v1/openapi.json")
+    assert document.status_code == 200
+    assert "/api/v1/dags" in document.json()["paths"]
+    assert "/api/v1/openapi.json" not in document.json()["paths"]
